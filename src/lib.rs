@@ -1,2 +1,23 @@
 //! messaging-stream: a DynamoDB Streams consumer that keeps Cruddur conversation lists current.
+//!
+//! The pipeline, one module per step:
+//! [`event`] (parse each record) -> [`plan`] (pure: coalesce per group, decide moves) ->
+//! [`store`] (the only module that talks to DynamoDB) driven per group by [`apply`] ->
+//! [`handler`] (bounded concurrency, summary log) -> [`response`] (the batch response).
+//! [`config`] is read once at start-up; [`aws`] builds the SDK clients from it.
+
+pub mod apply;
+pub mod aws;
+pub mod config;
+pub mod event;
 pub mod filter;
+pub mod handler;
+pub mod local;
+pub mod plan;
+pub mod request_log;
+pub mod response;
+pub mod store;
+pub mod timestamp;
+
+pub use config::Config;
+pub use handler::{handle, App};

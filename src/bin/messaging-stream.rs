@@ -1,1 +1,14 @@
-fn main(){}
+//! The Lambda: reads the config and builds the DynamoDB client once, then serves invocations.
+
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use messaging_stream::{handle, App, Config};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    // JSON or text per AWS_LAMBDA_LOG_FORMAT, level per AWS_LAMBDA_LOG_LEVEL.
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = Config::from_env()?;
+    let app = App::from_config(config).await;
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| handle(&app, event))).await
+}

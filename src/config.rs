@@ -1,0 +1,254 @@
+//! The function's settings, read once from the environment at start-up.
+//!
+//! Everything tunable lives in [`Config`]; a bad value is a start-up error that names the
+//! variable, never a surprise in the middle of a batch. The AWS SDK's own variables
+//! (`AWS_REGION`, credentials, `AWS_ENDPOINT_URL_DYNAMODB`) are left to aws-config's standard chain;
+//! the retry variables are read here so that the defaults suit a stream consumer (adaptive mode).
+
+use aws_config::retry::RetryConfig;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Default table name, as in the Cruddur data model.
+pub const DEFAULT_TABLE_NAME: &str = "cruddur-messages";
+/// Default GSI on `message_group_uuid`.
+pub const DEFAULT_GROUP_INDEX_NAME: &str = "message-group-sk-index";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryMode {
+    Standard,
+    Adaptive,
+}
+
+/// All settings of the consumer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// `TABLE_NAME`: the single table.
+    pub table_name: String,
+    /// `GROUP_INDEX_NAME`: the GSI keyed on `message_group_uuid`.
+    pub group_index_name: String,
+    /// `GROUP_CONCURRENCY`: groups of one batch processed at once.
+    pub group_concurrency: usize,
+    /// `CONDITION_RETRIES`: re-reads of a row after a failed condition (a lost race or a stale GSI read).
+    pub condition_retries: u32,
+    /// `CONFLICT_RETRIES`: retries of a transaction cancelled by a conflicting transaction.
+    pub conflict_retries: u32,
+    /// `AWS_MAX_ATTEMPTS`: SDK attempts per request (throttling, 5xx, connection errors).
+    pub max_attempts: u32,
+    /// `AWS_RETRY_MODE`: `adaptive` (default) or `standard`.
+    pub retry_mode: RetryMode,
+    /// `AWS_ENDPOINT_URL_DYNAMODB` (or `AWS_ENDPOINT_URL`): set for DynamoDB Local.
+    pub endpoint_url: Option<String>,
+    /// Connect timeout of one request.
+    pub connect_timeout: Duration,
+    /// Timeout of one request attempt; the SDK retries after it.
+    pub attempt_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            table_name: DEFAULT_TABLE_NAME.to_owned(),
+            group_index_name: DEFAULT_GROUP_INDEX_NAME.to_owned(),
+            group_concurrency: 16,
+            condition_retries: 3,
+            conflict_retries: 5,
+            max_attempts: 5,
+            retry_mode: RetryMode::Adaptive,
+            endpoint_url: None,
+            connect_timeout: Duration::from_secs(2),
+            attempt_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A setting that could not be used; names the variable and says what it takes.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{variable}={value:?} is not valid: {expected}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub value: String,
+    pub expected: &'static str,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup` (the environment in production, a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let defaults = Self::default();
+        let text = |variable: &'static str, default: String| -> Result<String, ConfigError> {
+            match lookup(variable) {
+                None => Ok(default),
+                Some(value) if value.trim().is_empty() => Err(ConfigError {
+                    variable,
+                    value,
+                    expected: "a non-empty name",
+                }),
+                Some(value) => Ok(value),
+            }
+        };
+        let number =
+            |variable: &'static str, default: u32, min: u32, max: u32, expected: &'static str| {
+                match lookup(variable) {
+                    None => Ok(default),
+                    Some(value) => match u32::from_str(value.trim()) {
+                        Ok(n) if (min..=max).contains(&n) => Ok(n),
+                        _ => Err(ConfigError {
+                            variable,
+                            value,
+                            expected,
+                        }),
+                    },
+                }
+            };
+        let retry_mode = match lookup("AWS_RETRY_MODE").as_deref().map(str::trim) {
+            None | Some("adaptive") => RetryMode::Adaptive,
+            Some("standard") => RetryMode::Standard,
+            Some(other) => {
+                return Err(ConfigError {
+                    variable: "AWS_RETRY_MODE",
+                    value: other.to_owned(),
+                    expected: "`adaptive` or `standard`",
+                })
+            }
+        };
+        let endpoint_url = lookup("AWS_ENDPOINT_URL_DYNAMODB")
+            .or_else(|| lookup("AWS_ENDPOINT_URL"))
+            .filter(|url| !url.trim().is_empty());
+        Ok(Self {
+            table_name: text("TABLE_NAME", defaults.table_name)?,
+            group_index_name: text("GROUP_INDEX_NAME", defaults.group_index_name)?,
+            group_concurrency: number(
+                "GROUP_CONCURRENCY",
+                16,
+                1,
+                256,
+                "a whole number from 1 to 256",
+            )? as usize,
+            condition_retries: number(
+                "CONDITION_RETRIES",
+                3,
+                0,
+                20,
+                "a whole number from 0 to 20",
+            )?,
+            conflict_retries: number("CONFLICT_RETRIES", 5, 0, 20, "a whole number from 0 to 20")?,
+            max_attempts: number("AWS_MAX_ATTEMPTS", 5, 1, 20, "a whole number from 1 to 20")?,
+            retry_mode,
+            endpoint_url,
+            ..defaults
+        })
+    }
+
+    /// The SDK retry policy: throttling, 5xx and transient network errors are retried by the SDK.
+    pub fn retry_config(&self) -> RetryConfig {
+        let base = match self.retry_mode {
+            RetryMode::Adaptive => RetryConfig::adaptive(),
+            RetryMode::Standard => RetryConfig::standard(),
+        };
+        base.with_max_attempts(self.max_attempts)
+    }
+
+    /// True when the endpoint is on this machine (DynamoDB Local): no AWS account is involved.
+    pub fn is_local_endpoint(&self) -> bool {
+        self.endpoint_url.as_deref().is_some_and(|url| {
+            let host = url.split("://").nth(1).unwrap_or(url);
+            ["127.", "localhost", "[::1]"]
+                .iter()
+                .any(|local| host.starts_with(local))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn read(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_follow_the_data_model() {
+        let config = read(&[]).unwrap();
+        assert_eq!(config, Config::default());
+        assert_eq!(config.table_name, "cruddur-messages");
+        assert_eq!(config.retry_mode, RetryMode::Adaptive);
+        assert_eq!(config.retry_config().max_attempts(), 5);
+    }
+
+    #[test]
+    fn reads_every_variable() {
+        let config = read(&[
+            ("TABLE_NAME", "t"),
+            ("GROUP_INDEX_NAME", "i"),
+            ("GROUP_CONCURRENCY", "4"),
+            ("CONDITION_RETRIES", "0"),
+            ("CONFLICT_RETRIES", "2"),
+            ("AWS_MAX_ATTEMPTS", "3"),
+            ("AWS_RETRY_MODE", "standard"),
+            ("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:8000"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (config.table_name.as_str(), config.group_index_name.as_str()),
+            ("t", "i")
+        );
+        assert_eq!(
+            (
+                config.group_concurrency,
+                config.condition_retries,
+                config.conflict_retries
+            ),
+            (4, 0, 2)
+        );
+        assert_eq!(
+            (config.max_attempts, config.retry_mode),
+            (3, RetryMode::Standard)
+        );
+        assert!(config.is_local_endpoint());
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let error = read(&[("GROUP_CONCURRENCY", "0")]).unwrap_err();
+        assert_eq!(error.variable, "GROUP_CONCURRENCY");
+        assert!(
+            error.to_string().contains("GROUP_CONCURRENCY=\"0\""),
+            "{error}"
+        );
+        assert_eq!(
+            read(&[("AWS_RETRY_MODE", "legacy")]).unwrap_err().variable,
+            "AWS_RETRY_MODE"
+        );
+        assert_eq!(
+            read(&[("AWS_MAX_ATTEMPTS", "many")]).unwrap_err().variable,
+            "AWS_MAX_ATTEMPTS"
+        );
+        assert_eq!(
+            read(&[("TABLE_NAME", " ")]).unwrap_err().variable,
+            "TABLE_NAME"
+        );
+    }
+
+    #[test]
+    fn only_loopback_endpoints_are_local() {
+        let with = |url: &str| {
+            read(&[("AWS_ENDPOINT_URL_DYNAMODB", url)])
+                .unwrap()
+                .is_local_endpoint()
+        };
+        assert!(with("http://localhost:8000"));
+        assert!(!with("https://dynamodb.eu-west-1.amazonaws.com"));
+        assert!(!read(&[]).unwrap().is_local_endpoint());
+    }
+}

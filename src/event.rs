@@ -1,0 +1,318 @@
+//! Parsing a Lambda DynamoDB Streams event, one record at a time.
+//!
+//! The event is taken as raw JSON and each record is parsed on its own into
+//! `aws_lambda_events`' `EventRecord`: deserialising the whole event at once would fail the batch
+//! on a single bad record and block the shard. This module decides what each record is
+//! (a new message, something to ignore, or malformed); it does no I/O.
+
+use aws_lambda_events::dynamodb::EventRecord;
+use serde_dynamo::AttributeValue;
+use serde_json::Value;
+use std::fmt;
+
+/// Prefix of message items' partition key: `MSG#<message_group_uuid>`.
+pub const MESSAGE_PK_PREFIX: &str = "MSG#";
+
+/// Where a record sits in the batch and how Lambda identifies it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordRef {
+    /// Index in the event's `Records` array (batch order).
+    pub position: usize,
+    pub event_id: Option<String>,
+    pub sequence_number: Option<String>,
+}
+
+/// A user's message text. Private: its `Debug` never shows the content, so it cannot leak into logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MessageText(String);
+
+impl MessageText {
+    pub fn new(text: impl Into<String>) -> Self {
+        Self(text.into())
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for MessageText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MessageText(<{} bytes>)", self.0.len())
+    }
+}
+
+/// A message written to a group: what the group's rows must move to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMessage {
+    pub record: RecordRef,
+    pub group_uuid: String,
+    /// The message's sort key (its `created_at`), which becomes the rows' new sort key.
+    pub created_at: String,
+    pub text: MessageText,
+}
+
+/// Why a well-formed record needs no work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IgnoreReason {
+    /// REMOVE, or any event name other than INSERT and MODIFY.
+    NotInsertOrModify,
+    /// Not a message item: group rows (including this function's own writes) and other types.
+    NotAMessage,
+    /// A message item whose new image has no string `message` (e.g. a KEYS_ONLY stream).
+    NoMessageText,
+}
+
+impl IgnoreReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotInsertOrModify => "not_insert_or_modify",
+            Self::NotAMessage => "not_a_message",
+            Self::NoMessageText => "no_message_text",
+        }
+    }
+}
+
+/// What one record of the batch is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Parsed {
+    Relevant(NewMessage),
+    Ignored {
+        record: RecordRef,
+        reason: IgnoreReason,
+    },
+    Malformed {
+        record: RecordRef,
+        reason: String,
+    },
+}
+
+impl Parsed {
+    pub fn record(&self) -> &RecordRef {
+        match self {
+            Parsed::Relevant(message) => &message.record,
+            Parsed::Ignored { record, .. } | Parsed::Malformed { record, .. } => record,
+        }
+    }
+}
+
+/// The event as a whole is not a DynamoDB Streams event.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EventError {
+    #[error("event has no `Records` array; is this function triggered by a DynamoDB stream?")]
+    NoRecords,
+}
+
+/// Parses every record of `event`, each on its own, in batch order.
+pub fn parse_event(event: &Value) -> Result<Vec<Parsed>, EventError> {
+    let records = event
+        .get("Records")
+        .and_then(Value::as_array)
+        .ok_or(EventError::NoRecords)?;
+    Ok(records
+        .iter()
+        .enumerate()
+        .map(|(position, raw)| parse_record(position, raw))
+        .collect())
+}
+
+/// The relevance rule, on a raw record: INSERT or MODIFY of a `MSG#` item whose new image has a
+/// string `message`. The template's FilterCriteria states the same rule (a test keeps them equal).
+pub fn is_relevant(raw: &Value) -> bool {
+    let event_name = raw.get("eventName").and_then(Value::as_str);
+    let change = raw.get("dynamodb");
+    let pk = change
+        .and_then(|c| c.pointer("/Keys/pk/S"))
+        .and_then(Value::as_str);
+    let has_text = change
+        .and_then(|c| c.pointer("/NewImage/message/S"))
+        .is_some_and(Value::is_string);
+    matches!(event_name, Some("INSERT" | "MODIFY"))
+        && pk.is_some_and(|pk| pk.starts_with(MESSAGE_PK_PREFIX))
+        && has_text
+}
+
+/// Parses one record. Never panics: anything unexpected is `Malformed` with a reason.
+pub fn parse_record(position: usize, raw: &Value) -> Parsed {
+    // Identity comes from the raw JSON so that even a record that fails to parse can be named in logs.
+    let record = RecordRef {
+        position,
+        event_id: raw
+            .get("eventID")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        sequence_number: raw
+            .pointer("/dynamodb/SequenceNumber")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+    };
+    let typed: EventRecord = match serde_json::from_value(raw.clone()) {
+        Ok(typed) => typed,
+        Err(error) => {
+            return Parsed::Malformed {
+                record,
+                reason: format!("not a DynamoDB stream record: {error}"),
+            }
+        }
+    };
+    if !is_relevant(raw) {
+        let reason = if !matches!(typed.event_name.as_str(), "INSERT" | "MODIFY") {
+            IgnoreReason::NotInsertOrModify
+        } else if !string_attr(&typed.change.keys, "pk")
+            .is_some_and(|pk| pk.starts_with(MESSAGE_PK_PREFIX))
+        {
+            IgnoreReason::NotAMessage
+        } else {
+            IgnoreReason::NoMessageText
+        };
+        return Parsed::Ignored { record, reason };
+    }
+    let malformed = |reason: &str| Parsed::Malformed {
+        record: record.clone(),
+        reason: reason.to_owned(),
+    };
+    let Some(pk) = string_attr(&typed.change.keys, "pk") else {
+        return malformed("Keys.pk is not a string");
+    };
+    let group_uuid = &pk[MESSAGE_PK_PREFIX.len()..];
+    if group_uuid.is_empty() {
+        return malformed("Keys.pk names no message group");
+    }
+    let Some(created_at) = string_attr(&typed.change.keys, "sk").filter(|sk| !sk.is_empty()) else {
+        return malformed("Keys.sk is missing, empty or not a string");
+    };
+    let Some(text) = string_attr(&typed.change.new_image, "message") else {
+        return malformed("NewImage.message is not a string");
+    };
+    Parsed::Relevant(NewMessage {
+        group_uuid: group_uuid.to_owned(),
+        created_at: created_at.to_owned(),
+        text: MessageText::new(text),
+        record,
+    })
+}
+
+fn string_attr<'a>(item: &'a serde_dynamo::Item, name: &str) -> Option<&'a str> {
+    match item.get(name) {
+        Some(AttributeValue::S(value)) => Some(value),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn record(event_name: &str, pk: &str, sk: &str, message: Option<&str>) -> Value {
+        let mut image = json!({"pk": {"S": pk}, "sk": {"S": sk}});
+        if let Some(text) = message {
+            image["message"] = json!({"S": text});
+        }
+        json!({
+            "eventID": format!("id-{pk}-{sk}"),
+            "eventName": event_name,
+            "eventVersion": "1.1",
+            "eventSource": "aws:dynamodb",
+            "awsRegion": "us-east-1",
+            "dynamodb": {
+                "ApproximateCreationDateTime": 1679767875.0,
+                "Keys": {"pk": {"S": pk}, "sk": {"S": sk}},
+                "NewImage": image,
+                "SequenceNumber": "100",
+                "SizeBytes": 120,
+                "StreamViewType": "NEW_IMAGE"
+            }
+        })
+    }
+
+    #[test]
+    fn a_message_insert_is_relevant() {
+        let parsed = parse_record(
+            3,
+            &record("INSERT", "MSG#g1", "2023-03-25T18:11:15+00:00", Some("hi")),
+        );
+        let Parsed::Relevant(message) = parsed else {
+            panic!("expected relevant, got {parsed:?}")
+        };
+        assert_eq!(message.group_uuid, "g1");
+        assert_eq!(message.created_at, "2023-03-25T18:11:15+00:00");
+        assert_eq!(message.text.as_str(), "hi");
+        assert_eq!(message.record.position, 3);
+        assert_eq!(message.record.sequence_number.as_deref(), Some("100"));
+    }
+
+    #[test]
+    fn modify_is_relevant_remove_and_group_rows_are_ignored() {
+        assert!(matches!(
+            parse_record(0, &record("MODIFY", "MSG#g", "t", Some("x"))),
+            Parsed::Relevant(_)
+        ));
+        let ignored = |raw: Value| match parse_record(0, &raw) {
+            Parsed::Ignored { reason, .. } => reason,
+            other => panic!("expected ignored, got {other:?}"),
+        };
+        assert_eq!(
+            ignored(record("REMOVE", "MSG#g", "t", Some("x"))),
+            IgnoreReason::NotInsertOrModify
+        );
+        assert_eq!(
+            ignored(record("INSERT", "GRP#u", "t", Some("x"))),
+            IgnoreReason::NotAMessage
+        );
+        assert_eq!(
+            ignored(record("INSERT", "MSG#g", "t", None)),
+            IgnoreReason::NoMessageText
+        );
+    }
+
+    #[test]
+    fn missing_required_field_is_malformed_with_identity() {
+        let mut raw = record("INSERT", "MSG#g", "t", Some("x"));
+        raw.as_object_mut().unwrap().remove("awsRegion");
+        let parsed = parse_record(1, &raw);
+        assert!(matches!(parsed, Parsed::Malformed { .. }), "{parsed:?}");
+        assert_eq!(parsed.record().sequence_number.as_deref(), Some("100"));
+        assert_eq!(parsed.record().event_id.as_deref(), Some("id-MSG#g-t"));
+    }
+
+    #[test]
+    fn empty_group_or_sort_key_is_malformed() {
+        assert!(matches!(
+            parse_record(0, &record("INSERT", "MSG#", "t", Some("x"))),
+            Parsed::Malformed { .. }
+        ));
+        assert!(matches!(
+            parse_record(0, &record("INSERT", "MSG#g", "", Some("x"))),
+            Parsed::Malformed { .. }
+        ));
+        let mut raw = record("INSERT", "MSG#g", "t", Some("x"));
+        raw["dynamodb"]["Keys"]["sk"] = json!({"N": "5"});
+        assert!(matches!(parse_record(0, &raw), Parsed::Malformed { .. }));
+    }
+
+    #[test]
+    fn non_objects_are_malformed_not_panics() {
+        for raw in [json!(null), json!(7), json!("x"), json!([]), json!({})] {
+            assert!(
+                matches!(parse_record(0, &raw), Parsed::Malformed { .. }),
+                "{raw}"
+            );
+        }
+    }
+
+    #[test]
+    fn event_without_records_is_an_error_and_empty_records_is_fine() {
+        assert_eq!(parse_event(&json!({})), Err(EventError::NoRecords));
+        assert_eq!(
+            parse_event(&json!({"Records": {}})),
+            Err(EventError::NoRecords)
+        );
+        assert_eq!(parse_event(&json!({"Records": []})).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn message_text_debug_is_redacted() {
+        let shown = format!("{:?}", MessageText::new("secret plans"));
+        assert!(!shown.contains("secret"), "{shown}");
+    }
+}

@@ -1,0 +1,181 @@
+//! The Lambda handler: one batch of stream records in, one batch response out.
+//!
+//! Parse every record on its own, coalesce to the newest message per group, bring the groups up to
+//! date concurrently (bounded by `GROUP_CONCURRENCY`), log one summary line, and answer with the
+//! earliest failed record's sequence number. Message text never reaches a log line.
+
+use crate::apply::{self, GroupOutcome};
+use crate::config::Config;
+use crate::event::{self, EventError, Parsed};
+use crate::plan;
+use crate::response::{self, NoSequenceNumber};
+use crate::store::Store;
+use aws_lambda_events::streams::DynamoDbEventResponse;
+use futures::StreamExt;
+use lambda_runtime::LambdaEvent;
+use serde_json::Value;
+use std::time::Instant;
+
+/// What every invocation shares: built once at start-up.
+#[derive(Debug, Clone)]
+pub struct App {
+    pub store: Store,
+    pub config: Config,
+}
+
+impl App {
+    pub fn new(store: Store, config: Config) -> Self {
+        Self { store, config }
+    }
+
+    /// Builds the DynamoDB client from `config` and the standard AWS environment.
+    pub async fn from_config(config: Config) -> Self {
+        let client = crate::aws::dynamodb_client(&config).await;
+        Self::new(Store::new(client, &config), config)
+    }
+}
+
+/// An invocation error: Lambda retries the whole batch.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum HandlerError {
+    #[error(transparent)]
+    NotAStreamEvent(#[from] EventError),
+    #[error(transparent)]
+    NoSequenceNumber(#[from] NoSequenceNumber),
+}
+
+/// Counts for the one summary line each invocation logs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub records: usize,
+    pub relevant: usize,
+    pub ignored: usize,
+    pub malformed: usize,
+    pub groups: usize,
+    pub rows_moved: usize,
+    pub rows_current: usize,
+    pub rows_gone: usize,
+    pub failed_groups: usize,
+}
+
+/// The Lambda entry point, callable from tests with `LambdaEvent::new(event, Context::default())`.
+pub async fn handle(
+    app: &App,
+    event: LambdaEvent<Value>,
+) -> Result<DynamoDbEventResponse, HandlerError> {
+    process(app, &event.payload)
+        .await
+        .map(|(response, _)| response)
+}
+
+/// Processes one batch; returns the response and the counts it logged.
+pub async fn process(
+    app: &App,
+    payload: &Value,
+) -> Result<(DynamoDbEventResponse, Summary), HandlerError> {
+    let started = Instant::now();
+    let parsed = event::parse_event(payload)?;
+    let mut summary = Summary {
+        records: parsed.len(),
+        ..Summary::default()
+    };
+    let mut messages = Vec::new();
+    for record in parsed {
+        match record {
+            Parsed::Relevant(message) => messages.push(message),
+            Parsed::Ignored { record, reason } => {
+                summary.ignored += 1;
+                tracing::debug!(
+                    position = record.position,
+                    event_id = record.event_id.as_deref(),
+                    reason = reason.as_str(),
+                    "ignoring record"
+                );
+            }
+            Parsed::Malformed { record, reason } => {
+                summary.malformed += 1;
+                tracing::warn!(
+                    position = record.position,
+                    event_id = record.event_id.as_deref(),
+                    sequence_number = record.sequence_number.as_deref(),
+                    reason = %reason,
+                    "skipping malformed record"
+                );
+            }
+        }
+    }
+    summary.relevant = messages.len();
+    let updates = plan::coalesce(messages);
+    summary.groups = updates.len();
+
+    let results: Vec<_> = futures::stream::iter(&updates)
+        .map(|update| async move {
+            (
+                update,
+                apply::apply_group(&app.store, &app.config, update).await,
+            )
+        })
+        .buffer_unordered(app.config.group_concurrency)
+        .collect()
+        .await;
+
+    let mut earliest_failed = None;
+    for (update, result) in results {
+        match result {
+            Ok(GroupOutcome {
+                moved,
+                current,
+                gone,
+                ..
+            }) => {
+                summary.rows_moved += moved;
+                summary.rows_current += current;
+                summary.rows_gone += gone;
+            }
+            Err(error) => {
+                summary.failed_groups += 1;
+                tracing::error!(
+                    group = %update.group_uuid,
+                    retry_from = update.first_record.sequence_number.as_deref(),
+                    error = %error,
+                    "group failed"
+                );
+                let record = &update.first_record;
+                if earliest_failed.is_none_or(|earliest: &crate::event::RecordRef| {
+                    record.position < earliest.position
+                }) {
+                    earliest_failed = Some(record);
+                }
+            }
+        }
+    }
+    tracing::info!(
+        records = summary.records,
+        relevant = summary.relevant,
+        ignored = summary.ignored,
+        malformed = summary.malformed,
+        groups = summary.groups,
+        rows_moved = summary.rows_moved,
+        rows_current = summary.rows_current,
+        rows_gone = summary.rows_gone,
+        failed_groups = summary.failed_groups,
+        retry_from = earliest_failed.and_then(|r| r.sequence_number.as_deref()),
+        duration_ms = started.elapsed().as_millis() as u64,
+        "batch processed"
+    );
+    let response = response::batch_response(earliest_failed)?;
+    Ok((response, summary))
+}
+
+impl From<HandlerError> for lambda_runtime::Diagnostic {
+    fn from(error: HandlerError) -> Self {
+        let error_type = match error {
+            HandlerError::NotAStreamEvent(_) => "NotAStreamEvent",
+            HandlerError::NoSequenceNumber(_) => "NoSequenceNumber",
+        };
+        lambda_runtime::Diagnostic {
+            error_type: error_type.to_owned(),
+            error_message: error.to_string(),
+        }
+    }
+}
