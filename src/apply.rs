@@ -49,6 +49,16 @@ pub async fn apply_group(
     update: &GroupUpdate,
 ) -> Result<GroupOutcome, GroupError> {
     let rows = store.group_rows(&update.group_uuid).await?;
+    move_rows(store, config, update, rows).await
+}
+
+/// Plans and moves `rows` as read (possibly stale), recovering from the races described above.
+pub async fn move_rows(
+    store: &Store,
+    config: &Config,
+    update: &GroupUpdate,
+    rows: Vec<GroupRow>,
+) -> Result<GroupOutcome, GroupError> {
     let plan = plan::plan_group(rows, update);
     let mut outcome = GroupOutcome {
         current: plan.current,

@@ -1,0 +1,499 @@
+//! The consumer on DynamoDB Local: every numbered point of the function's job, through the real SDK.
+
+mod common;
+
+use common::{event, group_row, message_record, s, TestTable};
+use messaging_stream::event::{MessageText, NewMessage, RecordRef};
+use messaging_stream::plan::{self, GroupUpdate};
+use messaging_stream::{apply, store::Store};
+use serde_json::json;
+
+const T0: &str = "2024-05-06T09:00:00.000001+00:00";
+const T1: &str = "2025-01-15T10:00:00.123456+00:00";
+const T2: &str = "2025-01-15T11:00:00.5";
+const T3: &str = "2025-01-15T12:00:00+00:00";
+
+fn response_ids(response: &aws_lambda_events::streams::DynamoDbEventResponse) -> Vec<String> {
+    response
+        .batch_item_failures
+        .iter()
+        .map(|f| {
+            f.item_identifier
+                .clone()
+                .expect("identifiers are never null")
+        })
+        .collect()
+}
+
+fn update(group: &str, created_at: &str, text: &str) -> GroupUpdate {
+    plan::coalesce([NewMessage {
+        record: RecordRef {
+            position: 0,
+            event_id: Some("e".into()),
+            sequence_number: Some("1".into()),
+        },
+        group_uuid: group.into(),
+        created_at: created_at.into(),
+        text: MessageText::new(text),
+    }])
+    .remove(0)
+}
+
+/// The rows of `group`, one per owner, as (owner pk, sk, message).
+async fn rows(table: &TestTable, group: &str) -> Vec<(String, String, String)> {
+    let mut rows: Vec<_> = table
+        .group_rows(group)
+        .await
+        .into_iter()
+        .map(|(pk, items)| {
+            assert_eq!(
+                items.len(),
+                1,
+                "{pk} has {} rows for group {group}",
+                items.len()
+            );
+            (pk, s(&items[0], "sk"), s(&items[0], "message"))
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+#[tokio::test]
+async fn a_new_message_moves_every_row_keeping_every_attribute() {
+    let table = TestTable::new().await;
+    let mut andrew = group_row("andrew", "g1", T0, "old text");
+    andrew.insert(
+        "muted".into(),
+        aws_sdk_dynamodb::types::AttributeValue::Bool(true),
+    );
+    andrew.insert(
+        "unread".into(),
+        aws_sdk_dynamodb::types::AttributeValue::N("3".into()),
+    );
+    table
+        .put([andrew.clone(), group_row("bayko", "g1", T0, "old text")])
+        .await;
+
+    let response = table
+        .invoke(event(vec![message_record("g1", T1, "hello", "100")]))
+        .await
+        .unwrap();
+
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(
+        rows(&table, "g1").await,
+        vec![
+            ("GRP#andrew".into(), T1.into(), "hello".into()),
+            ("GRP#bayko".into(), T1.into(), "hello".into())
+        ]
+    );
+    let moved = &table.group_rows("g1").await["GRP#andrew"][0];
+    for (name, value) in &andrew {
+        if name != "sk" && name != "message" {
+            assert_eq!(
+                moved.get(name),
+                Some(value),
+                "attribute {name} changed in the move"
+            );
+        }
+    }
+    assert_eq!(moved.len(), andrew.len());
+}
+
+#[tokio::test]
+async fn the_same_batch_twice_leaves_the_same_table() {
+    let table = TestTable::new().await;
+    table
+        .put([group_row("a", "g", T0, "x"), group_row("b", "g", T0, "x")])
+        .await;
+    let batch = event(vec![
+        message_record("g", T2, "two", "2"),
+        message_record("g", T1, "one", "1"),
+    ]);
+
+    table.invoke(batch.clone()).await.unwrap();
+    let mut first = table.all_items().await;
+    let replay = table.invoke(batch).await.unwrap();
+    let mut second = table.all_items().await;
+
+    assert!(replay.batch_item_failures.is_empty());
+    let key = |i: &messaging_stream::plan::Item| (s(i, "pk"), s(i, "sk"));
+    first.sort_by_key(key);
+    second.sort_by_key(key);
+    assert_eq!(first, second);
+    assert_eq!(rows(&table, "g").await[0].1, T2);
+}
+
+#[tokio::test]
+async fn an_older_batch_after_a_newer_one_changes_nothing() {
+    let table = TestTable::new().await;
+    table
+        .put([group_row("a", "g", T0, "x"), group_row("b", "g", T0, "x")])
+        .await;
+
+    table
+        .invoke(event(vec![message_record("g", T3, "newest", "3")]))
+        .await
+        .unwrap();
+    let before = rows(&table, "g").await;
+    let response = table
+        .invoke(event(vec![message_record("g", T1, "older", "1")]))
+        .await
+        .unwrap();
+
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(rows(&table, "g").await, before);
+    assert!(before
+        .iter()
+        .all(|(_, sk, text)| sk == T3 && text == "newest"));
+}
+
+#[tokio::test]
+async fn within_a_batch_the_newest_instant_wins_not_the_last_record() {
+    let table = TestTable::new().await;
+    table.put([group_row("a", "g", T0, "x")]).await;
+    // "2025-01-15T12:30:00+05:30" is 07:00 UTC: later as a string, earlier as an instant than T1.
+    let batch = event(vec![
+        message_record("g", T1, "by instant", "1"),
+        message_record("g", "2025-01-15T12:30:00+05:30", "by string", "2"),
+    ]);
+    table.invoke(batch).await.unwrap();
+    assert_eq!(
+        rows(&table, "g").await,
+        vec![("GRP#a".into(), T1.into(), "by instant".into())]
+    );
+}
+
+#[tokio::test]
+async fn mixed_timestamp_forms_never_move_a_row_backwards() {
+    let table = TestTable::new().await;
+    // The row's naive sk is 10:00:00.5 UTC; the message (09:00 at -00:30 offset... i.e. 09:30 UTC) is older.
+    table
+        .put([group_row("a", "g", "2025-01-15T10:00:00.5", "row")])
+        .await;
+    table
+        .invoke(event(vec![message_record(
+            "g",
+            "2025-01-15T09:00:00-00:30",
+            "older",
+            "1",
+        )]))
+        .await
+        .unwrap();
+    assert_eq!(rows(&table, "g").await[0].1, "2025-01-15T10:00:00.5");
+    // The same instant written with an offset is "already current" too.
+    table
+        .invoke(event(vec![message_record(
+            "g",
+            "2025-01-15T10:00:00.500+00:00",
+            "same",
+            "2",
+        )]))
+        .await
+        .unwrap();
+    assert_eq!(rows(&table, "g").await[0].2, "row");
+    // A later instant that sorts lower as a string ("10:00:01+00:00" vs "10:00:00.5") moves it.
+    table
+        .invoke(event(vec![message_record(
+            "g",
+            "2025-01-15T10:00:01+00:00",
+            "newer",
+            "3",
+        )]))
+        .await
+        .unwrap();
+    assert_eq!(rows(&table, "g").await[0].1, "2025-01-15T10:00:01+00:00");
+}
+
+#[tokio::test]
+async fn a_group_chat_of_60_rows_moves_in_several_transactions() {
+    let table = TestTable::new().await;
+    table
+        .put((0..60).map(|i| group_row(&format!("u{i:02}"), "big", T0, "x")))
+        .await;
+    table.requests.reset();
+
+    let response = table
+        .invoke(event(vec![message_record("big", T1, "all of you", "9")]))
+        .await
+        .unwrap();
+
+    assert!(response.batch_item_failures.is_empty());
+    let moved = rows(&table, "big").await;
+    assert_eq!(moved.len(), 60);
+    assert!(moved
+        .iter()
+        .all(|(_, sk, text)| sk == T1 && text == "all of you"));
+    assert_eq!(table.requests.counts().get("TransactWriteItems"), Some(&2));
+    assert_eq!(
+        table.all_items().await.len(),
+        60,
+        "no row was left behind or doubled"
+    );
+}
+
+#[tokio::test]
+async fn a_message_for_a_group_with_no_rows_writes_nothing() {
+    let table = TestTable::new().await;
+    table.put([group_row("a", "other", T0, "x")]).await;
+    let response = table
+        .invoke(event(vec![message_record("lonely", T1, "anyone?", "5")]))
+        .await
+        .unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(table.all_items().await.len(), 1);
+    assert_eq!(table.requests.counts().get("TransactWriteItems"), None);
+}
+
+#[tokio::test]
+async fn ignored_and_malformed_records_never_fail_the_batch() {
+    let table = TestTable::new().await;
+    table.put([group_row("a", "g", T0, "x")]).await;
+    let mut remove = message_record("g", T3, "gone", "1");
+    remove["eventName"] = json!("REMOVE");
+    let own_write = {
+        let mut r = message_record("g", T3, "x", "2");
+        r["dynamodb"]["Keys"]["pk"] = json!({"S": "GRP#a"});
+        r
+    };
+    let mut malformed = message_record("g", T3, "bad", "3");
+    malformed["dynamodb"]
+        .as_object_mut()
+        .unwrap()
+        .remove("SizeBytes");
+    let batch = event(vec![
+        remove,
+        own_write,
+        malformed,
+        json!("not a record"),
+        message_record("g", T1, "ok", "4"),
+    ]);
+
+    let (response, summary) = messaging_stream::handler::process(&table.app, &batch)
+        .await
+        .unwrap();
+
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(
+        (
+            summary.records,
+            summary.relevant,
+            summary.ignored,
+            summary.malformed
+        ),
+        (5, 1, 2, 2)
+    );
+    assert_eq!(rows(&table, "g").await[0].1, T1);
+}
+
+#[tokio::test]
+async fn a_row_moved_between_query_and_write_is_reread_and_never_doubled() {
+    let table = TestTable::new().await;
+    table
+        .put([group_row("a", "g", T0, "x"), group_row("b", "g", T0, "x")])
+        .await;
+    let store = Store::new(table.client.clone(), &table.config);
+    let stale = store.group_rows("g").await.unwrap();
+
+    // Another invocation moves both rows to T1 after our query.
+    table
+        .invoke(event(vec![message_record("g", T1, "theirs", "1")]))
+        .await
+        .unwrap();
+    // Our write, from the stale read, to a newer message: the delete's condition fails, we re-read, we move from T1.
+    let outcome = apply::move_rows(
+        &store,
+        &table.config,
+        &update("g", T2, "ours"),
+        stale.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!((outcome.moved, outcome.rereads), (2, 2));
+    assert!(rows(&table, "g")
+        .await
+        .iter()
+        .all(|(_, sk, text)| sk == T2 && text == "ours"));
+
+    // A stale write to an older message than what is there now: re-read, then left alone.
+    let outcome = apply::move_rows(&store, &table.config, &update("g", T1, "late"), stale)
+        .await
+        .unwrap();
+    assert_eq!((outcome.moved, outcome.current), (0, 2));
+    assert!(rows(&table, "g").await.iter().all(|(_, sk, _)| sk == T2));
+    assert_eq!(table.all_items().await.len(), 2);
+}
+
+#[tokio::test]
+async fn concurrent_invocations_on_one_group_leave_one_row_per_owner_at_the_newest() {
+    let table = TestTable::new().await;
+    table
+        .put((0..6).map(|i| group_row(&format!("u{i}"), "g", T0, "x")))
+        .await;
+    let stamps = [T1, T3, T2, "2025-01-15T11:30:00+00:00"];
+    let invocations = stamps.iter().enumerate().map(|(i, stamp)| {
+        table.invoke(event(vec![message_record(
+            "g",
+            stamp,
+            stamp,
+            &i.to_string(),
+        )]))
+    });
+    for response in futures::future::join_all(invocations).await {
+        assert!(response.unwrap().batch_item_failures.is_empty());
+    }
+    let rows = rows(&table, "g").await;
+    assert_eq!(rows.len(), 6);
+    assert!(
+        rows.iter().all(|(_, sk, text)| sk == T3 && text == T3),
+        "{rows:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_failing_group_reports_its_earliest_record_and_the_others_still_move() {
+    let table = TestTable::with_config(|c| c.condition_retries = 1).await;
+    // Owner "a" already has another group's row at T1: moving g-bad's row there can never succeed.
+    table
+        .put([
+            group_row("a", "g-bad", T0, "x"),
+            group_row("a", "g-other", T1, "taken"),
+            group_row("b", "g-ok", T0, "x"),
+        ])
+        .await;
+    let batch = event(vec![
+        message_record("g-ok", T2, "fine", "10"),
+        message_record("g-bad", T0, "older than the row: no-op", "11"),
+        message_record("g-bad", T1, "collides", "12"),
+        message_record("g-ok", T3, "fine", "13"),
+    ]);
+
+    let response = table.invoke(batch).await.unwrap();
+
+    assert_eq!(response_ids(&response), vec!["11".to_owned()]);
+    assert_eq!(rows(&table, "g-ok").await[0].1, T3);
+    assert_eq!(
+        rows(&table, "g-bad").await[0].1,
+        T0,
+        "the failed row stays where it was"
+    );
+    assert_eq!(table.all_items().await.len(), 3);
+}
+
+#[tokio::test]
+async fn dynamodb_unreachable_fails_from_the_earliest_relevant_record() {
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut config = common::config_for(&format!("http://127.0.0.1:{closed_port}"), "t");
+    config.max_attempts = 2;
+    let app = messaging_stream::App::from_config(config).await;
+    let mut remove = message_record("g1", T1, "x", "100");
+    remove["eventName"] = json!("REMOVE");
+    let batch = event(vec![
+        remove,
+        message_record("g2", T2, "x", "101"),
+        message_record("g1", T1, "x", "102"),
+        message_record("g2", T3, "x", "103"),
+    ]);
+
+    let response = messaging_stream::handle(
+        &app,
+        lambda_runtime::LambdaEvent::new(batch, Default::default()),
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(response_ids(&response), vec!["101".to_owned()]);
+}
+
+#[tokio::test]
+async fn a_failed_record_without_sequence_number_is_an_invocation_error() {
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut config = common::config_for(&format!("http://127.0.0.1:{closed_port}"), "t");
+    config.max_attempts = 1;
+    let app = messaging_stream::App::from_config(config).await;
+    let mut record = message_record("g", T1, "x", "1");
+    record["dynamodb"]
+        .as_object_mut()
+        .unwrap()
+        .remove("SequenceNumber");
+
+    let result = messaging_stream::handle(
+        &app,
+        lambda_runtime::LambdaEvent::new(event(vec![record]), Default::default()),
+    )
+    .await;
+
+    assert!(
+        matches!(
+            result,
+            Err(messaging_stream::handler::HandlerError::NoSequenceNumber(_))
+        ),
+        "{result:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_event_without_records_is_an_invocation_error() {
+    let table = TestTable::new().await;
+    assert!(table
+        .invoke(json!({"detail": "not a stream"}))
+        .await
+        .is_err());
+    assert!(table
+        .invoke(event(vec![]))
+        .await
+        .unwrap()
+        .batch_item_failures
+        .is_empty());
+}
+
+#[tokio::test]
+async fn a_100_record_batch_over_20_groups_makes_at_most_40_requests() {
+    let table = TestTable::new().await;
+    for g in 0..20 {
+        table
+            .put([
+                group_row(&format!("a{g}"), &format!("g{g}"), T0, "x"),
+                group_row(&format!("b{g}"), &format!("g{g}"), T0, "x"),
+            ])
+            .await;
+    }
+    table.requests.reset();
+    let records = (0..100)
+        .map(|i| {
+            message_record(
+                &format!("g{}", i % 20),
+                &format!("2025-01-15T10:{:02}:00+00:00", i / 20),
+                "m",
+                &format!("{}", 1000 + i),
+            )
+        })
+        .collect();
+
+    let response = table.invoke(event(records)).await.unwrap();
+
+    assert!(response.batch_item_failures.is_empty());
+    let counts = table.requests.counts();
+    // The seed's per-record algorithm makes 1 query + 2 rows x (delete + put) = 5 requests per record: 500.
+    assert!(table.requests.total() <= 40, "{counts:?}");
+    assert_eq!(
+        (counts.get("Query"), counts.get("TransactWriteItems")),
+        (Some(&20), Some(&20)),
+        "{counts:?}"
+    );
+    for g in 0..20 {
+        assert!(rows(&table, &format!("g{g}"))
+            .await
+            .iter()
+            .all(|(_, sk, _)| sk == "2025-01-15T10:04:00+00:00"));
+    }
+}
