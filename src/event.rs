@@ -150,7 +150,10 @@ pub fn parse_record(position: usize, raw: &Value) -> Parsed {
         Err(error) => {
             return Parsed::Malformed {
                 record,
-                reason: format!("not a DynamoDB stream record: {error}"),
+                reason: format!(
+                    "not a DynamoDB stream record: {}",
+                    redact_values(&error.to_string())
+                ),
             }
         }
     };
@@ -189,6 +192,28 @@ pub fn parse_record(position: usize, raw: &Value) -> Parsed {
         text: MessageText::new(text),
         record,
     })
+}
+
+/// serde's messages quote the offending value (`invalid type: string "..."`), which could be a
+/// user's text in a mangled record: keep the message, drop what was quoted.
+fn redact_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut quoted = false;
+    for c in message.chars() {
+        match (c, quoted) {
+            ('"', false) => {
+                quoted = true;
+                out.push_str("\"<redacted>");
+            }
+            ('"', true) => {
+                quoted = false;
+                out.push('"');
+            }
+            (_, false) => out.push(c),
+            (_, true) => {}
+        }
+    }
+    out
 }
 
 fn string_attr<'a>(item: &'a serde_dynamo::Item, name: &str) -> Option<&'a str> {
@@ -308,6 +333,20 @@ mod tests {
             Err(EventError::NoRecords)
         );
         assert_eq!(parse_event(&json!({"Records": []})).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn parse_errors_never_quote_values() {
+        let mut raw = record("INSERT", "MSG#g", "t", Some("x"));
+        raw["dynamodb"]["SizeBytes"] = json!("meet me at the docks");
+        let Parsed::Malformed { reason, .. } = parse_record(0, &raw) else {
+            panic!("expected malformed")
+        };
+        assert!(!reason.contains("docks"), "{reason}");
+        assert!(
+            reason.contains("invalid type: string \"<redacted>\""),
+            "{reason}"
+        );
     }
 
     #[test]
