@@ -1,0 +1,269 @@
+//! policies/*.json are exactly what template.yaml embeds, they name no wildcard action, and the DynamoDB
+//! data-plane actions they allow are the ones the function's code calls. No AWS and no DynamoDB needed.
+//!
+//! File naming: `policies/execution-<name>.json` is the execution role's inline policy `execution-<name>`;
+//! `policies/endpoint-dynamodb.json` is the DynamoDB gateway endpoint's policy. Any other file is an error.
+
+mod deploy_support;
+
+use deploy_support::*;
+use serde_json::Value as Json;
+use std::collections::BTreeSet;
+
+const TABLE_ARN: &str =
+    "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/${TableName}";
+
+#[test]
+fn every_policy_file_is_embedded_in_the_template_and_nothing_else_is() {
+    let template = template();
+    let role_policies = at(
+        resource(&template, "ExecutionRole"),
+        &["Properties", "Policies"],
+    )
+    .as_sequence()
+    .expect("ExecutionRole Policies is a list");
+    let embedded: Vec<(String, Json)> = role_policies
+        .iter()
+        .map(|p| {
+            let name = at(p, &["PolicyName"])
+                .as_str()
+                .expect("PolicyName")
+                .to_owned();
+            (name, to_policy_json(at(p, &["PolicyDocument"])))
+        })
+        .collect();
+
+    let files = policy_files();
+    assert!(!files.is_empty(), "policies/ holds no .json file");
+    let mut problems = Vec::new();
+    for (stem, document) in &files {
+        let in_template = if stem == "endpoint-dynamodb" {
+            Some(to_policy_json(at(
+                resource(&template, "DynamoDbEndpoint"),
+                &["Properties", "PolicyDocument"],
+            )))
+        } else if stem.starts_with("execution-") {
+            embedded
+                .iter()
+                .find(|(name, _)| name == stem)
+                .map(|(_, doc)| doc.clone())
+        } else {
+            problems.push(format!(
+                "policies/{stem}.json: name it execution-*.json (role policy) or endpoint-dynamodb.json"
+            ));
+            continue;
+        };
+        match in_template {
+            None => problems.push(format!(
+                "policies/{stem}.json is not in template.yaml: add it to ExecutionRole Policies as PolicyName {stem}"
+            )),
+            Some(doc) if &doc != document => problems.push(format!(
+                "policies/{stem}.json differs from template.yaml (statements written with !Sub and the same strings):\n  file:     {document}\n  template: {doc}"
+            )),
+            Some(_) => {}
+        }
+    }
+    for (name, _) in &embedded {
+        if !files.iter().any(|(stem, _)| stem == name) {
+            problems.push(format!(
+                "ExecutionRole policy {name} has no policies/{name}.json"
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn no_wildcard_action_and_no_not_action() {
+    for (stem, document) in policy_files() {
+        for statement in statements(&document) {
+            assert!(
+                statement.get("NotAction").is_none(),
+                "policies/{stem}.json: NotAction"
+            );
+            let actions = strings(statement.get("Action"));
+            assert!(
+                !actions.is_empty(),
+                "policies/{stem}.json: statement without Action"
+            );
+            for action in actions {
+                assert!(
+                    !action.contains('*') && !action.contains('?'),
+                    "policies/{stem}.json: wildcard action {action}: name each action the function needs"
+                );
+            }
+        }
+    }
+}
+
+/// `Resource: "*"` only where IAM accepts nothing else.
+#[test]
+fn star_resource_only_for_actions_without_resource_types() {
+    let allowed: BTreeSet<&str> = [
+        "dynamodb:ListStreams",
+        "ec2:DescribeNetworkInterfaces",
+        "ec2:DescribeSubnets",
+    ]
+    .into();
+    for (stem, document) in policy_files() {
+        for statement in statements(&document) {
+            if strings(statement.get("Resource")).iter().any(|r| r == "*") {
+                for action in strings(statement.get("Action")) {
+                    assert!(
+                        allowed.contains(action.as_str()),
+                        "policies/{stem}.json: {action} on \"*\": scope it to an ARN"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// (action, resource) pairs allowed by a document's DynamoDB statements, with their conditions.
+fn dynamodb_grants(document: &Json) -> BTreeSet<(String, String, String)> {
+    let mut grants = BTreeSet::new();
+    for statement in statements(document) {
+        assert_eq!(statement["Effect"], "Allow");
+        let condition = statement
+            .get("Condition")
+            .map_or_else(String::new, Json::to_string);
+        for action in strings(statement.get("Action")) {
+            if action.starts_with("dynamodb:") {
+                for resource in strings(statement.get("Resource")) {
+                    grants.insert((action.clone(), resource, condition.clone()));
+                }
+            }
+        }
+    }
+    grants
+}
+
+#[test]
+fn execution_policy_grants_exactly_the_function_data_plane() {
+    let leading_grp = r#"{"ForAllValues:StringLike":{"dynamodb:LeadingKeys":["GRP#*"]}}"#;
+    let index_arn = format!("{TABLE_ARN}/index/message-group-sk-index");
+    let expected: BTreeSet<(String, String, String)> = [
+        ("dynamodb:Query", index_arn.as_str(), ""),
+        ("dynamodb:Query", TABLE_ARN, leading_grp),
+        ("dynamodb:PutItem", TABLE_ARN, leading_grp),
+        ("dynamodb:DeleteItem", TABLE_ARN, leading_grp),
+    ]
+    .into_iter()
+    .map(|(a, r, c)| (a.to_owned(), r.to_owned(), c.to_owned()))
+    .collect();
+    assert_eq!(
+        dynamodb_grants(&policy_file("execution-dynamodb")),
+        expected
+    );
+}
+
+/// The gateway endpoint lets through the same (action, resource) pairs as the role, for the role only.
+#[test]
+fn endpoint_policy_mirrors_the_execution_data_plane() {
+    let endpoint = policy_file("endpoint-dynamodb");
+    for statement in statements(&endpoint) {
+        assert_eq!(
+            statement["Principal"],
+            serde_json::json!({"AWS": "${ExecutionRole.Arn}"}),
+            "endpoint statements must name the function's role"
+        );
+    }
+    let without_conditions = |doc: &Json| -> BTreeSet<(String, String)> {
+        dynamodb_grants(doc)
+            .into_iter()
+            .map(|(a, r, _)| (a, r))
+            .collect()
+    };
+    assert_eq!(
+        without_conditions(&endpoint),
+        without_conditions(&policy_file("execution-dynamodb"))
+    );
+}
+
+/// IAM actions of the SDK calls in the function's DynamoDB module. A static reading of the source: it catches a
+/// new kind of call (say `.update_item()` or an `Update` in a transaction) that the policy does not allow yet.
+fn actions_called_by(source: &str) -> BTreeSet<String> {
+    let calls = [
+        (".query()", "dynamodb:Query"),
+        (".scan()", "dynamodb:Scan"),
+        (".get_item()", "dynamodb:GetItem"),
+        (".put_item()", "dynamodb:PutItem"),
+        (".delete_item()", "dynamodb:DeleteItem"),
+        (".update_item()", "dynamodb:UpdateItem"),
+        (".batch_get_item()", "dynamodb:BatchGetItem"),
+        (".batch_write_item()", "dynamodb:BatchWriteItem"),
+        (".transact_get_items()", "dynamodb:GetItem"),
+        (".execute_statement()", "dynamodb:PartiQLSelect"),
+        // TransactWriteItems is authorised item by item, as the single-item actions.
+        ("Put::builder()", "dynamodb:PutItem"),
+        ("Delete::builder()", "dynamodb:DeleteItem"),
+        ("Update::builder()", "dynamodb:UpdateItem"),
+        ("ConditionCheck::builder()", "dynamodb:ConditionCheckItem"),
+    ];
+    calls
+        .iter()
+        .filter(|(call, _)| source.contains(call))
+        .map(|(_, action)| (*action).to_owned())
+        .collect()
+}
+
+#[test]
+fn policy_allows_exactly_the_dynamodb_calls_of_the_code() {
+    // src/store.rs is the only module of the function that talks to DynamoDB (the CLI's src/local/ is not deployed).
+    let store = crate_dir().join("src/store.rs");
+    let source = std::fs::read_to_string(&store).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (the function's DynamoDB module moved? update this test)",
+            store.display()
+        )
+    });
+    assert!(
+        source.contains(".transact_write_items()"),
+        "src/store.rs no longer calls transact_write_items: update this test and the policy"
+    );
+    let called = actions_called_by(&source);
+    let allowed: BTreeSet<String> = dynamodb_grants(&policy_file("execution-dynamodb"))
+        .into_iter()
+        .map(|(action, _, _)| action)
+        .collect();
+    assert_eq!(
+        called, allowed,
+        "left: DynamoDB actions the code calls; right: what policies/execution-dynamodb.json allows"
+    );
+}
+
+#[test]
+fn static_reading_sees_what_it_should() {
+    let calls = actions_called_by(
+        "client.query().index_name(x); TransactWriteItem::builder().update(Update::builder().build())",
+    );
+    assert_eq!(
+        calls,
+        ["dynamodb:Query", "dynamodb:UpdateItem"]
+            .map(str::to_owned)
+            .into()
+    );
+}
+
+#[test]
+fn stream_and_queue_statements_name_this_stack_resources() {
+    let stream = policy_file("execution-stream");
+    let grants: Vec<(Vec<String>, Vec<String>)> = statements(&stream)
+        .iter()
+        .map(|s| (strings(s.get("Action")), strings(s.get("Resource"))))
+        .collect();
+    assert!(grants.contains(&(
+        vec![
+            "dynamodb:DescribeStream".into(),
+            "dynamodb:GetRecords".into(),
+            "dynamodb:GetShardIterator".into()
+        ],
+        vec!["${MessagesTable.StreamArn}".into()]
+    )));
+    assert!(grants.contains(&(vec!["dynamodb:ListStreams".into()], vec!["*".into()])));
+    let queue = policy_file("execution-failure-destination");
+    assert_eq!(
+        strings(statements(&queue)[0].get("Resource")),
+        ["${FailureQueue.Arn}"]
+    );
+}

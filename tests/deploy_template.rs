@@ -1,0 +1,157 @@
+//! template.yaml agrees with the crate: the binary SAM builds exists, the names the function reads from its
+//! environment are the ones the template creates, and the Timeout covers the SDK's retry budget.
+
+mod deploy_support;
+
+use deploy_support::*;
+use serde_yaml::Value as Yaml;
+
+/// `name = "..."` of every `[[bin]]` table of Cargo.toml (a line-based reading: enough for this Cargo.toml,
+/// whose bins are all declared explicitly).
+fn cargo_bins(manifest: &str) -> Vec<String> {
+    let mut bins = Vec::new();
+    let mut in_bin = false;
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_bin = line == "[[bin]]";
+        } else if in_bin {
+            if let Some(value) = line.strip_prefix("name").map(str::trim_start) {
+                if let Some(value) = value.strip_prefix('=') {
+                    bins.push(value.trim().trim_matches('"').to_owned());
+                }
+            }
+        }
+    }
+    bins
+}
+
+fn function(template: &Yaml) -> &Yaml {
+    resource(template, "MessagingStreamFunction")
+}
+
+#[test]
+fn build_properties_binary_is_a_cargo_bin() {
+    let manifest = std::fs::read_to_string(crate_dir().join("Cargo.toml")).expect("Cargo.toml");
+    let bins = cargo_bins(&manifest);
+    assert!(
+        bins.contains(&"messaging-stream".to_owned()),
+        "Cargo.toml bins: {bins:?}"
+    );
+    let template = template();
+    let function = function(&template);
+    assert_eq!(
+        at(function, &["Metadata", "BuildMethod"]).as_str(),
+        Some("rust-cargolambda")
+    );
+    let binary = at(function, &["Metadata", "BuildProperties", "Binary"])
+        .as_str()
+        .expect("Binary is a string");
+    assert!(
+        bins.iter().any(|b| b == binary),
+        "BuildProperties Binary {binary:?} is not a [[bin]] of Cargo.toml ({bins:?})"
+    );
+}
+
+#[test]
+fn cargo_bins_reads_bin_tables_only() {
+    let manifest =
+        "[package]\nname = \"pkg\"\n[[bin]]\nname = \"a\"\npath = \"x\"\n[lib]\nname = \"l\"\n[[bin]]\nname=\"b\"\n";
+    assert_eq!(cargo_bins(manifest), ["a", "b"]);
+}
+
+#[test]
+fn code_uri_is_this_crate_and_runtime_is_custom_arm64() {
+    let template = template();
+    let props = at(function(&template), &["Properties"]);
+    let code_uri = at(props, &["CodeUri"]).as_str().expect("CodeUri");
+    assert!(
+        crate_dir().join(code_uri).join("Cargo.toml").is_file(),
+        "CodeUri {code_uri} (relative to template.yaml) must be the crate"
+    );
+    assert_eq!(at(props, &["Runtime"]).as_str(), Some("provided.al2023"));
+    assert_eq!(at(props, &["Handler"]).as_str(), Some("bootstrap"));
+    assert_eq!(
+        at(props, &["Architectures"]),
+        &serde_yaml::from_str::<Yaml>("[arm64]").unwrap()
+    );
+}
+
+#[test]
+fn environment_names_what_the_template_creates() {
+    let template = template();
+    let variables = at(
+        function(&template),
+        &["Properties", "Environment", "Variables"],
+    );
+    // TABLE_NAME is the parameter the table is created with.
+    let table_name = at(variables, &["TABLE_NAME"]);
+    assert_eq!(
+        table_name,
+        at(
+            resource(&template, "MessagesTable"),
+            &["Properties", "TableName"]
+        )
+    );
+    // GROUP_INDEX_NAME is the table's GSI, and the index the policy lets the function query.
+    let index = at(variables, &["GROUP_INDEX_NAME"])
+        .as_str()
+        .expect("index name");
+    let gsis = at(
+        resource(&template, "MessagesTable"),
+        &["Properties", "GlobalSecondaryIndexes"],
+    )
+    .as_sequence()
+    .expect("GSIs");
+    assert!(gsis
+        .iter()
+        .any(|g| at(g, &["IndexName"]).as_str() == Some(index)));
+    let policy = policy_file("execution-dynamodb").to_string();
+    assert!(
+        policy.contains(&format!("/index/{index}\"")),
+        "policies/execution-dynamodb.json does not grant Query on index {index}"
+    );
+    // Lambda sets AWS_LAMBDA_LOG_* from LoggingConfig; setting them (reserved names) fails the deploy.
+    let names: Vec<&str> = variables
+        .as_mapping()
+        .unwrap()
+        .keys()
+        .filter_map(Yaml::as_str)
+        .collect();
+    assert!(
+        !names.iter().any(|n| n.starts_with("AWS_LAMBDA_")),
+        "{names:?}"
+    );
+    assert_eq!(
+        at(
+            function(&template),
+            &["Properties", "LoggingConfig", "LogFormat"]
+        )
+        .as_str(),
+        Some("JSON")
+    );
+}
+
+/// One DynamoDB call that keeps failing: every attempt times out (5 s, the SDK's per-attempt timeout set in code)
+/// and the standard/adaptive retry backs off at most 1, 2, 4, 8... s (capped at 20 s) between attempts. The
+/// template's comment explains why Timeout allows two such calls back to back.
+#[test]
+fn timeout_covers_two_calls_that_exhaust_their_retries() {
+    const ATTEMPT_TIMEOUT_S: u64 = 5;
+    let template = template();
+    let props = at(function(&template), &["Properties"]);
+    let attempts: u64 = at(props, &["Environment", "Variables", "AWS_MAX_ATTEMPTS"])
+        .as_str()
+        .expect("AWS_MAX_ATTEMPTS is a string")
+        .parse()
+        .expect("AWS_MAX_ATTEMPTS is a number");
+    let backoff: u64 = (0..attempts.saturating_sub(1))
+        .map(|retry| (1u64 << retry).min(20))
+        .sum();
+    let one_call = attempts * ATTEMPT_TIMEOUT_S + backoff;
+    let timeout = at(props, &["Timeout"]).as_u64().expect("Timeout");
+    assert!(
+        timeout >= 2 * one_call,
+        "Timeout {timeout} s < 2 x {one_call} s (one call exhausting {attempts} attempts)"
+    );
+    assert!(timeout <= 900, "Lambda's maximum Timeout is 900 s");
+}
