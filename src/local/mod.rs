@@ -1,6 +1,7 @@
 //! What only the developer CLI (`ddb`) needs: the table's schema, seed data, replaying event files.
 //! The Lambda never uses this module.
 
+pub mod proxy;
 pub mod queries;
 pub mod replay;
 pub mod schema;
