@@ -44,3 +44,4 @@ test: dynamodb-local ## Install what the tests need, then run them all
 .PHONY: fmt
 fmt:
 	cargo fmt --all
+include mk/local.mk

@@ -108,13 +108,18 @@ pub async fn process(
     let updates = plan::coalesce(messages);
     summary.groups = updates.len();
 
-    let results: Vec<_> = futures::stream::iter(&updates)
+    // Collected first: with the closure's type inside the stream combinator, the compiler cannot
+    // prove the handler's future `Send` in generic code (rust-lang/rust#102211).
+    let groups: Vec<_> = updates
+        .iter()
         .map(|update| async move {
             (
                 update,
                 apply::apply_group(&app.store, &app.config, update).await,
             )
         })
+        .collect();
+    let results: Vec<_> = futures::stream::iter(groups)
         .buffer_unordered(app.config.group_concurrency)
         .collect()
         .await;

@@ -3,13 +3,16 @@
 //! Thin: parses arguments, builds clients from the same [`Config`] as the Lambda, and calls the
 //! library. Results go to stdout; logs go to stderr.
 
-use anyhow::{Context as _, Result};
-use clap::{Parser, Subcommand};
-use messaging_stream::local::{queries, replay, schema, seed};
+use anyhow::{bail, Context as _, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use messaging_stream::filter::EventFilter;
+use messaging_stream::local::watch::{StartingPosition, StatsSnapshot, Trigger, WatchOptions};
+use messaging_stream::local::{admin, queries, replay, schema, seed, stream, write};
 use messaging_stream::plan::Item;
 use messaging_stream::{App, Config};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 /// Where the Makefile runs DynamoDB Local.
 const LOCAL_ENDPOINT: &str = "http://127.0.0.1:8000";
@@ -42,6 +45,7 @@ enum Command {
     Seed,
     /// Pattern B: a user's conversation list, newest first.
     Conversations {
+        /// The user's uuid (or a seed user's handle).
         user_uuid: String,
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
         limit: Option<u32>,
@@ -58,6 +62,108 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Pattern C: write a message to a group, as the app does (the function then moves the group rows).
+    Send {
+        /// The conversation's message_group_uuid.
+        #[arg(long)]
+        group: String,
+        /// The sender, by uuid or handle (one of the seed's users).
+        #[arg(long)]
+        from: String,
+        /// The message text.
+        text: String,
+    },
+    /// Start a direct conversation: both group rows and the first message, in one transaction.
+    NewConversation {
+        /// The sender, by uuid or handle.
+        #[arg(long)]
+        from: String,
+        /// The other participant, by uuid or handle.
+        #[arg(long)]
+        to: String,
+        /// The first message's text.
+        text: String,
+    },
+    /// The tables at the endpoint.
+    ListTables,
+    /// Delete the table and everything in it (only with --yes).
+    Drop {
+        /// Yes, delete it.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Every item of the table, or of one of its indexes.
+    Scan {
+        /// Scan this index instead of the table (e.g. message-group-sk-index).
+        #[arg(long)]
+        index: Option<String>,
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        limit: Option<u32>,
+    },
+    /// The table's stream triggering the function in-process, as the Lambda event source mapping does.
+    Watch(WatchArgs),
+}
+
+#[derive(Args)]
+struct WatchArgs {
+    /// Where to start on the shards open now.
+    #[arg(long, value_enum, default_value = "trim-horizon")]
+    from: Position,
+    /// Most records per invocation (BatchSize).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    batch_size: u32,
+    /// Seconds to gather a batch (MaximumBatchingWindowInSeconds).
+    #[arg(long, default_value_t = 1.0)]
+    batching_window: f64,
+    /// Split a batch in two when the function fails as a whole (BisectBatchOnFunctionError).
+    #[arg(long)]
+    bisect: bool,
+    /// Retries before a failing range goes to the failures file; -1 retries for ever (MaximumRetryAttempts).
+    #[arg(long, default_value_t = 5, allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(-1..=10_000))]
+    max_retries: i64,
+    /// JSON lines, one per range given up after its retries (stands in for the on-failure destination).
+    #[arg(long, default_value = "ddb-watch-failures.jsonl")]
+    failures_file: PathBuf,
+    /// The SAM template whose FilterCriteria decide which records reach the function.
+    #[arg(long, default_value = "template.yaml")]
+    template: PathBuf,
+    /// Pass every record to the function, ignoring the template's filter.
+    #[arg(long, conflicts_with = "template")]
+    no_filter: bool,
+    /// Seconds before an invocation counts as failed (the function's Timeout).
+    #[arg(long, default_value_t = 90.0)]
+    timeout: f64,
+    /// Drain what the stream holds now, then exit (non-zero if any range was given up).
+    #[arg(long)]
+    once: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Position {
+    TrimHorizon,
+    Latest,
+}
+
+impl WatchArgs {
+    fn options(&self) -> Result<WatchOptions> {
+        let seconds = |name: &str, value: f64| {
+            Duration::try_from_secs_f64(value)
+                .with_context(|| format!("--{name} {value}: not a number of seconds"))
+        };
+        Ok(WatchOptions {
+            from: match self.from {
+                Position::TrimHorizon => StartingPosition::TrimHorizon,
+                Position::Latest => StartingPosition::Latest,
+            },
+            batch_size: self.batch_size as usize,
+            batching_window: seconds("batching-window", self.batching_window)?,
+            bisect: self.bisect,
+            max_retries: u32::try_from(self.max_retries).ok(),
+            failures_file: Some(self.failures_file.clone()),
+            timeout: seconds("timeout", self.timeout)?,
+            ..WatchOptions::default()
+        })
+    }
 }
 
 impl Cli {
@@ -115,6 +221,8 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Conversations { user_uuid, limit } => {
             let client = messaging_stream::aws::dynamodb_client(&config).await;
+            // A seed user's handle is accepted for convenience; anything else is taken as a uuid.
+            let user_uuid = write::user(&user_uuid).map_or(user_uuid, |u| u.uuid.to_owned());
             let rows = queries::conversations(
                 &client,
                 &config.table_name,
@@ -146,6 +254,150 @@ async fn run(cli: Cli) -> Result<()> {
                 println!("{}", serde_json::to_string(&response)?);
             }
         }
+        Command::Send { group, from, text } => {
+            let client = messaging_stream::aws::dynamodb_client(&config).await;
+            let from = write::user(&from)?;
+            let sent = write::send(&client, &config.table_name, &group, &from, &text).await?;
+            print_written(&sent, cli.json, "sent")?;
+        }
+        Command::NewConversation { from, to, text } => {
+            let client = messaging_stream::aws::dynamodb_client(&config).await;
+            let (from, to) = (write::user(&from)?, write::user(&to)?);
+            let created =
+                write::new_conversation(&client, &config.table_name, &from, &to, &text).await?;
+            print_written(&created, cli.json, "new conversation")?;
+        }
+        Command::ListTables => {
+            let client = messaging_stream::aws::dynamodb_client(&config).await;
+            for table in admin::list_tables(&client).await? {
+                if cli.json {
+                    println!("{}", serde_json::json!({ "table": table }));
+                } else {
+                    println!("{table}");
+                }
+            }
+        }
+        Command::Drop { yes } => {
+            if !yes {
+                bail!(
+                    "refusing to drop table {} at {endpoint}: add --yes to delete it and all its items",
+                    config.table_name
+                );
+            }
+            let client = messaging_stream::aws::dynamodb_client(&config).await;
+            admin::drop_table(&client, &config.table_name).await?;
+            if cli.json {
+                println!("{}", serde_json::json!({ "dropped": config.table_name }));
+            } else {
+                println!("dropped table {}", config.table_name);
+            }
+        }
+        Command::Scan { index, limit } => {
+            let client = messaging_stream::aws::dynamodb_client(&config).await;
+            let items = admin::scan(
+                &client,
+                &config.table_name,
+                index.as_deref(),
+                limit.map(|l| l as usize),
+            )
+            .await?;
+            print_items(
+                &items,
+                cli.json,
+                &["pk", "sk", "message_group_uuid", "user_handle", "message"],
+            )?;
+        }
+        Command::Watch(args) => watch(config, &args, cli.json).await?,
+    }
+    Ok(())
+}
+
+/// `ddb watch`: builds the trigger, prints progress on stderr, stops on Ctrl-C (or SIGTERM).
+async fn watch(config: Config, args: &WatchArgs, json: bool) -> Result<()> {
+    let options = args.options()?;
+    let streams = stream::client(&config).await;
+    let app = App::from_config(config.clone()).await;
+    let mut trigger = Trigger::new(streams, app, &config.table_name, options)
+        .await
+        .with_context(|| format!("watching table {}", config.table_name))?;
+    let filter = if args.no_filter {
+        "none".to_owned()
+    } else {
+        let filter = EventFilter::from_template(&args.template).with_context(|| {
+            format!(
+                "reading the event filter from {} (or pass --no-filter)",
+                args.template.display()
+            )
+        })?;
+        let described = format!("{} of {}", filter.event(), args.template.display());
+        trigger = trigger.with_filter(filter);
+        described
+    };
+    eprintln!(
+        "ddb watch: {} -> messaging-stream handler (filter: {filter})",
+        trigger.stream_arn()
+    );
+    let stats = trigger.stats();
+    let progress = tokio::spawn(async move {
+        let mut shown = StatsSnapshot::default();
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let now = stats.snapshot();
+            if now != shown {
+                eprintln!("ddb watch: {now}");
+                shown = now;
+            }
+        }
+    });
+    let result = if args.once {
+        trigger.drain().await
+    } else {
+        trigger.run_until(shutdown()).await
+    };
+    progress.abort();
+    let stats = result?;
+    if json {
+        println!("{}", serde_json::to_string(&stats)?);
+    } else {
+        println!("{}: {stats}", if args.once { "drained" } else { "stopped" });
+    }
+    if args.once && stats.ranges_given_up > 0 {
+        bail!(
+            "{} records given up after their retries: see {}",
+            stats.records_given_up,
+            args.failures_file.display()
+        );
+    }
+    Ok(())
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            },
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn print_written(written: &write::Written, json: bool, what: &str) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(written)?);
+    } else {
+        println!(
+            "{what}: group {} at {} (message {})",
+            written.message_group_uuid, written.created_at, written.message_uuid
+        );
     }
     Ok(())
 }

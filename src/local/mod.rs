@@ -1,11 +1,19 @@
-//! What only the developer CLI (`ddb`) needs: the table's schema, seed data, replaying event files.
-//! The Lambda never uses this module.
+//! What only the developer CLI (`ddb`) needs: the table's schema, seed data, the app's read and
+//! write patterns, replaying event files, and the local stream trigger (`watch`, with `stream`,
+//! `lambda_record`, `batching` and `failures`). The Lambda never uses this module.
 
+pub mod admin;
+pub mod batching;
+pub mod failures;
+pub mod lambda_record;
 pub mod proxy;
 pub mod queries;
 pub mod replay;
 pub mod schema;
 pub mod seed;
+pub mod stream;
+pub mod watch;
+pub mod write;
 
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 
