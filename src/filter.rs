@@ -387,6 +387,12 @@ mod tests {
     }
 
     #[test]
+    fn filter_can_be_shared_across_tasks() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<EventFilter>();
+    }
+
+    #[test]
     fn non_objects_never_match() {
         let f = filter();
         assert!(!f.matches(&json!([1, 2])));

@@ -6,8 +6,14 @@ use serde_json::Value as Json;
 use serde_yaml::Value as Yaml;
 use std::path::{Path, PathBuf};
 
+/// The crate's directory. Read at run time first (cargo test sets it for the test process): a test binary built
+/// from another checkout sharing this target/ (a git worktree, say) would otherwise look at that checkout.
 pub fn crate_dir() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        std::env::var_os("CARGO_MANIFEST_DIR")
+            .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+    })
 }
 
 pub fn template_path() -> PathBuf {
