@@ -1,0 +1,179 @@
+//! The fault proxy itself, through the real SDK and DynamoDB Local: each fault reaches the SDK as
+//! production's would, so the SDK's retry policy treats it the same way.
+
+mod common;
+mod reliability_support;
+
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use common::{attr, TestTable};
+use messaging_stream::local::proxy::{Fault, FaultPlan, Proxy};
+use messaging_stream::request_log::RequestLog;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+fn local_addr() -> SocketAddr {
+    reliability_support::local_addr()
+}
+
+/// A client of `table`'s config pointed at the proxy, counting its attempts, in standard retry
+/// mode with a short back-off (the adaptive rate limiter is measured in reliability_faults).
+async fn via(
+    table: &TestTable,
+    proxy: &Proxy,
+    max_attempts: u32,
+) -> (aws_sdk_dynamodb::Client, RequestLog) {
+    let mut config = table.config.clone();
+    config.max_attempts = max_attempts;
+    config.retry_mode = messaging_stream::config::RetryMode::Standard;
+    let log = RequestLog::new();
+    let client = reliability_support::client_via(
+        &config,
+        &proxy.endpoint_url(),
+        "proxy-test",
+        Some(Duration::from_millis(5)),
+        &log,
+    )
+    .await;
+    (client, log)
+}
+
+async fn put(client: &aws_sdk_dynamodb::Client, table: &str, pk: &str) -> Result<(), String> {
+    client
+        .put_item()
+        .table_name(table)
+        .item("pk", attr(pk))
+        .item("sk", attr("s"))
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            e.code()
+                .map(str::to_owned)
+                .unwrap_or_else(|| format!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(&e)))
+        })
+}
+
+async fn exists(table: &TestTable, pk: &str) -> bool {
+    table
+        .client
+        .get_item()
+        .table_name(table.table())
+        .key("pk", attr(pk))
+        .key("sk", attr("s"))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("direct read")
+        .item
+        .is_some()
+}
+
+#[tokio::test]
+async fn every_fault_once_is_retried_by_the_sdk_and_the_write_lands_once() {
+    let table = TestTable::new().await;
+    for fault in Fault::kinds(Duration::from_millis(20)) {
+        let proxy = Proxy::start(local_addr(), FaultPlan::none().first(1, fault))
+            .await
+            .unwrap();
+        let (client, log) = via(&table, &proxy, 3).await;
+        let pk = format!("pk-{}", fault.name());
+        put(&client, table.table(), &pk)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", fault.name()));
+        assert!(exists(&table, &pk).await, "{}", fault.name());
+        let counts = proxy.counts();
+        assert_eq!(counts.faults_of(fault), 1, "{}: {counts:?}", fault.name());
+        // A delay is not an error: one attempt. Every other fault costs exactly one retry.
+        let attempts = if matches!(fault, Fault::Delay(_)) {
+            1
+        } else {
+            2
+        };
+        assert_eq!(log.total(), attempts, "{}: {counts:?}", fault.name());
+        assert_eq!(counts.requests, attempts, "{}", fault.name());
+        let forwarded = match fault {
+            Fault::Delay(_) => 1,
+            Fault::DropResponse => 2, // the write, whose answer was lost, then the retry
+            _ => 1,
+        };
+        assert_eq!(counts.forwarded, forwarded, "{}", fault.name());
+    }
+}
+
+#[tokio::test]
+async fn throttling_answers_are_classified_as_throttling_errors() {
+    let table = TestTable::new().await;
+    for (fault, code) in [
+        (
+            Fault::ProvisionedThroughputExceeded,
+            "ProvisionedThroughputExceededException",
+        ),
+        (Fault::Throttling, "ThrottlingException"),
+        (Fault::InternalError, "InternalServerError"),
+    ] {
+        let proxy = Proxy::start(local_addr(), FaultPlan::none().probability(fault, 1.0))
+            .await
+            .unwrap();
+        let (client, log) = via(&table, &proxy, 2).await;
+        let error = put(&client, table.table(), "never").await.unwrap_err();
+        assert_eq!(error, code);
+        assert_eq!(log.total(), 2, "the SDK retried {code}");
+        assert_eq!(proxy.counts().forwarded, 0);
+    }
+    assert!(!exists(&table, "never").await);
+}
+
+#[tokio::test]
+async fn a_dropped_response_means_the_write_happened_though_the_client_failed() {
+    let table = TestTable::new().await;
+    let proxy = Proxy::start(
+        local_addr(),
+        FaultPlan::none().probability(Fault::DropResponse, 1.0),
+    )
+    .await
+    .unwrap();
+    let (client, _) = via(&table, &proxy, 1).await;
+    let error = put(&client, table.table(), "ghost").await.unwrap_err();
+    assert!(!error.is_empty());
+    assert!(exists(&table, "ghost").await, "the write reached DynamoDB");
+    assert_eq!(proxy.counts().forwarded, 1);
+}
+
+#[tokio::test]
+async fn latency_is_added_to_every_request_and_the_plan_can_change() {
+    let table = TestTable::new().await;
+    let proxy = Proxy::start(
+        local_addr(),
+        FaultPlan::with_latency(Duration::from_millis(50)),
+    )
+    .await
+    .unwrap();
+    let (client, _) = via(&table, &proxy, 1).await;
+    let started = Instant::now();
+    for i in 0..4 {
+        put(&client, table.table(), &format!("slow-{i}"))
+            .await
+            .unwrap();
+    }
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    proxy.set_plan(FaultPlan::none().first(1, Fault::Unavailable));
+    let error = {
+        let (client, _) = via(&table, &proxy, 1).await;
+        put(&client, table.table(), "after").await.unwrap_err()
+    };
+    assert_eq!(error, "ServiceUnavailable");
+    let counts = proxy.counts();
+    assert_eq!(counts.operations["PutItem"], 5);
+    assert_eq!(counts.forwarded, 4);
+}
+
+#[tokio::test]
+async fn dropping_the_proxy_stops_it() {
+    let proxy = Proxy::start(local_addr(), FaultPlan::none()).await.unwrap();
+    let addr = proxy.addr();
+    assert!(addr.ip().is_loopback());
+    assert!(tokio::net::TcpStream::connect(addr).await.is_ok());
+    drop(proxy);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}
