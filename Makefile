@@ -36,12 +36,15 @@ demo: dynamodb-local build ## Run the main job locally: DynamoDB Local, seed, a 
 	DDB_PORT=$(DDB_PORT) scripts/demo.sh
 
 .PHONY: test
-test: dynamodb-local ## Install what the tests need, then run them all
+test: dynamodb-local deploy-tools ## Install what the tests need, then run them all
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
+	$(MAKE) --no-print-directory deploy-check
 	cargo test --all-targets
 
 .PHONY: fmt
 fmt:
 	cargo fmt --all
-include mk/local.mk
+
+# Each area keeps its targets in a fragment: deploy (template, policies, package), local (the local loop), ...
+include $(sort $(wildcard mk/*.mk))

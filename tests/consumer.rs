@@ -497,3 +497,96 @@ async fn a_100_record_batch_over_20_groups_makes_at_most_40_requests() {
             .all(|(_, sk, _)| sk == "2025-01-15T10:04:00+00:00"));
     }
 }
+
+/// The execution policy (policies/execution-dynamodb.json) allows exactly the DynamoDB data-plane
+/// actions the handler performs, on the resources it uses, with the leading keys it writes.
+#[tokio::test]
+async fn the_execution_policy_allows_exactly_what_the_handler_does() {
+    use std::collections::BTreeSet;
+    let table = TestTable::new().await;
+    table
+        .put([group_row("a", "g", T0, "x"), group_row("b", "g", T0, "x")])
+        .await;
+    let store = Store::new(table.client.clone(), &table.config);
+    let stale = store.group_rows("g").await.unwrap();
+    table.requests.reset();
+    // Every path of the handler: the GSI query, a move, and a lost race's consistent re-read.
+    table
+        .invoke(event(vec![message_record("g", T1, "one", "1")]))
+        .await
+        .unwrap();
+    apply::move_rows(&store, &table.config, &update("g", T2, "two"), stale)
+        .await
+        .unwrap();
+    let used = table.requests.iam_uses();
+
+    let policy: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/policies/execution-dynamodb.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let arn_prefix = "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:";
+    let mut allowed = BTreeSet::new();
+    for statement in policy["Statement"].as_array().unwrap() {
+        assert_eq!(statement["Effect"], "Allow");
+        let resource = statement["Resource"]
+            .as_str()
+            .unwrap()
+            .strip_prefix(arn_prefix)
+            .unwrap()
+            .to_owned();
+        let leading: Option<Vec<String>> = statement
+            .pointer("/Condition/ForAllValues:StringLike/dynamodb:LeadingKeys")
+            .map(|keys| {
+                keys.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|k| k.as_str().unwrap().to_owned())
+                    .collect()
+            });
+        for action in statement["Action"].as_array().unwrap() {
+            allowed.insert((
+                action.as_str().unwrap().to_owned(),
+                resource.clone(),
+                leading.clone(),
+            ));
+        }
+    }
+
+    let generic = |resource: &str| {
+        resource.replacen(&format!("table/{}", table.table()), "table/${TableName}", 1)
+    };
+    let performed: BTreeSet<(String, String)> = used
+        .iter()
+        .map(|u| (u.action.clone(), generic(&u.resource)))
+        .collect();
+    let permitted: BTreeSet<(String, String)> = allowed
+        .iter()
+        .map(|(a, r, _)| (a.clone(), r.clone()))
+        .collect();
+    assert_eq!(
+        performed, permitted,
+        "performed vs allowed (action, resource)"
+    );
+    for use_ in &used {
+        let (_, _, leading) = allowed
+            .iter()
+            .find(|(a, r, _)| *a == use_.action && *r == generic(&use_.resource))
+            .unwrap();
+        if let Some(patterns) = leading {
+            let key = use_
+                .leading_key
+                .as_deref()
+                .unwrap_or_else(|| panic!("{use_:?} has no leading key"));
+            assert!(
+                patterns
+                    .iter()
+                    .any(|p| key.starts_with(p.trim_end_matches('*'))),
+                "{use_:?} is outside the LeadingKeys condition {patterns:?}"
+            );
+        }
+    }
+}
