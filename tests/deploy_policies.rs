@@ -180,70 +180,8 @@ fn endpoint_policy_mirrors_the_execution_data_plane() {
     );
 }
 
-/// IAM actions of the SDK calls in the function's DynamoDB module. A static reading of the source: it catches a
-/// new kind of call (say `.update_item()` or an `Update` in a transaction) that the policy does not allow yet.
-fn actions_called_by(source: &str) -> BTreeSet<String> {
-    let calls = [
-        (".query()", "dynamodb:Query"),
-        (".scan()", "dynamodb:Scan"),
-        (".get_item()", "dynamodb:GetItem"),
-        (".put_item()", "dynamodb:PutItem"),
-        (".delete_item()", "dynamodb:DeleteItem"),
-        (".update_item()", "dynamodb:UpdateItem"),
-        (".batch_get_item()", "dynamodb:BatchGetItem"),
-        (".batch_write_item()", "dynamodb:BatchWriteItem"),
-        (".transact_get_items()", "dynamodb:GetItem"),
-        (".execute_statement()", "dynamodb:PartiQLSelect"),
-        // TransactWriteItems is authorised item by item, as the single-item actions.
-        ("Put::builder()", "dynamodb:PutItem"),
-        ("Delete::builder()", "dynamodb:DeleteItem"),
-        ("Update::builder()", "dynamodb:UpdateItem"),
-        ("ConditionCheck::builder()", "dynamodb:ConditionCheckItem"),
-    ];
-    calls
-        .iter()
-        .filter(|(call, _)| source.contains(call))
-        .map(|(_, action)| (*action).to_owned())
-        .collect()
-}
-
-#[test]
-fn policy_allows_exactly_the_dynamodb_calls_of_the_code() {
-    // src/store.rs is the only module of the function that talks to DynamoDB (the CLI's src/local/ is not deployed).
-    let store = crate_dir().join("src/store.rs");
-    let source = std::fs::read_to_string(&store).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (the function's DynamoDB module moved? update this test)",
-            store.display()
-        )
-    });
-    assert!(
-        source.contains(".transact_write_items()"),
-        "src/store.rs no longer calls transact_write_items: update this test and the policy"
-    );
-    let called = actions_called_by(&source);
-    let allowed: BTreeSet<String> = dynamodb_grants(&policy_file("execution-dynamodb"))
-        .into_iter()
-        .map(|(action, _, _)| action)
-        .collect();
-    assert_eq!(
-        called, allowed,
-        "left: DynamoDB actions the code calls; right: what policies/execution-dynamodb.json allows"
-    );
-}
-
-#[test]
-fn static_reading_sees_what_it_should() {
-    let calls = actions_called_by(
-        "client.query().index_name(x); TransactWriteItem::builder().update(Update::builder().build())",
-    );
-    assert_eq!(
-        calls,
-        ["dynamodb:Query", "dynamodb:UpdateItem"]
-            .map(str::to_owned)
-            .into()
-    );
-}
+// That the policy allows exactly what the code does is checked on recorded calls, not on the source:
+// tests/consumer.rs `the_execution_policy_allows_exactly_what_the_handler_does`.
 
 #[test]
 fn stream_and_queue_statements_name_this_stack_resources() {
