@@ -385,7 +385,6 @@ impl Trigger {
             }
             Err(error) => return Err(error.into()),
         };
-        let ids: HashSet<&str> = listed.iter().map(|s| s.id.as_str()).collect();
         let mut shards = self.shards.lock().expect("shard states lock");
         let first_look = !std::mem::replace(&mut shards.discovered, true);
         for shard in &listed {
@@ -403,18 +402,9 @@ impl Trigger {
                 }
             });
         }
-        let finished = |id: &str| shards.states.get(id).is_some_and(|s| s.finished);
-        Ok(listed
-            .iter()
-            .filter(|shard| !finished(&shard.id))
-            .filter(|shard| {
-                shard
-                    .parent_id
-                    .as_deref()
-                    .is_none_or(|parent| !ids.contains(parent) || finished(parent))
-            })
-            .cloned()
-            .collect())
+        Ok(readable(&listed, |id| {
+            shards.states.get(id).is_some_and(|s| s.finished)
+        }))
     }
 
     /// Reads one shard until it ends, is caught up (`once`), or the trigger stops; saves its place.
@@ -719,6 +709,23 @@ impl Trigger {
     }
 }
 
+/// The shards to read now: not finished, and whose parent is finished or gone from the stream
+/// (trimmed), so that a key's records are always read in order across a split.
+fn readable(listed: &[Shard], finished: impl Fn(&str) -> bool) -> Vec<Shard> {
+    let ids: HashSet<&str> = listed.iter().map(|s| s.id.as_str()).collect();
+    listed
+        .iter()
+        .filter(|shard| !finished(&shard.id))
+        .filter(|shard| {
+            shard
+                .parent_id
+                .as_deref()
+                .is_none_or(|parent| !ids.contains(parent) || finished(parent))
+        })
+        .cloned()
+        .collect()
+}
+
 /// One shard's place and queue while it is read.
 struct ShardReader {
     queue: ShardQueue,
@@ -734,5 +741,57 @@ async fn pause(stop: &mut watch::Receiver<bool>, duration: Duration) {
     tokio::select! {
         () = tokio::time::sleep(duration) => {}
         _ = stop.wait_for(|stopped| *stopped) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shard(id: &str, parent: Option<&str>) -> Shard {
+        Shard {
+            id: id.to_owned(),
+            parent_id: parent.map(str::to_owned),
+            closed: false,
+        }
+    }
+
+    fn ids(shards: Vec<Shard>) -> Vec<String> {
+        shards.into_iter().map(|s| s.id).collect()
+    }
+
+    #[test]
+    fn children_wait_for_their_parent_and_orphans_do_not() {
+        let listed = [
+            shard("parent", None),
+            shard("child-a", Some("parent")),
+            shard("child-b", Some("parent")),
+            shard("orphan", Some("trimmed-away")),
+        ];
+        assert_eq!(ids(readable(&listed, |_| false)), ["parent", "orphan"]);
+        assert_eq!(
+            ids(readable(&listed, |id| id == "parent")),
+            ["child-a", "child-b", "orphan"]
+        );
+        assert!(readable(&listed, |_| true).is_empty());
+    }
+
+    #[test]
+    fn the_progress_line_names_every_count() {
+        let stats = StatsSnapshot {
+            records_read: 98,
+            records_filtered_out: 8,
+            invocations: 2,
+            failed_invocations: 1,
+            ranges_given_up: 1,
+            records_given_up: 3,
+            pending: 4,
+            lag_ms: 1250,
+            iterator_age_ms: 60_000,
+        };
+        assert_eq!(
+            stats.to_string(),
+            "read 98  filtered 8  invoked 2 (failed 1)  given up 3  pending 4  lag 1.2s"
+        );
     }
 }
