@@ -38,6 +38,8 @@ pub enum GroupError {
     },
     #[error("group {group}: transaction still conflicting after {attempts} retries")]
     ConflictRetriesExhausted { group: String, attempts: u32 },
+    #[error("the invocation's deadline came before the group was done")]
+    DeadlineReached,
     #[error("group {group}: transaction cancelled: {reason}")]
     Cancelled { group: String, reason: String },
 }

@@ -43,6 +43,9 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// Timeout of one request attempt; the SDK retries after it.
     pub attempt_timeout: Duration,
+    /// `DEADLINE_MARGIN_MS`: groups still running this long before the invocation's deadline are
+    /// reported as failed, so the response reaches Lambda before the timeout.
+    pub deadline_margin: Duration,
 }
 
 impl Default for Config {
@@ -58,6 +61,7 @@ impl Default for Config {
             endpoint_url: None,
             connect_timeout: Duration::from_secs(2),
             attempt_timeout: Duration::from_secs(5),
+            deadline_margin: Duration::from_millis(1_500),
         }
     }
 }
@@ -140,6 +144,13 @@ impl Config {
             max_attempts: number("AWS_MAX_ATTEMPTS", 5, 1, 20, "a whole number from 1 to 20")?,
             retry_mode,
             endpoint_url,
+            deadline_margin: Duration::from_millis(u64::from(number(
+                "DEADLINE_MARGIN_MS",
+                1_500,
+                0,
+                60_000,
+                "milliseconds from 0 to 60000",
+            )?)),
             ..defaults
         })
     }
@@ -197,6 +208,7 @@ mod tests {
             ("AWS_MAX_ATTEMPTS", "3"),
             ("AWS_RETRY_MODE", "standard"),
             ("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:8000"),
+            ("DEADLINE_MARGIN_MS", "250"),
         ])
         .unwrap();
         assert_eq!(
@@ -216,6 +228,7 @@ mod tests {
             (3, RetryMode::Standard)
         );
         assert!(config.is_local_endpoint());
+        assert_eq!(config.deadline_margin, Duration::from_millis(250));
     }
 
     #[test]

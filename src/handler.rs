@@ -4,7 +4,7 @@
 //! date concurrently (bounded by `GROUP_CONCURRENCY`), log one summary line, and answer with the
 //! earliest failed record's sequence number. Message text never reaches a log line.
 
-use crate::apply::{self, GroupOutcome};
+use crate::apply::{self, GroupError, GroupOutcome};
 use crate::config::Config;
 use crate::event::{self, EventError, Parsed};
 use crate::plan;
@@ -14,7 +14,7 @@ use aws_lambda_events::streams::DynamoDbEventResponse;
 use futures::StreamExt;
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 /// What every invocation shares: built once at start-up.
 #[derive(Debug, Clone)]
@@ -63,15 +63,33 @@ pub async fn handle(
     app: &App,
     event: LambdaEvent<Value>,
 ) -> Result<DynamoDbEventResponse, HandlerError> {
-    process(app, &event.payload)
+    // Context::default() has no deadline (0): tests and `ddb replay` run unbounded.
+    let deadline = (event.context.deadline > 0)
+        .then(|| event.context.deadline())
+        .map(|at| {
+            let left = at.duration_since(SystemTime::now()).unwrap_or_default();
+            Instant::now() + left.saturating_sub(app.config.deadline_margin)
+        });
+    process_until(app, &event.payload, deadline)
         .await
         .map(|(response, _)| response)
 }
 
-/// Processes one batch; returns the response and the counts it logged.
+/// Processes one batch with no deadline; returns the response and the counts it logged.
 pub async fn process(
     app: &App,
     payload: &Value,
+) -> Result<(DynamoDbEventResponse, Summary), HandlerError> {
+    process_until(app, payload, None).await
+}
+
+/// Processes one batch; a group not done by `deadline` counts as failed, so the batch response
+/// names its record before Lambda's timeout would throw the whole invocation away. (A move cut
+/// short is atomic: it happened or it did not, and the retry finds out which.)
+pub async fn process_until(
+    app: &App,
+    payload: &Value,
+    deadline: Option<Instant>,
 ) -> Result<(DynamoDbEventResponse, Summary), HandlerError> {
     let started = Instant::now();
     let parsed = event::parse_event(payload)?;
@@ -115,7 +133,15 @@ pub async fn process(
         .map(|update| async move {
             (
                 update,
-                apply::apply_group(&app.store, &app.config, update).await,
+                match deadline {
+                    Some(at) => tokio::time::timeout_at(
+                        at.into(),
+                        apply::apply_group(&app.store, &app.config, update),
+                    )
+                    .await
+                    .unwrap_or(Err(GroupError::DeadlineReached)),
+                    None => apply::apply_group(&app.store, &app.config, update).await,
+                },
             )
         })
         .collect();

@@ -590,3 +590,34 @@ async fn the_execution_policy_allows_exactly_what_the_handler_does() {
         }
     }
 }
+
+#[tokio::test]
+async fn groups_unfinished_near_the_deadline_are_reported_before_lambda_times_out() {
+    // A server that accepts connections and never answers: every request hangs.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut config = common::config_for(&format!("http://{}", silent.local_addr().unwrap()), "t");
+    config.deadline_margin = std::time::Duration::from_millis(1_500);
+    let app = messaging_stream::App::from_config(config).await;
+    let mut context = lambda_runtime::Context::default();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    context.deadline = now_ms + 2_000;
+    let batch = event(vec![
+        message_record("g1", T1, "x", "7"),
+        message_record("g2", T2, "x", "8"),
+    ]);
+
+    let started = std::time::Instant::now();
+    let response = messaging_stream::handle(&app, lambda_runtime::LambdaEvent::new(batch, context))
+        .await
+        .unwrap();
+
+    assert_eq!(response_ids(&response), vec!["7".to_owned()]);
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(1_900),
+        "answered after {:?}",
+        started.elapsed()
+    );
+}
