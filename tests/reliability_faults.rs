@@ -202,8 +202,15 @@ async fn throttling_in_adaptive_mode_loses_nothing() {
     };
     let mut cells = Vec::new();
     for (k, fault) in kinds.iter().enumerate() {
-        // The first request is throttled for sure, so the rate limiter is exercised every run.
-        let plan = FaultPlan::none().at(0, *fault).probability(*fault, rate);
+        // The first request is throttled for sure, so the rate limiter is exercised every run;
+        // in the quick slice that is the only fault, on the write, the slice's last request.
+        let plan = if support::full() {
+            FaultPlan::none().at(0, *fault).probability(*fault, rate)
+        } else {
+            FaultPlan::none()
+                .at(0, *fault)
+                .only(&["TransactWriteItems"])
+        };
         let seed = 0xada + k as u64;
         let cell = run_cell(
             fault.name(),
