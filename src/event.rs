@@ -195,22 +195,25 @@ pub fn parse_record(position: usize, raw: &Value) -> Parsed {
 }
 
 /// serde's messages quote the offending value (`invalid type: string "..."`), which could be a
-/// user's text in a mangled record: keep the message, drop what was quoted.
+/// user's text in a mangled record: keep the message, drop what was quoted. The value is printed
+/// escaped (`\"` inside it), so an escaped quote does not end it.
 fn redact_values(message: &str) -> String {
     let mut out = String::with_capacity(message.len());
-    let mut quoted = false;
+    let (mut quoted, mut escaped) = (false, false);
     for c in message.chars() {
-        match (c, quoted) {
-            ('"', false) => {
+        match (c, quoted, escaped) {
+            ('"', false, _) => {
                 quoted = true;
                 out.push_str("\"<redacted>");
             }
-            ('"', true) => {
+            (_, false, _) => out.push(c),
+            (_, true, true) => escaped = false,
+            ('\\', true, false) => escaped = true,
+            ('"', true, false) => {
                 quoted = false;
                 out.push('"');
             }
-            (_, false) => out.push(c),
-            (_, true) => {}
+            (_, true, false) => {}
         }
     }
     out

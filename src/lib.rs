@@ -13,6 +13,7 @@ pub mod event;
 pub mod filter;
 pub mod handler;
 pub mod local;
+pub mod logging;
 pub mod plan;
 pub mod request_log;
 pub mod response;

@@ -6,8 +6,8 @@ use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    // JSON or text per AWS_LAMBDA_LOG_FORMAT, level per AWS_LAMBDA_LOG_LEVEL.
-    lambda_runtime::tracing::init_default_subscriber();
+    // JSON or text per AWS_LAMBDA_LOG_FORMAT, level per AWS_LAMBDA_LOG_LEVEL; the SDK capped at DEBUG.
+    messaging_stream::logging::init();
     let config = Config::from_env()?;
     let app = App::from_config(config).await;
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| handle(&app, event))).await
