@@ -3,7 +3,8 @@
 //! Real data mixes ISO-8601 forms: with an offset (`2023-03-25T18:11:15.897345+00:00`), naive
 //! (`2023-03-25T18:11:15.897345`, meaning UTC), with or without fractional seconds. Comparing the
 //! strings would put `...15+00:00` after `...15.5` and an offset of `+05:30` anywhere, so we compare
-//! instants and fall back to string order only when a value does not parse.
+//! instants. A value that does not parse sorts before every timestamp (and among its kind by
+//! string): the order stays total, so no chain of comparisons can move a row backwards.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use std::cmp::Ordering;
@@ -23,12 +24,17 @@ pub fn parse_instant(raw: &str) -> Option<DateTime<Utc>> {
 
 /// Compares two timestamps by instant; equal instants written differently compare `Equal`.
 ///
-/// When either side does not parse, the raw strings are compared, which is what the table's
-/// own sort order does.
+/// A value that does not parse is older than any that does, and two such values compare as
+/// strings. (Comparing strings whenever either side failed to parse was not transitive: with
+/// `a` = `...T23:00+05:30` (17:30 UTC), `b` = `...T20:00 garbage`, `c` = `...T18:00`, a < c by
+/// instant but c < b < a by string, so a garbage message could walk a row back in time; and a
+/// garbage sort key such as `not a time` sorted after every real one and froze the row.)
 pub fn compare(a: &str, b: &str) -> Ordering {
     match (parse_instant(a), parse_instant(b)) {
         (Some(a), Some(b)) => a.cmp(&b),
-        _ => a.cmp(b),
+        (None, Some(_)) => Ordering::Less,
+        (Some(_), None) => Ordering::Greater,
+        (None, None) => a.cmp(b),
     }
 }
 
@@ -81,10 +87,11 @@ mod tests {
     }
 
     #[test]
-    fn falls_back_to_string_order_when_unparseable() {
+    fn unparseable_values_sort_before_every_timestamp() {
         assert_eq!(parse_instant("not a time"), None);
         assert_eq!(compare("b-garbage", "a-garbage"), Ordering::Greater);
-        assert_eq!(compare("2023-03-25T18:11:15", "zzz"), Ordering::Less);
+        assert_eq!(compare("2023-03-25T18:11:15", "zzz"), Ordering::Greater);
+        assert!(!is_newer("not a time", "2023-03-25T18:11:15"));
         assert!(!is_newer("same", "same"));
     }
 }

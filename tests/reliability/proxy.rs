@@ -1,18 +1,16 @@
 //! The fault proxy itself, through the real SDK and DynamoDB Local: each fault reaches the SDK as
 //! production's would, so the SDK's retry policy treats it the same way.
 
-mod common;
-mod reliability_support;
-
+use crate::common::{attr, TestTable};
+use crate::support;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
-use common::{attr, TestTable};
 use messaging_stream::local::proxy::{Fault, FaultPlan, Proxy};
 use messaging_stream::request_log::RequestLog;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 fn local_addr() -> SocketAddr {
-    reliability_support::local_addr()
+    support::local_addr()
 }
 
 /// A client of `table`'s config pointed at the proxy, counting its attempts, in standard retry
@@ -26,7 +24,7 @@ async fn via(
     config.max_attempts = max_attempts;
     config.retry_mode = messaging_stream::config::RetryMode::Standard;
     let log = RequestLog::new();
-    let client = reliability_support::client_via(
+    let client = support::client_via(
         &config,
         &proxy.endpoint_url(),
         "proxy-test",
@@ -70,6 +68,7 @@ async fn exists(table: &TestTable, pk: &str) -> bool {
 
 #[tokio::test]
 async fn every_fault_once_is_retried_by_the_sdk_and_the_write_lands_once() {
+    support::global_capture();
     let table = TestTable::new().await;
     for fault in Fault::kinds(Duration::from_millis(20)) {
         let proxy = Proxy::start(local_addr(), FaultPlan::none().first(1, fault))
@@ -102,6 +101,7 @@ async fn every_fault_once_is_retried_by_the_sdk_and_the_write_lands_once() {
 
 #[tokio::test]
 async fn throttling_answers_are_classified_as_throttling_errors() {
+    support::global_capture();
     let table = TestTable::new().await;
     for (fault, code) in [
         (
@@ -125,6 +125,7 @@ async fn throttling_answers_are_classified_as_throttling_errors() {
 
 #[tokio::test]
 async fn a_dropped_response_means_the_write_happened_though_the_client_failed() {
+    support::global_capture();
     let table = TestTable::new().await;
     let proxy = Proxy::start(
         local_addr(),
@@ -141,6 +142,7 @@ async fn a_dropped_response_means_the_write_happened_though_the_client_failed() 
 
 #[tokio::test]
 async fn latency_is_added_to_every_request_and_the_plan_can_change() {
+    support::global_capture();
     let table = TestTable::new().await;
     let proxy = Proxy::start(
         local_addr(),

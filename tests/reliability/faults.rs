@@ -6,14 +6,11 @@
 //! Quick slice in `make test` (fixed seed, 2 batches per cell at one rate); `make reliability`
 //! (RELIABILITY_FULL=1) runs 3 rates and 50 batches per cell.
 
-mod common;
-mod reliability_support;
-
-use common::TestTable;
+use crate::common::TestTable;
+use crate::support::{self, Tally};
 use messaging_stream::config::RetryMode;
 use messaging_stream::local::proxy::{Fault, FaultPlan, Proxy};
 use messaging_stream::request_log::RequestLog;
-use reliability_support::{self as support, Tally};
 use std::time::{Duration, Instant};
 
 const BATCH_SIZE: usize = 10;
@@ -62,6 +59,7 @@ async fn run_cell(
     mode: RetryMode,
     batch_size: usize,
 ) -> Cell {
+    support::global_capture();
     let started = Instant::now();
     let table = TestTable::with_config(|config| config.retry_mode = mode).await;
     let mut rng = fastrand::Rng::with_seed(seed);

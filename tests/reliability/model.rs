@@ -7,18 +7,16 @@
 //! operation the touched rows are checked, and at the end every row, against the model (newest
 //! acknowledged message wins). A failure shrinks to a minimal program.
 //!
-//! Quick slice in `make test`: 16 programs from a fixed seed; `make reliability`: 500.
+//! Quick slice in `make test`: 12 programs from a fixed seed; `make reliability`: 500.
 
-mod common;
-mod reliability_support;
-
-use common::TestTable;
+use crate::common;
+use crate::common::TestTable;
+use crate::support::{self, Ledger, Tally};
 use messaging_stream::apply;
 use messaging_stream::event::{MessageText, NewMessage, RecordRef};
 use messaging_stream::plan::{self, GroupRow};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, RngSeed};
-use reliability_support::{self as support, Ledger, Tally};
 use std::collections::HashMap;
 use std::sync::OnceLock;
 use tokio::runtime::Runtime;
@@ -268,7 +266,8 @@ async fn run_program(ops: Vec<Op>) -> Result<(Tally, Tally), String> {
 
 #[test]
 fn random_programs_match_the_model() {
-    let cases = support::size(16, 500) as u32;
+    support::global_capture();
+    let cases = support::size(12, 500) as u32;
     let mut config = ProptestConfig::with_cases(cases);
     config.failure_persistence = None;
     // A fixed seed: the quick slice runs the same programs every time; RELIABILITY_SEED varies it.

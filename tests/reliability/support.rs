@@ -21,7 +21,70 @@ use serde_json::Value;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+/// A log buffer: a `MakeWriter` for tracing-subscriber that keeps every line.
+#[derive(Clone, Default)]
+pub struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    /// Everything written so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+
+    /// Everything written so far, emptying the buffer.
+    pub fn take(&self) -> String {
+        String::from_utf8_lossy(&std::mem::take(&mut *self.0.lock().unwrap())).into_owned()
+    }
+
+    /// A subscriber with the Lambda's filter at `level` (`messaging_stream::logging::filter`),
+    /// writing every line into this buffer in both the text and the JSON format.
+    pub fn subscriber(&self, level: LevelFilter) -> impl tracing::Subscriber + Send + Sync {
+        let (text, json) = (self.clone(), self.clone());
+        tracing_subscriber::registry()
+            .with(messaging_stream::logging::filter(level))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(false)
+                    .with_writer(move || text.clone()),
+            )
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(move || json.clone()),
+            )
+    }
+}
+
+/// The process-wide capture of this test binary: every line any test logs on any thread (those
+/// that set a subscriber of their own for their thread aside), at the Lambda's most verbose
+/// setting (TRACE: our code at TRACE, the SDK and hyper at DEBUG). Installed on first use.
+pub fn global_capture() -> &'static Captured {
+    static CAPTURE: OnceLock<Captured> = OnceLock::new();
+    CAPTURE.get_or_init(|| {
+        let capture = Captured::default();
+        capture.subscriber(LevelFilter::TRACE).init();
+        capture
+    })
+}
+
+/// Every generated message text holds this marker, so one pass over the logs finds any of them.
+pub const TEXT_MARKER: &str = "secret-";
 
 /// True for `make reliability` (RELIABILITY_FULL=1): full sizes instead of the quick slices.
 pub fn full() -> bool {
@@ -423,7 +486,7 @@ pub fn messages(
             }
             let created_at = timestamp(seconds, rng.u32(0..1_000_000), rng.usize(..));
             let sequence = format!("{:021}", first_sequence + i as u64);
-            let text = format!("secret-{}-{}", uuid::Uuid::new_v4().simple(), i);
+            let text = format!("{TEXT_MARKER}{}-{}", uuid::Uuid::new_v4().simple(), i);
             let record = common::message_record(&group.uuid, &created_at, &text, &sequence);
             Sent {
                 group: group.uuid.clone(),

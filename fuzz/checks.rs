@@ -1,0 +1,181 @@
+//! The properties the fuzz targets check, shared with the regression tests in
+//! tests/reliability_fuzz.rs (which include this file), so every finding stays fixed.
+//!
+//! Event parsing ([`check_event`]): never panics; one outcome per record, in batch order; a
+//! relevant record is exactly what the relevance rule (and so the template's filter) accepts, and
+//! carries the raw record's group, sort key and text; no reason and no `Debug` output contains a
+//! string value of the record (message text must never reach a log line); coalescing keeps, per
+//! group, a newest message. Timestamp ordering ([`check_order`]): `compare` is a total order
+//! (reflexive, antisymmetric, transitive), agrees with `is_newer`, and never panics.
+
+use messaging_stream::event::{self, Parsed};
+use messaging_stream::{plan, timestamp};
+use serde_json::Value;
+use std::cmp::Ordering;
+
+/// Words serde and the parser may print on their own (field and type names): a record value
+/// that is one of them, or inside one, proves nothing when it shows up in a reason.
+const VOCABULARY: &str = "eventID eventName eventVersion eventSource awsRegion dynamodb \
+    ApproximateCreationDateTime Keys NewImage OldImage SequenceNumber SizeBytes StreamViewType \
+    NEW_IMAGE OLD_IMAGE NEW_AND_OLD_IMAGES KEYS_ONLY userIdentity recordFormat tableName \
+    eventSourceARN INSERT MODIFY REMOVE message not a DynamoDB stream record: missing field \
+    invalid type: string, map, sequence, integer, floating point, boolean, null, expected i64 \
+    expected a string expected a unix timestamp as a float value is not a legal timestamp \
+    unknown variant, expected one of invalid value: invalid length Invalid symbol, offset \
+    Invalid padding Invalid last symbol Encoded text cannot have a 6-bit remainder \
+    Keys.pk is not a string Keys.pk names no message group Keys.sk is missing, empty or not a \
+    string NewImage.message is not a string <redacted>";
+
+/// Checks the parsing properties on arbitrary bytes (JSON or not).
+pub fn check_event(data: &[u8]) {
+    if let Ok(value) = serde_json::from_slice::<Value>(data) {
+        check_event_value(&value);
+    }
+}
+
+/// Checks the parsing properties on one JSON value taken as a Lambda event.
+pub fn check_event_value(value: &Value) {
+    let parsed = match event::parse_event(value) {
+        Ok(parsed) => parsed,
+        Err(_) => {
+            assert!(value.get("Records").and_then(Value::as_array).is_none());
+            return;
+        }
+    };
+    let records = value["Records"]
+        .as_array()
+        .expect("parse_event found Records");
+    assert_eq!(parsed.len(), records.len());
+    let mut messages = Vec::new();
+    for (position, (outcome, raw)) in parsed.iter().zip(records).enumerate() {
+        assert_eq!(outcome.record().position, position);
+        let shown = match outcome {
+            Parsed::Relevant(message) => {
+                assert!(
+                    event::is_relevant(raw),
+                    "relevant but the rule says no: {raw}"
+                );
+                let pk = raw.pointer("/dynamodb/Keys/pk/S").and_then(Value::as_str);
+                assert_eq!(pk, Some(format!("MSG#{}", message.group_uuid).as_str()));
+                assert!(!message.group_uuid.is_empty() && !message.created_at.is_empty());
+                assert_eq!(
+                    raw.pointer("/dynamodb/Keys/sk/S").and_then(Value::as_str),
+                    Some(message.created_at.as_str())
+                );
+                assert_eq!(
+                    raw.pointer("/dynamodb/NewImage/message/S")
+                        .and_then(Value::as_str),
+                    Some(message.text.as_str())
+                );
+                messages.push(message.clone());
+                format!("{:?}", message.text)
+            }
+            Parsed::Ignored { .. } => format!("{outcome:?}"),
+            Parsed::Malformed { reason, .. } => reason.clone(),
+        };
+        assert_no_value_shown(raw, &shown);
+    }
+    check_coalesce(messages);
+}
+
+/// No string value of `raw` (but its identifiers, `eventID` and `SequenceNumber`) appears in
+/// `shown`, not even an 8-character piece of one outside the vocabulary.
+pub fn assert_no_value_shown(raw: &Value, shown: &str) {
+    let mut values = Vec::new();
+    collect_strings(raw, &mut values);
+    for value in values {
+        let chars: Vec<char> = value.chars().collect();
+        for window in chars.windows(8) {
+            let piece: String = window.iter().collect();
+            if VOCABULARY.contains(&piece) || piece.trim().is_empty() {
+                continue;
+            }
+            assert!(
+                !shown.contains(&piece),
+                "a value of the record ({piece:?}) shows in: {shown}"
+            );
+        }
+    }
+}
+
+fn collect_strings(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::String(s) => out.push(s.clone()),
+        Value::Array(items) => items.iter().for_each(|v| collect_strings(v, out)),
+        // Record identifiers are logged on purpose: they name the record, not the user's words.
+        Value::Object(map) => map
+            .iter()
+            .filter(|(key, _)| !matches!(key.as_str(), "eventID" | "SequenceNumber"))
+            .for_each(|(_, v)| collect_strings(v, out)),
+        _ => {}
+    }
+}
+
+/// One update per group, at a newest message of the group, with that message's text.
+fn check_coalesce(messages: Vec<event::NewMessage>) {
+    let updates = plan::coalesce(messages.clone());
+    let mut groups: Vec<&str> = messages.iter().map(|m| m.group_uuid.as_str()).collect();
+    groups.sort();
+    groups.dedup();
+    assert_eq!(updates.len(), groups.len());
+    for update in &updates {
+        let of_group: Vec<_> = messages
+            .iter()
+            .filter(|m| m.group_uuid == update.group_uuid)
+            .collect();
+        assert_eq!(update.records, of_group.len());
+        for m in &of_group {
+            assert!(
+                !timestamp::is_newer(&m.created_at, &update.created_at),
+                "coalesce kept {:?} but {:?} is newer",
+                update.created_at,
+                m.created_at
+            );
+        }
+        assert!(of_group
+            .iter()
+            .any(|m| m.created_at == update.created_at && m.text == update.text));
+    }
+}
+
+/// Splits fuzz bytes into three timestamps and checks the ordering properties on them.
+pub fn check_order_bytes(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let mut parts = text.splitn(3, '|');
+    let a = parts.next().unwrap_or("");
+    let b = parts.next().unwrap_or("");
+    let c = parts.next().unwrap_or("");
+    check_order(a, b, c);
+}
+
+/// `compare` is a total order on `a`, `b`, `c` and `is_newer` agrees with it.
+pub fn check_order(a: &str, b: &str, c: &str) {
+    let _ = timestamp::parse_instant(a);
+    for x in [a, b, c] {
+        assert_eq!(timestamp::compare(x, x), Ordering::Equal, "{x:?}");
+        assert!(!timestamp::is_newer(x, x));
+    }
+    for (x, y) in [(a, b), (b, c), (a, c)] {
+        let xy = timestamp::compare(x, y);
+        assert_eq!(xy, timestamp::compare(y, x).reverse(), "{x:?} {y:?}");
+        assert_eq!(timestamp::is_newer(x, y), xy == Ordering::Greater);
+    }
+    for (x, y, z) in [
+        (a, b, c),
+        (a, c, b),
+        (b, a, c),
+        (b, c, a),
+        (c, a, b),
+        (c, b, a),
+    ] {
+        if timestamp::compare(x, y) != Ordering::Greater
+            && timestamp::compare(y, z) != Ordering::Greater
+        {
+            assert_ne!(
+                timestamp::compare(x, z),
+                Ordering::Greater,
+                "not transitive: {x:?} <= {y:?} <= {z:?} but {x:?} > {z:?}"
+            );
+        }
+    }
+}
