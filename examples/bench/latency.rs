@@ -1,0 +1,72 @@
+//! The round-trip time the delay proxy really adds, measured and tuned.
+//!
+//! The fault proxy (`messaging_stream::local::proxy`) sleeps on tokio's timer, which rounds up to
+//! whole milliseconds and then some: asked for 5 ms, it adds more. The bench measures what it adds
+//! and lowers its sleep until that is the RTT asked for.
+
+use crate::report::{self, Calibration};
+use crate::{common, table};
+use messaging_stream::local::proxy::{FaultPlan, Proxy};
+use messaging_stream::request_log::RequestLog;
+use messaging_stream::Config;
+use std::time::{Duration, Instant};
+
+/// Sets the proxy's sleep so that the time it adds per request is the RTT asked for.
+///
+/// The proxy sleeps on tokio's timer, which rounds up to whole milliseconds and then some, so asking it
+/// for 5 ms adds more than 5 ms. Measure, lower the sleep by the excess, measure again.
+pub async fn tune(
+    direct: &aws_sdk_dynamodb::Client,
+    proxy: &Proxy,
+    latency_ms: u64,
+) -> anyhow::Result<Calibration> {
+    let target = latency_ms as f64;
+    let mut sleep = target;
+    let mut added = calibrate(direct, proxy).await?;
+    for _ in 0..4 {
+        if latency_ms == 0 || (added - target).abs() <= 0.2 {
+            break;
+        }
+        sleep = (sleep - (added - target)).max(0.0);
+        proxy.set_plan(FaultPlan::with_latency(Duration::from_secs_f64(
+            sleep / 1000.0,
+        )));
+        added = calibrate(direct, proxy).await?;
+    }
+    Ok(Calibration {
+        latency_ms,
+        proxy_sleep_ms: sleep,
+        added_ms: added,
+    })
+}
+
+/// Median extra time of a GetItem through the proxy over a direct one, in ms: 60 pairs, each a
+/// direct request then a proxied one, so load from elsewhere on the machine affects both alike.
+async fn calibrate(direct: &aws_sdk_dynamodb::Client, proxy: &Proxy) -> anyhow::Result<f64> {
+    let config = Config {
+        table_name: table::TABLE.to_owned(),
+        endpoint_url: Some(proxy.endpoint_url()),
+        ..Config::default()
+    };
+    let proxied = common::client_for(&config, &RequestLog::new()).await;
+    table::reset(direct, &[]).await?;
+    let mut differences = Vec::new();
+    for i in 0..61 {
+        let mut pair = [0.0; 2];
+        for (k, client) in [direct, &proxied].into_iter().enumerate() {
+            let t = Instant::now();
+            client
+                .get_item()
+                .table_name(table::TABLE)
+                .key("pk", common::attr("calibration"))
+                .key("sk", common::attr("x"))
+                .send()
+                .await?;
+            pair[k] = t.elapsed().as_secs_f64();
+        }
+        if i > 0 {
+            differences.push((pair[1] - pair[0]) * 1000.0); // the first opened the connections
+        }
+    }
+    Ok(report::stats(&differences).expect("samples").median)
+}

@@ -1,0 +1,109 @@
+//! The batches `make bench` measures, and the table each one starts from.
+//!
+//! Every workload is a set of group rows (each group's participants, all at an old sort key) and one
+//! Lambda event of new-message records spread round-robin over the groups, newest last. The replay
+//! workload is the 20-group batch again on a table that has already applied it.
+
+use crate::common::{event, group_row, message_record};
+use messaging_stream::plan::Item;
+use serde_json::Value;
+
+/// Where every row starts: older than every message of every batch.
+const OLD_SK: &str = "2025-01-01T00:00:00.000000+00:00";
+
+pub struct Workload {
+    /// Short key used in results.json and on the command line (`--only`).
+    pub name: &'static str,
+    /// How the doc and the console name it.
+    pub title: &'static str,
+    pub records: usize,
+    pub groups: usize,
+    pub rows_per_group: usize,
+    /// Apply the batch once, untimed, before each measured run.
+    pub replay: bool,
+    pub rows: Vec<Item>,
+    pub event: Value,
+}
+
+impl Workload {
+    fn new(
+        name: &'static str,
+        title: &'static str,
+        records: usize,
+        groups: usize,
+        rows_per_group: usize,
+    ) -> Self {
+        let group_id = |g: usize| format!("{name}-group-{g:04}");
+        let rows = (0..groups)
+            .flat_map(|g| {
+                (0..rows_per_group).map(move |r| {
+                    let group = group_id(g);
+                    group_row(
+                        &format!("{group}-owner-{r:03}"),
+                        &group,
+                        OLD_SK,
+                        "an older message",
+                    )
+                })
+            })
+            .collect();
+        let records_json = (0..records)
+            .map(|k| {
+                // Distinct, increasing instants: 1 ms apart, newest last.
+                let created_at = format!(
+                    "2025-01-02T00:{:02}:{:02}.{:03}000+00:00",
+                    k / 60_000,
+                    (k / 1000) % 60,
+                    k % 1000
+                );
+                message_record(
+                    &group_id(k % groups),
+                    &created_at,
+                    &format!(
+                        "bench message {k}: a line of ordinary chat text, about as long as most"
+                    ),
+                    &format!("{:021}", 4_000_000 + k),
+                )
+            })
+            .collect();
+        Self {
+            name,
+            title,
+            records,
+            groups,
+            rows_per_group,
+            replay: false,
+            rows,
+            event: event(records_json),
+        }
+    }
+
+    pub fn rows_total(&self) -> usize {
+        self.groups * self.rows_per_group
+    }
+}
+
+/// The workloads of the issue, in the order they run.
+pub fn all() -> Vec<Workload> {
+    let mut replay = Workload::new("replay", "replay of the 20-group batch", 100, 20, 2);
+    replay.replay = true;
+    vec![
+        Workload::new("single", "1 record", 1, 1, 2),
+        Workload::new("groups20", "100 records, 20 groups of 2 rows", 100, 20, 2),
+        Workload::new(
+            "groupchat",
+            "100 records, 1 group chat of 200 rows",
+            100,
+            1,
+            200,
+        ),
+        Workload::new(
+            "groups500",
+            "1,000 records, 500 groups of 2 rows",
+            1000,
+            500,
+            2,
+        ),
+        replay,
+    ]
+}

@@ -1,0 +1,41 @@
+# mk/bench.mk: `make bench` (issue 6): the Rust consumer against the seed's Python function, side by side in
+# one run on DynamoDB Local, with 0/2/5 ms added per request. Not part of `make test`; it fails only when it
+# cannot measure (a figure that misses a goal is printed as NOT MET, not an error).
+#
+#   make bench                 ~6-8 min on 2 cores once built; seed cells longer than BENCH_CELL_BUDGET_S skipped
+#   make bench BENCH_FULL=1    every seed cell, however long (the group chat's all-records seed: ~40,000 requests)
+#   make bench BENCH_ARGS='--only groups20 --latencies-ms 5'   any option of the bench program (--help)
+#
+# Builds (release, LTO; first time ~5 min each on 2 cores): the Lambda binary alone, as it ships, whose
+# initialisation and memory are measured, then the bench program (examples/bench/). Writes
+# target/bench/results.json, the generated section of docs/PERFORMANCE.md, and docs/perf-wall-time.png.
+
+BENCH_VENV ?= .venv-bench
+BENCH_PYTHON ?= python3
+BENCH_FULL ?=
+BENCH_CELL_BUDGET_S ?= 45
+BENCH_ARGS ?=
+BENCH_SEED_FILE ?= $(abspath ../shared/seeds/003_642f4c51f00609d2.txt)
+BENCH_OUT ?= target/bench
+BENCH_PLOT ?= docs/perf-wall-time.png
+
+BENCH_VENV_STAMP := $(BENCH_VENV)/.installed
+
+.PHONY: bench bench-venv bench-build
+
+bench-venv: $(BENCH_VENV_STAMP) ## Python venv of the bench: boto3 (the seed) and matplotlib (the plot)
+
+$(BENCH_VENV_STAMP): bench/requirements.txt
+	rm -rf $(BENCH_VENV) && $(BENCH_PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	touch $@
+
+bench-build:
+	cargo build --release --bin messaging-stream
+	cargo build --release --example bench
+
+bench: dynamodb-local bench-venv bench-build ## Rust vs the seed on DynamoDB Local; writes docs/PERFORMANCE.md (~8 min)
+	target/release/examples/bench --seed-file $(BENCH_SEED_FILE) --python $(BENCH_VENV)/bin/python \
+	  --dynamodb-local "DynamoDBLocal.jar from npm $(DDB_LOCAL_PACKAGE)" --out-dir $(BENCH_OUT) --cell-budget-s $(BENCH_CELL_BUDGET_S) $(if $(BENCH_FULL),--full) \
+	  --command "make bench$(if $(BENCH_FULL), BENCH_FULL=1)$(if $(BENCH_ARGS), BENCH_ARGS='$(BENCH_ARGS)')" $(BENCH_ARGS)
+	$(BENCH_VENV)/bin/python bench/plot.py $(BENCH_OUT)/results.json $(BENCH_PLOT)
