@@ -25,6 +25,16 @@ pub struct GroupOutcome {
     pub rereads: u32,
 }
 
+impl std::ops::AddAssign for GroupOutcome {
+    fn add_assign(&mut self, other: Self) {
+        self.moved += other.moved;
+        self.current += other.current;
+        self.gone += other.gone;
+        self.conflict_retries += other.conflict_retries;
+        self.rereads += other.rereads;
+    }
+}
+
 /// Why a group could not be brought up to date.
 #[derive(Debug, thiserror::Error)]
 pub enum GroupError {
@@ -66,8 +76,20 @@ pub async fn move_rows(
         current: plan.current,
         ..GroupOutcome::default()
     };
-    for chunk in plan.moves.chunks(MAX_ROWS_PER_TRANSACTION) {
-        move_chunk(store, config, update, chunk.to_vec(), &mut outcome).await?;
+    // A group chat of more than 50 rows needs several transactions; they touch different rows, so
+    // they run at once: one round trip for the group, not one per 50 rows. Each is atomic alone,
+    // so one failing leaves the others' moves in place, and the retry finishes the rest.
+    let chunks = plan
+        .moves
+        .chunks(MAX_ROWS_PER_TRANSACTION)
+        .map(|chunk| async move {
+            let mut chunk_outcome = GroupOutcome::default();
+            move_chunk(store, config, update, chunk.to_vec(), &mut chunk_outcome)
+                .await
+                .map(|()| chunk_outcome)
+        });
+    for result in futures::future::join_all(chunks).await {
+        outcome += result?;
     }
     Ok(outcome)
 }
