@@ -115,6 +115,29 @@ pub fn parse_event(event: &Value) -> Result<Vec<Parsed>, EventError> {
         .collect())
 }
 
+/// A stream event as the Lambda binary receives it: each record stays JSON text until it is parsed
+/// on its own. A `Value` tree of a whole batch takes about 12 times the batch's JSON size (measured
+/// by the benchmark, docs/PERFORMANCE.md); this way only one record's tree exists at a time.
+#[derive(Debug, serde::Deserialize)]
+pub struct RawEvent {
+    #[serde(rename = "Records", default)]
+    pub records: Option<Vec<Box<serde_json::value::RawValue>>>,
+}
+
+/// Parses every record of a [`RawEvent`], each on its own, in batch order.
+pub fn parse_raw_event(event: &RawEvent) -> Result<Vec<Parsed>, EventError> {
+    let records = event.records.as_ref().ok_or(EventError::NoRecords)?;
+    Ok(records
+        .iter()
+        .enumerate()
+        .map(|(position, raw)| {
+            // RawValue holds valid JSON by construction, so this only fails on absurd nesting.
+            let value = serde_json::from_str(raw.get()).unwrap_or(Value::Null);
+            parse_record(position, &value)
+        })
+        .collect())
+}
+
 /// The relevance rule, on a raw record: INSERT or MODIFY of a `MSG#` item whose new image has a
 /// string `message`. The template's FilterCriteria states the same rule (a test keeps them equal).
 pub fn is_relevant(raw: &Value) -> bool {
@@ -350,6 +373,17 @@ mod tests {
             reason.contains("invalid type: string \"<redacted>\""),
             "{reason}"
         );
+    }
+
+    #[test]
+    fn raw_and_tree_events_parse_alike() {
+        let event = json!({"Records": [record("INSERT", "MSG#g", "t", Some("x")), json!(7), record("REMOVE", "MSG#g", "t", None)]});
+        let raw: RawEvent = serde_json::from_str(&event.to_string()).unwrap();
+        assert_eq!(parse_raw_event(&raw).unwrap(), parse_event(&event).unwrap());
+        let none: RawEvent = serde_json::from_str(r#"{"Records": null}"#).unwrap();
+        assert_eq!(parse_raw_event(&none), Err(EventError::NoRecords));
+        let missing: RawEvent = serde_json::from_str("{}").unwrap();
+        assert_eq!(parse_raw_event(&missing), Err(EventError::NoRecords));
     }
 
     #[test]

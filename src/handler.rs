@@ -6,7 +6,7 @@
 
 use crate::apply::{self, GroupError, GroupOutcome};
 use crate::config::Config;
-use crate::event::{self, EventError, Parsed};
+use crate::event::{self, EventError, Parsed, RawEvent};
 use crate::plan;
 use crate::response::{self, NoSequenceNumber};
 use crate::store::Store;
@@ -63,16 +63,35 @@ pub async fn handle(
     app: &App,
     event: LambdaEvent<Value>,
 ) -> Result<DynamoDbEventResponse, HandlerError> {
-    // Context::default() has no deadline (0): tests and `ddb replay` run unbounded.
-    let deadline = (event.context.deadline > 0)
-        .then(|| event.context.deadline())
-        .map(|at| {
-            let left = at.duration_since(SystemTime::now()).unwrap_or_default();
-            Instant::now() + left.saturating_sub(app.config.deadline_margin)
-        });
+    let deadline = deadline(app, &event.context);
     process_until(app, &event.payload, deadline)
         .await
         .map(|(response, _)| response)
+}
+
+/// The entry point of the Lambda binary: the same as [`handle`], but the records stay JSON text
+/// until each is parsed, which keeps a large batch's memory near its JSON size.
+pub async fn handle_raw(
+    app: &App,
+    event: LambdaEvent<RawEvent>,
+) -> Result<DynamoDbEventResponse, HandlerError> {
+    let parsed = event::parse_raw_event(&event.payload)?;
+    let deadline = deadline(app, &event.context);
+    drop(event);
+    process_parsed(app, parsed, deadline)
+        .await
+        .map(|(response, _)| response)
+}
+
+/// When to stop starting work: the invocation's deadline less the margin. `Context::default()` has
+/// no deadline (0): tests and `ddb replay` run unbounded.
+fn deadline(app: &App, context: &lambda_runtime::Context) -> Option<Instant> {
+    (context.deadline > 0)
+        .then(|| context.deadline())
+        .map(|at| {
+            let left = at.duration_since(SystemTime::now()).unwrap_or_default();
+            Instant::now() + left.saturating_sub(app.config.deadline_margin)
+        })
 }
 
 /// Processes one batch with no deadline; returns the response and the counts it logged.
@@ -91,8 +110,16 @@ pub async fn process_until(
     payload: &Value,
     deadline: Option<Instant>,
 ) -> Result<(DynamoDbEventResponse, Summary), HandlerError> {
+    process_parsed(app, event::parse_event(payload)?, deadline).await
+}
+
+/// Coalesces the parsed records, brings each group up to date, and builds the response.
+async fn process_parsed(
+    app: &App,
+    parsed: Vec<Parsed>,
+    deadline: Option<Instant>,
+) -> Result<(DynamoDbEventResponse, Summary), HandlerError> {
     let started = Instant::now();
-    let parsed = event::parse_event(payload)?;
     let mut summary = Summary {
         records: parsed.len(),
         ..Summary::default()

@@ -126,3 +126,52 @@ async fn every_event_file_replays_twice_to_the_same_table() {
         assert_eq!(rows(&table, seed::GROUP_CREW).await, first, "{file}");
     }
 }
+
+/// The Lambda binary's entry point (records kept as raw JSON text) does exactly what `handle` does.
+#[tokio::test]
+async fn the_binary_entry_point_matches_the_handler_on_every_file() {
+    for file in ["new-message.json", "batch-mixed.json"] {
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("events")
+                .join(file),
+        )
+        .unwrap();
+        let (tree, raw) = (seeded().await, seeded().await);
+        let context = lambda_runtime::Context::default;
+        let by_tree = messaging_stream::handle(
+            &tree.app,
+            lambda_runtime::LambdaEvent::new(serde_json::from_str(&text).unwrap(), context()),
+        )
+        .await
+        .unwrap();
+        let by_raw = messaging_stream::handler::handle_raw(
+            &raw.app,
+            lambda_runtime::LambdaEvent::new(serde_json::from_str(&text).unwrap(), context()),
+        )
+        .await
+        .unwrap();
+        assert_eq!(by_tree, by_raw, "{file}");
+        for group in [
+            seed::GROUP_ANDREW_BAYKO,
+            seed::GROUP_ANDREW_LONDO,
+            seed::GROUP_CREW,
+        ] {
+            assert_eq!(
+                rows(&tree, group).await,
+                rows(&raw, group).await,
+                "{file}: group {group}"
+            );
+        }
+        let fresh = seeded().await;
+        let mut changed = 0;
+        for group in [
+            seed::GROUP_ANDREW_BAYKO,
+            seed::GROUP_ANDREW_LONDO,
+            seed::GROUP_CREW,
+        ] {
+            changed += usize::from(rows(&raw, group).await != rows(&fresh, group).await);
+        }
+        assert!(changed > 0, "{file} moved nothing through handle_raw");
+    }
+}

@@ -1,8 +1,9 @@
 //! The Lambda: reads the config and builds the DynamoDB client once, then serves invocations.
 
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use messaging_stream::{handle, App, Config};
-use serde_json::Value;
+use messaging_stream::event::RawEvent;
+use messaging_stream::handler::handle_raw;
+use messaging_stream::{App, Config};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -10,5 +11,8 @@ async fn main() -> Result<(), Error> {
     messaging_stream::logging::init();
     let config = Config::from_env()?;
     let app = App::from_config(config).await;
-    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| handle(&app, event))).await
+    lambda_runtime::run(service_fn(|event: LambdaEvent<RawEvent>| {
+        handle_raw(&app, event)
+    }))
+    .await
 }
