@@ -313,3 +313,41 @@ async fn a_huge_batch_is_applied_whole() {
         serde_json::json!({ "records": records, "groups": groups, "rows_moved": summary.rows_moved, "seconds": seconds, "check": tally }),
     );
 }
+
+/// A limit of the data model, found while building the corpus fixture: one owner's rows are keyed
+/// (`GRP#owner`, last_message_at), so two conversations of one owner cannot sit at the same sort
+/// key. A message that would move a row onto a key the owner's other conversation holds fails its
+/// condition every time: the group fails with a clear error and Lambda retries it (then gives it up
+/// to the on-failure destination); the row is never lost or overwritten.
+#[tokio::test]
+async fn two_conversations_of_one_owner_at_the_same_instant() {
+    support::global_capture();
+    let table = TestTable::new().await;
+    let at = "2025-03-01T12:00:00.000001+00:00";
+    table
+        .put([
+            group_row("alice", "dm", T0, "old"),
+            group_row("alice", "crew", at, "crew text"),
+        ])
+        .await;
+    let (response, summary) = handler::process(
+        &table.app,
+        &common::event(vec![common::message_record("dm", at, "dm text", "42")]),
+    )
+    .await
+    .unwrap();
+    let ids: Vec<_> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect();
+    assert_eq!(ids, vec![Some("42".to_owned())], "{summary:?}");
+    assert_eq!(
+        rows(&table, "dm").await,
+        vec![("GRP#alice".into(), T0.into(), "old".into())]
+    );
+    assert_eq!(
+        rows(&table, "crew").await,
+        vec![("GRP#alice".into(), at.into(), "crew text".into())]
+    );
+}

@@ -232,6 +232,7 @@ pub fn world(
     let mut model = Model::default();
     let mut items = Vec::new();
     let mut out = Vec::new();
+    let mut used = std::collections::HashSet::new();
     for g in 0..groups {
         let uuid = format!("{prefix}-g{g}");
         let members = 2 + rng.usize(0..3);
@@ -244,11 +245,17 @@ pub fn world(
         }
         for owner in &owners {
             let pk = format!("GRP#{owner}");
-            let sk = timestamp(
-                -86_400 + rng.i64(0..3_600),
-                rng.u32(0..1_000_000),
-                rng.usize(..),
-            );
+            // One owner's rows are keyed (GRP#owner, sk): two of them at one sk would be one row.
+            let sk = loop {
+                let sk = timestamp(
+                    -86_400 + rng.i64(0..3_600),
+                    rng.u32(0..1_000_000),
+                    rng.usize(..),
+                );
+                if used.insert((owner.clone(), sk.clone())) {
+                    break sk;
+                }
+            };
             let text = format!("seed text of {owner} in {uuid}");
             let mut item = common::group_row(owner, &uuid, &sk, &text);
             item.insert("pk".into(), attr(&pk));
@@ -290,6 +297,17 @@ pub fn world(
         out.push(Group { uuid, owners });
     }
     (out, model, items)
+}
+
+/// Deletes a test's table once its figures are taken: DynamoDB Local keeps every table and its
+/// stream in memory, and a full run makes dozens of them.
+pub async fn drop_table(client: &Client, table: &str) {
+    client
+        .delete_table()
+        .table_name(table)
+        .send()
+        .await
+        .expect("delete the test table");
 }
 
 /// Writes `items` directly (no proxy), a few at a time.
@@ -525,9 +543,12 @@ impl Ledger {
 /// What delivering a stream through the handler took.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Delivery {
+    /// The stream's size in batches (records / batch size).
     pub batches: usize,
+    /// Records acknowledged (each once: an acknowledged record is never delivered again).
+    pub records: usize,
     pub invocations: usize,
-    /// Invocations that were a retry of a failed batch (or of its tail).
+    /// Invocations that were a retry of a failed batch (or of its tail, with records after it).
     pub retries: usize,
     /// Invocations that returned an error (Lambda retries the whole batch).
     pub invocation_errors: usize,
@@ -590,8 +611,6 @@ pub async fn deliver(
         delivery.invocations += 1;
         if retrying {
             delivery.retries += 1;
-        } else {
-            delivery.batches += 1;
         }
         let answer = match messaging_stream::handler::process(app, &payload).await {
             Ok((response, _)) => Answer::Response(
@@ -612,6 +631,7 @@ pub async fn deliver(
         let before = queue.len();
         let settled = queue.settle(batch.len(), answer);
         let acknowledged = before - queue.len();
+        delivery.records += acknowledged;
         retrying = !matches!(settled, Settled::Done { .. });
         if let Settled::GaveUp(_) = settled {
             delivery.given_up += 1;
@@ -633,5 +653,6 @@ pub async fn deliver(
         tally.ahead = 0;
         ledger.during.add(&tally);
     }
+    delivery.batches = sent.len().div_ceil(batch_size);
     delivery
 }
