@@ -6,7 +6,9 @@
 //! (the function may have moved it to a newer sort key since).
 
 use super::LocalError;
+use crate::config::Config;
 use crate::plan::Item;
+use crate::store::Store;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use chrono::{Duration, NaiveDate};
@@ -204,6 +206,13 @@ pub struct Seeded {
 /// Writes the seed into `table`; safe to run again.
 pub async fn seed(client: &Client, table: &str) -> Result<Seeded, LocalError> {
     let (message_items, row_items) = items();
+    let store = Store::new(
+        client.clone(),
+        &Config {
+            table_name: table.to_owned(),
+            ..Config::default()
+        },
+    );
     let mut seeded = Seeded::default();
     for item in message_items {
         if put_if_absent(client, table, item).await? {
@@ -217,19 +226,17 @@ pub async fn seed(client: &Client, table: &str) -> Result<Seeded, LocalError> {
             .as_s()
             .expect("seed rows have a string pk")
             .clone();
-        let group = item["message_group_uuid"].clone();
-        let existing = client
-            .query()
-            .table_name(table)
-            .consistent_read(true)
-            .key_condition_expression("pk = :pk")
-            .filter_expression("message_group_uuid = :g")
-            .expression_attribute_values(":pk", AttributeValue::S(pk))
-            .expression_attribute_values(":g", group)
-            .send()
-            .await
-            .map_err(|e| LocalError::sdk("Query", e))?;
-        if existing.count() > 0 || !put_if_absent(client, table, item).await? {
+        let group = item["message_group_uuid"]
+            .as_s()
+            .expect("seed rows have a string group")
+            .clone();
+        // The function may have moved the row to a newer sort key: look for the owner's row of this
+        // group as the function itself does, not for the seed's key.
+        let existing = store.owner_row(&pk, &group).await.map_err(|e| LocalError {
+            operation: "Query",
+            detail: e.to_string(),
+        })?;
+        if existing.is_some() || !put_if_absent(client, table, item).await? {
             seeded.skipped += 1;
         } else {
             seeded.group_rows += 1;
