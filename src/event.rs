@@ -217,10 +217,30 @@ pub fn parse_record(position: usize, raw: &Value) -> Parsed {
     })
 }
 
-/// serde's messages quote the offending value (`invalid type: string "..."`), which could be a
-/// user's text in a mangled record: keep the message, drop what was quoted. The value is printed
-/// escaped (`\"` inside it), so an escaped quote does not end it.
+/// serde's messages quote the offending value (`invalid type: string "..."`, an enum's
+/// `unknown variant `...``, serde_dynamo's `The key '...'`), which could be a user's text in a
+/// mangled record: keep the message, drop what was quoted. A string value is printed escaped (`\"`
+/// inside it), so an escaped quote does not end it; the others are printed raw, so they end at the
+/// last occurrence of serde's own text after them.
 fn redact_values(message: &str) -> String {
+    // Printed raw: (what precedes the value, what may follow it).
+    const RAW: [(&str, &[&str]); 2] = [
+        (
+            "unknown variant `",
+            &["`, expected ", "`, there are no variants"],
+        ),
+        ("The key '", &["' is not a known DynamoDB prefix"]),
+    ];
+    let mut message = message.to_owned();
+    for (before, after) in RAW {
+        if let Some(start) = message.find(before).map(|at| at + before.len()) {
+            let end = after
+                .iter()
+                .find_map(|tail| message[start..].rfind(tail))
+                .map_or(message.len(), |at| start + at);
+            message.replace_range(start..end, "<redacted>");
+        }
+    }
     let mut out = String::with_capacity(message.len());
     let (mut quoted, mut escaped) = (false, false);
     for c in message.chars() {

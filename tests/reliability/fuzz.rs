@@ -79,3 +79,12 @@ fn mixed_forms_and_garbage_are_totally_ordered() {
         }
     }
 }
+
+/// Finding (parse_event fuzzer, `fuzz/regressions/parse_event/crash-b26e...`): serde names an
+/// unknown enum value in backticks (`unknown variant `...``), and that value reached the reason.
+#[test]
+fn an_unknown_enum_value_is_redacted() {
+    let mut record = crate::common::message_record("g", "2025-01-15T10:00:00", "x", "1");
+    record["dynamodb"]["StreamViewType"] = "meet me at the docks".into();
+    fuzz_checks::check_event_value(&serde_json::json!({ "Records": [record] }));
+}
