@@ -2,25 +2,9 @@
 
 mod common;
 
-use common::{s, TestTable};
+use common::TestTable;
 use messaging_stream::local::{replay, seed};
 use std::path::Path;
-
-/// (owner pk, sk, message) of every row of `group`.
-async fn rows(table: &TestTable, group: &str) -> Vec<(String, String, String)> {
-    let mut rows: Vec<_> = table
-        .group_rows(group)
-        .await
-        .into_iter()
-        .flat_map(|(pk, items)| {
-            items
-                .into_iter()
-                .map(move |i| (pk.clone(), s(&i, "sk"), s(&i, "message")))
-        })
-        .collect();
-    rows.sort();
-    rows
-}
 
 async fn seeded() -> TestTable {
     let table = TestTable::new().await;
@@ -55,14 +39,14 @@ async fn replay(
 async fn new_message_moves_the_andrew_londo_rows_only() {
     let table = seeded().await;
     let untouched_before = (
-        rows(&table, seed::GROUP_ANDREW_BAYKO).await,
-        rows(&table, seed::GROUP_CREW).await,
+        table.row_summaries(seed::GROUP_ANDREW_BAYKO).await,
+        table.row_summaries(seed::GROUP_CREW).await,
     );
 
     let response = replay(&table, "new-message.json").await;
 
     assert!(response.batch_item_failures.is_empty());
-    let moved = rows(&table, seed::GROUP_ANDREW_LONDO).await;
+    let moved = table.row_summaries(seed::GROUP_ANDREW_LONDO).await;
     assert_eq!(moved.len(), 2);
     for (_, sk, text) in &moved {
         assert_eq!(sk, "2025-01-15T10:00:00.123456+00:00");
@@ -70,8 +54,8 @@ async fn new_message_moves_the_andrew_londo_rows_only() {
     }
     assert_eq!(
         (
-            rows(&table, seed::GROUP_ANDREW_BAYKO).await,
-            rows(&table, seed::GROUP_CREW).await
+            table.row_summaries(seed::GROUP_ANDREW_BAYKO).await,
+            table.row_summaries(seed::GROUP_CREW).await
         ),
         untouched_before
     );
@@ -80,7 +64,7 @@ async fn new_message_moves_the_andrew_londo_rows_only() {
 #[tokio::test]
 async fn batch_mixed_moves_two_groups_and_skips_the_rest() {
     let table = seeded().await;
-    let londo_before = rows(&table, seed::GROUP_ANDREW_LONDO).await;
+    let londo_before = table.row_summaries(seed::GROUP_ANDREW_LONDO).await;
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("events/batch-mixed.json");
     let payload: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
@@ -99,18 +83,21 @@ async fn batch_mixed_moves_two_groups_and_skips_the_rest() {
         ),
         (8, 5, 2, 1)
     );
-    let crew = rows(&table, seed::GROUP_CREW).await;
+    let crew = table.row_summaries(seed::GROUP_CREW).await;
     assert_eq!(crew.len(), members(seed::GROUP_CREW));
     assert!(crew
         .iter()
         .all(|(_, sk, text)| sk == "2025-01-15T12:00:00+00:00"
             && text == "Crew: standup moved to noon"));
-    let bayko = rows(&table, seed::GROUP_ANDREW_BAYKO).await;
+    let bayko = table.row_summaries(seed::GROUP_ANDREW_BAYKO).await;
     assert_eq!(bayko.len(), 2);
     assert!(bayko.iter().all(
         |(_, sk, text)| sk == "2025-01-15T11:00:00.5" && text == "Bayko: newest in this batch"
     ));
-    assert_eq!(rows(&table, seed::GROUP_ANDREW_LONDO).await, londo_before);
+    assert_eq!(
+        table.row_summaries(seed::GROUP_ANDREW_LONDO).await,
+        londo_before
+    );
 }
 
 #[tokio::test]
@@ -119,11 +106,11 @@ async fn every_event_file_replays_twice_to_the_same_table() {
         let table = seeded().await;
         replay(&table, file).await;
         let once = table.all_items().await.len();
-        let first = rows(&table, seed::GROUP_CREW).await;
+        let first = table.row_summaries(seed::GROUP_CREW).await;
         let response = replay(&table, file).await;
         assert!(response.batch_item_failures.is_empty(), "{file}");
         assert_eq!(table.all_items().await.len(), once, "{file}");
-        assert_eq!(rows(&table, seed::GROUP_CREW).await, first, "{file}");
+        assert_eq!(table.row_summaries(seed::GROUP_CREW).await, first, "{file}");
     }
 }
 
@@ -158,8 +145,8 @@ async fn the_binary_entry_point_matches_the_handler_on_every_file() {
             seed::GROUP_CREW,
         ] {
             assert_eq!(
-                rows(&tree, group).await,
-                rows(&raw, group).await,
+                tree.row_summaries(group).await,
+                raw.row_summaries(group).await,
                 "{file}: group {group}"
             );
         }
@@ -170,7 +157,8 @@ async fn the_binary_entry_point_matches_the_handler_on_every_file() {
             seed::GROUP_ANDREW_LONDO,
             seed::GROUP_CREW,
         ] {
-            changed += usize::from(rows(&raw, group).await != rows(&fresh, group).await);
+            changed +=
+                usize::from(raw.row_summaries(group).await != fresh.row_summaries(group).await);
         }
         assert!(changed > 0, "{file} moved nothing through handle_raw");
     }

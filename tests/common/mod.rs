@@ -213,6 +213,22 @@ impl TestTable {
         rows
     }
 
+    /// (owner pk, sk, message) of every row of `group`, sorted: easy to compare and to assert on.
+    pub async fn row_summaries(&self, group: &str) -> Vec<(String, String, String)> {
+        let mut rows: Vec<_> = self
+            .group_rows(group)
+            .await
+            .into_iter()
+            .flat_map(|(pk, items)| {
+                items
+                    .into_iter()
+                    .map(move |i| (pk.clone(), s(&i, "sk"), s(&i, "message")))
+            })
+            .collect();
+        rows.sort();
+        rows
+    }
+
     /// Runs the handler on `payload` as Lambda would.
     pub async fn invoke(
         &self,

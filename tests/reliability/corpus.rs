@@ -5,7 +5,7 @@
 //! as files, follow: messages at and near the 400 KB item limit, and a huge batch.
 
 use crate::common;
-use crate::common::{group_row, s, TestTable};
+use crate::common::{group_row, TestTable};
 use crate::support::{self, Captured};
 use messaging_stream::event::{self, Parsed};
 use messaging_stream::handler;
@@ -71,22 +71,6 @@ async fn reset(table: &TestTable) {
             table.put([group_row(owner, group, t0(group), "old")]).await;
         }
     }
-}
-
-/// (owner pk, sk, message) of every row of `group`.
-async fn rows(table: &TestTable, group: &str) -> Vec<(String, String, String)> {
-    let mut rows: Vec<_> = table
-        .group_rows(group)
-        .await
-        .into_iter()
-        .flat_map(|(pk, items)| {
-            items
-                .into_iter()
-                .map(move |i| (pk.clone(), s(&i, "sk"), s(&i, "message")))
-        })
-        .collect();
-    rows.sort();
-    rows
 }
 
 /// The newest relevant message of each group in `payload`, by the parser.
@@ -156,7 +140,7 @@ async fn run_file(
             "{name}: unclear error {error}"
         );
         for group in GROUPS {
-            let rows = rows(table, group).await;
+            let rows = table.row_summaries(group).await;
             ensure!(rows.iter().all(|r| r.1 == t0(group)), "{name}: {rows:?}");
         }
         return Ok(());
@@ -185,7 +169,7 @@ async fn run_file(
         "{name}: nothing relevant to apply"
     );
     for group in GROUPS {
-        let rows = rows(table, group).await;
+        let rows = table.row_summaries(group).await;
         ensure!(rows.len() == OWNERS.len(), "{name}: {rows:?}");
         match newest.get(group) {
             Some((created_at, text)) if want.applied => {
@@ -257,7 +241,7 @@ async fn messages_at_and_near_the_item_size_limit() {
         let (response, summary) = handler::process(&table.app, &common::event(vec![record]))
             .await
             .expect("a response");
-        let rows = rows(&table, "corpus-g").await;
+        let rows = table.row_summaries("corpus-g").await;
         assert_eq!(rows.len(), 2, "{kb} KB: {rows:?}");
         let logs = capture.take();
         if fits {
@@ -343,11 +327,11 @@ async fn two_conversations_of_one_owner_at_the_same_instant() {
         .collect();
     assert_eq!(ids, vec![Some("42".to_owned())], "{summary:?}");
     assert_eq!(
-        rows(&table, "dm").await,
+        table.row_summaries("dm").await,
         vec![("GRP#alice".into(), T0.into(), "old".into())]
     );
     assert_eq!(
-        rows(&table, "crew").await,
+        table.row_summaries("crew").await,
         vec![("GRP#alice".into(), at.into(), "crew text".into())]
     );
 }
