@@ -3,8 +3,8 @@
 //! Query the group's rows, plan the moves, move them in transactions, and recover from the races
 //! a stream consumer meets: a condition failure (another invocation moved the row first, or the
 //! GSI was stale) re-reads that row consistently and plans it again; a conflicting transaction is
-//! retried after a back-off. Both are bounded by [`Config`]. Throttling and 5xx never reach here:
-//! the SDK retries them.
+//! retried after a back-off. Both are bounded by [`Config`]. Throttling and 5xx are retried by the
+//! SDK first; only what outlasts its attempts reaches here, as a failed group.
 
 use crate::config::Config;
 use crate::plan::{self, GroupRow, GroupUpdate, MAX_ROWS_PER_TRANSACTION};

@@ -6,6 +6,7 @@
 //! (a new message, something to ignore, or malformed); it does no I/O.
 
 use aws_lambda_events::dynamodb::EventRecord;
+use serde::Deserialize;
 use serde_dynamo::AttributeValue;
 use serde_json::Value;
 use std::fmt;
@@ -168,7 +169,8 @@ pub fn parse_record(position: usize, raw: &Value) -> Parsed {
             .and_then(Value::as_str)
             .map(str::to_owned),
     };
-    let typed: EventRecord = match serde_json::from_value(raw.clone()) {
+    // `&Value` is itself a deserializer: no copy of the record on this per-record path.
+    let typed = match EventRecord::deserialize(raw) {
         Ok(typed) => typed,
         Err(error) => {
             return Parsed::Malformed {
