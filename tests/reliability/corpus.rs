@@ -7,7 +7,7 @@
 use crate::common;
 use crate::common::{group_row, TestTable};
 use crate::support::{self, Captured};
-use messaging_stream::event::{self, Parsed};
+use messaging_stream::event::{self, Change, MessageChange, Parsed};
 use messaging_stream::handler;
 use messaging_stream::local::replay::{self, ReplayError};
 use messaging_stream::timestamp;
@@ -77,12 +77,18 @@ async fn reset(table: &TestTable) {
 fn newest_per_group(payload: &Value) -> BTreeMap<String, (String, String)> {
     let mut newest: BTreeMap<String, (String, String)> = BTreeMap::new();
     for parsed in event::parse_event(payload).unwrap_or_default() {
-        if let Parsed::Relevant(m) = parsed {
+        if let Parsed::Relevant(MessageChange {
+            group_uuid,
+            created_at,
+            change: Change::Write(text),
+            ..
+        }) = parsed
+        {
             let entry = newest
-                .entry(m.group_uuid.clone())
-                .or_insert((m.created_at.clone(), m.text.as_str().to_owned()));
-            if !timestamp::is_newer(&entry.0, &m.created_at) {
-                *entry = (m.created_at.clone(), m.text.as_str().to_owned());
+                .entry(group_uuid)
+                .or_insert((created_at.clone(), text.as_str().to_owned()));
+            if !timestamp::is_newer(&entry.0, &created_at) {
+                *entry = (created_at, text.as_str().to_owned());
             }
         }
     }
