@@ -353,8 +353,12 @@ pub fn world(
 
 /// The message items of a model's table (each group's last message before the traffic).
 pub fn seed_messages(model: &Model) -> Vec<Item> {
-    model
-        .messages
+    message_items(&model.messages)
+}
+
+/// Message items for group -> (sk -> text).
+fn message_items(messages: &BTreeMap<String, BTreeMap<String, String>>) -> Vec<Item> {
+    messages
         .iter()
         .flat_map(|(group, messages)| {
             messages
@@ -568,14 +572,7 @@ impl Chat {
     /// The message items to load into the table before delivering (the stream reports writes
     /// after they happened, so the table is ahead of the records: a REMOVE's fallback reads it).
     pub fn items(&self) -> Vec<Item> {
-        self.table
-            .iter()
-            .flat_map(|(group, messages)| {
-                messages
-                    .iter()
-                    .map(move |(sk, text)| common::message_item(group, sk, text))
-            })
-            .collect()
+        message_items(&self.table)
     }
 }
 
