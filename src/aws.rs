@@ -1,15 +1,97 @@
-//! Building AWS SDK clients from [`Config`]: retry policy, timeouts and the local endpoint.
+//! Building AWS SDK clients from [`Config`]: retry policy, timeouts, endpoint, region and
+//! credentials, resolved as the AWS CLI resolves them.
 //!
-//! Built once at start-up and shared by every invocation. Against a loopback endpoint
-//! (DynamoDB Local) no AWS account is needed, so placeholder credentials and a region are supplied
-//! when the environment has none, instead of letting the credential chain probe instance metadata.
+//! Built once at start-up and shared by every invocation. The endpoint is the explicit one
+//! (`Config::endpoint_url`: `AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL`, or a tool's
+//! `--endpoint-url`), else the profile's `endpoint_url` (aws-config's service configuration),
+//! else the tool's default. The region never comes from instance metadata: the flag, the
+//! environment, the profile, and `us-east-1` when an endpoint is set. With an endpoint set,
+//! credentials are the environment's or the profile's, and when neither has any, placeholder
+//! credentials (DynamoDB Local accepts any; it is said once at DEBUG): never an instance-metadata
+//! probe.
 
 use crate::config::Config;
+use aws_config::environment::region::EnvironmentVariableRegionProvider;
+use aws_config::environment::EnvironmentVariableCredentialsProvider;
+use aws_config::meta::credentials::CredentialsProviderChain;
+use aws_config::meta::region::RegionProviderChain;
+use aws_config::profile::{ProfileFileCredentialsProvider, ProfileFileRegionProvider};
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::provider::{future, ProvideCredentials};
+use aws_credential_types::Credentials;
+use aws_types::origin::Origin;
+use aws_types::service_config::ServiceConfigKey;
+
+/// The region used with an endpoint when nothing configures one (DynamoDB Local does not care,
+/// but without `-sharedDb` it keeps one database per key and region).
+pub const PLACEHOLDER_REGION: &str = "us-east-1";
+
+/// What a tool adds to [`Config`], as the AWS CLI's options do.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Connection {
+    /// `--profile` (else `AWS_PROFILE`, else `default`).
+    pub profile: Option<String>,
+    /// `--region` (else `AWS_REGION`, `AWS_DEFAULT_REGION`, the profile's).
+    pub region: Option<String>,
+    /// The endpoint when none is configured anywhere (`ddb`: DynamoDB Local on 127.0.0.1:8000).
+    pub default_endpoint: Option<String>,
+}
+
+/// An endpoint URL that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EndpointError {
+    #[error("endpoint {url:?} has no scheme: use http://{url}")]
+    NoScheme { url: String },
+    #[error("endpoint {url:?} is not a URL: use e.g. http://127.0.0.1:8000")]
+    NotAUrl { url: String },
+}
+
+/// Checks that `url` is an http(s) URL with a host (the SDK's own message for this is unreadable).
+pub fn check_endpoint(url: &str) -> Result<(), EndpointError> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err(EndpointError::NoScheme {
+            url: url.to_owned(),
+        });
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let valid_scheme = scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https");
+    if !valid_scheme || host.is_empty() || host.contains(char::is_whitespace) {
+        return Err(EndpointError::NotAUrl {
+            url: url.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// The SDK configuration and the DynamoDB endpoint it resolved to (`None`: AWS's own).
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub sdk: SdkConfig,
+    pub endpoint: Option<String>,
+}
 
 /// Loads the shared SDK configuration (credentials, region, endpoint) for `config`.
 pub async fn sdk_config(config: &Config) -> SdkConfig {
+    resolve(config, &Connection::default()).await.sdk
+}
+
+/// Loads the shared SDK configuration for `config` and a tool's `connection` options.
+pub async fn resolve(config: &Config, connection: &Connection) -> Resolved {
+    let profile_region = match &connection.profile {
+        Some(profile) => ProfileFileRegionProvider::builder()
+            .profile_name(profile)
+            .build(),
+        None => ProfileFileRegionProvider::new(),
+    };
+    let region = RegionProviderChain::first_try(connection.region.clone().map(Region::new))
+        .or_else(EnvironmentVariableRegionProvider::new())
+        .or_else(profile_region);
+    let endpoint = match &config.endpoint_url {
+        Some(endpoint) => Some(endpoint.clone()),
+        None => configured_endpoint(connection).await,
+    }
+    .or_else(|| connection.default_endpoint.clone());
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .retry_config(config.retry_config())
         .timeout_config(
@@ -17,32 +99,122 @@ pub async fn sdk_config(config: &Config) -> SdkConfig {
                 .connect_timeout(config.connect_timeout)
                 .operation_attempt_timeout(config.attempt_timeout)
                 .build(),
+        )
+        .region(region);
+    if let Some(profile) = &connection.profile {
+        loader = loader.profile_name(profile);
+    }
+    let Some(endpoint) = endpoint else {
+        return Resolved {
+            sdk: loader.load().await,
+            endpoint: None,
+        };
+    };
+    // Given before loading, so that the default chain (which probes instance metadata for a
+    // region) is never built.
+    loader = loader.credentials_provider(placeholder_chain(connection, &endpoint));
+    let sdk = loader.load().await;
+    let mut builder = sdk.to_builder();
+    // As if given in code: every client of this config (DynamoDB and its Streams) uses it.
+    builder.set_endpoint_url(Some(endpoint.clone()));
+    builder.insert_origin("endpoint_url", Origin::shared_config());
+    if sdk.region().is_none() {
+        builder.set_region(Region::new(PLACEHOLDER_REGION));
+    }
+    Resolved {
+        sdk: builder.build(),
+        endpoint: Some(endpoint),
+    }
+}
+
+/// The endpoint the environment or the profile configures for DynamoDB (aws-config's own
+/// resolution: `AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL`, the profile's `services`
+/// section and `endpoint_url`), read without any network call.
+async fn configured_endpoint(connection: &Connection) -> Option<String> {
+    let mut probe = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(PLACEHOLDER_REGION))
+        .credentials_provider(Placeholder {
+            endpoint: String::new(),
+        });
+    if let Some(profile) = &connection.profile {
+        probe = probe.profile_name(profile);
+    }
+    let sdk = probe.load().await;
+    let key = ServiceConfigKey::builder()
+        .service_id("DynamoDB")
+        .env("AWS_ENDPOINT_URL")
+        .profile("endpoint_url")
+        .build()
+        .ok()?;
+    sdk.service_config()
+        .and_then(|service| service.load_config(key))
+        .or_else(|| sdk.endpoint_url().map(str::to_owned))
+}
+
+/// The environment's credentials, else the profile's, else placeholders: never instance metadata.
+fn placeholder_chain(connection: &Connection, endpoint: &str) -> CredentialsProviderChain {
+    let profile_credentials = match &connection.profile {
+        Some(profile) => ProfileFileCredentialsProvider::builder()
+            .profile_name(profile)
+            .build(),
+        None => ProfileFileCredentialsProvider::builder().build(),
+    };
+    CredentialsProviderChain::first_try(
+        "Environment",
+        EnvironmentVariableCredentialsProvider::new(),
+    )
+    .or_else("Profile", profile_credentials)
+    .or_else(
+        "Placeholder",
+        Placeholder {
+            endpoint: endpoint.to_owned(),
+        },
+    )
+}
+
+/// Credentials for an endpoint that needs none that are real (DynamoDB Local, or a proxy of it).
+#[derive(Debug)]
+struct Placeholder {
+    endpoint: String,
+}
+
+impl ProvideCredentials for Placeholder {
+    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        tracing::debug!(
+            endpoint = %self.endpoint,
+            "no credentials configured: using placeholder credentials (access key `local`)"
         );
-    if let Some(endpoint) = &config.endpoint_url {
-        loader = loader.endpoint_url(endpoint);
+        future::ProvideCredentials::ready(Ok(Credentials::new(
+            "local",
+            "local",
+            None,
+            None,
+            "placeholder",
+        )))
     }
-    if config.is_local_endpoint() {
-        if std::env::var_os("AWS_ACCESS_KEY_ID").is_none()
-            && std::env::var_os("AWS_PROFILE").is_none()
-        {
-            loader = loader.credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-                "local",
-                "local",
-                None,
-                None,
-                "dynamodb-local",
-            ));
-        }
-        if std::env::var_os("AWS_REGION").is_none()
-            && std::env::var_os("AWS_DEFAULT_REGION").is_none()
-        {
-            loader = loader.region(Region::new("us-east-1"));
-        }
-    }
-    loader.load().await
 }
 
 /// A DynamoDB client for `config`.
 pub async fn dynamodb_client(config: &Config) -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::new(&sdk_config(config).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_endpoint_needs_a_scheme_and_a_host() {
+        assert_eq!(
+            check_endpoint("127.0.0.1:8000").unwrap_err().to_string(),
+            "endpoint \"127.0.0.1:8000\" has no scheme: use http://127.0.0.1:8000"
+        );
+        assert!(check_endpoint("http://dynamodb-local:8000").is_ok());
+        assert!(check_endpoint("https://dynamodb.eu-west-1.amazonaws.com/").is_ok());
+        assert!(check_endpoint("ftp://x").is_err());
+        assert!(check_endpoint("http://").is_err());
+    }
 }

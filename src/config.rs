@@ -127,6 +127,19 @@ impl Config {
         let endpoint_url = lookup("AWS_ENDPOINT_URL_DYNAMODB")
             .or_else(|| lookup("AWS_ENDPOINT_URL"))
             .filter(|url| !url.trim().is_empty());
+        if let Some(url) = endpoint_url
+            .as_ref()
+            .filter(|u| crate::aws::check_endpoint(u).is_err())
+        {
+            return Err(ConfigError {
+                variable: match lookup("AWS_ENDPOINT_URL_DYNAMODB") {
+                    Some(_) => "AWS_ENDPOINT_URL_DYNAMODB",
+                    None => "AWS_ENDPOINT_URL",
+                },
+                value: url.clone(),
+                expected: "a URL with its scheme and host, such as http://127.0.0.1:8000",
+            });
+        }
         Ok(Self {
             table_name: text("TABLE_NAME", defaults.table_name)?,
             group_index_name: text("GROUP_INDEX_NAME", defaults.group_index_name)?,
@@ -267,6 +280,8 @@ mod tests {
             read(&[("TABLE_NAME", " ")]).unwrap_err().variable,
             "TABLE_NAME"
         );
+        let endpoint = read(&[("AWS_ENDPOINT_URL_DYNAMODB", "127.0.0.1:8000")]).unwrap_err();
+        assert_eq!(endpoint.variable, "AWS_ENDPOINT_URL_DYNAMODB");
         for bad in ["0", "409601", "lots"] {
             assert_eq!(
                 read(&[("PREVIEW_MAX_BYTES", bad)]).unwrap_err().variable,

@@ -5,14 +5,23 @@
 
 use anyhow::{bail, Context as _, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use messaging_stream::aws::Connection;
 use messaging_stream::filter::EventFilter;
+use messaging_stream::local::render::{self, Style};
 use messaging_stream::local::watch::{StartingPosition, StatsSnapshot, Trigger, WatchOptions};
-use messaging_stream::local::{admin, queries, replay, schema, seed, stream, write};
+use messaging_stream::local::{admin, queries, replay, sample, schema, seed, write, LocalError};
 use messaging_stream::plan::Item;
 use messaging_stream::{App, Config};
+use std::fmt::Display;
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
+
+/// `ddb replay`: the response named a failed record (Lambda would retry from it).
+const EXIT_FAILED_RECORD: u8 = 3;
+/// `ddb replay`: an input could not be read or was not JSON.
+const EXIT_UNREADABLE: u8 = 4;
 
 /// Where the Makefile runs DynamoDB Local.
 const LOCAL_ENDPOINT: &str = "http://127.0.0.1:8000";
@@ -24,23 +33,43 @@ const LOCAL_ENDPOINT: &str = "http://127.0.0.1:8000";
     about = "Run the Cruddur messaging table and its stream consumer locally"
 )]
 struct Cli {
-    /// DynamoDB endpoint [env: AWS_ENDPOINT_URL_DYNAMODB; default: http://127.0.0.1:8000]
-    #[arg(long, global = true)]
+    /// DynamoDB endpoint, as the AWS CLI's [env: AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL; the
+    /// profile's endpoint_url; default: http://127.0.0.1:8000]
+    #[arg(long = "endpoint-url", visible_alias = "endpoint", global = true)]
     endpoint: Option<String>,
+    /// AWS region [env: AWS_REGION; the profile's; default with an endpoint: us-east-1]
+    #[arg(long, global = true)]
+    region: Option<String>,
+    /// Named profile of ~/.aws/config and ~/.aws/credentials [env: AWS_PROFILE]
+    #[arg(long, global = true)]
+    profile: Option<String>,
     /// Table name [env: TABLE_NAME; default: cruddur-messages]
     #[arg(long, global = true)]
     table: Option<String>,
-    /// Print JSON lines instead of a table
+    /// Print JSON lines instead of a table (items: numbers exact, binary as base64, sets as arrays)
     #[arg(long, global = true)]
     json: bool,
+    /// With --json, items as DynamoDB JSON, as the AWS CLI prints them ({"S": ...})
+    #[arg(long, global = true)]
+    raw: bool,
+    /// Say more on stderr: the SDK's whole error context, debug logs
+    #[arg(short, long, global = true)]
+    verbose: bool,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Create the table (pk/sk, the group GSI, a NEW_IMAGE stream); an existing table is fine.
-    SchemaLoad,
+    /// Create the table (pk/sk, the group GSI, a NEW_IMAGE stream), or check an existing one.
+    ///
+    /// An existing table is compared with what the function needs (keys, the GSI, the stream):
+    /// every difference is listed, and the exit status is non-zero unless there is none.
+    SchemaLoad {
+        /// Repair a missing GSI or stream with UpdateTable (a KEYS_ONLY stream is replaced).
+        #[arg(long)]
+        fix: bool,
+    },
     /// Write users, conversations and messages (idempotent).
     Seed,
     /// Pattern B: a user's conversation list, newest first.
@@ -57,30 +86,58 @@ enum Command {
         limit: Option<u32>,
     },
     /// Run the Lambda handler in-process on event files; prints each batch response as a JSON line.
+    ///
+    /// Exit status: 0 every batch went through; 3 a response named a failed record
+    /// (batchItemFailures); 4 an input could not be read or was not JSON; 1 any other error
+    /// (an invocation error, DynamoDB unreachable).
     Replay {
-        /// Lambda event JSON files, one event per file.
+        /// Lambda event JSON files, one event per file; `-` reads standard input.
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Print a sample Lambda DynamoDB Streams event (as `sam local generate-event`), for `replay -`.
+    Event(EventArgs),
     /// Pattern C: write a message to a group, as the app does (the function then moves the group rows).
     Send {
         /// The conversation's message_group_uuid.
         #[arg(long)]
         group: String,
-        /// The sender, by uuid or handle (one of the seed's users).
+        /// The sender: any user's uuid, or a seed user's handle.
         #[arg(long)]
         from: String,
+        /// The sender's display name [default: as the group's rows describe the sender]
+        #[arg(long)]
+        name: Option<String>,
+        /// The sender's handle [default: as the group's rows describe the sender]
+        #[arg(long)]
+        handle: Option<String>,
+        /// The message's instant (its sort key, written as given; any ISO form the function
+        /// accepts) [default: now, in UTC]
+        #[arg(long)]
+        at: Option<String>,
         /// The message text.
         text: String,
     },
     /// Start a direct conversation: both group rows and the first message, in one transaction.
     NewConversation {
-        /// The sender, by uuid or handle.
+        /// The sender: any user's uuid, or a seed user's handle.
         #[arg(long)]
         from: String,
-        /// The other participant, by uuid or handle.
+        /// The sender's display name (needed unless a seed user)
+        #[arg(long)]
+        name: Option<String>,
+        /// The sender's handle (needed unless a seed user)
+        #[arg(long)]
+        handle: Option<String>,
+        /// The other participant: any user's uuid, or a seed user's handle.
         #[arg(long)]
         to: String,
+        /// The other participant's display name (needed unless a seed user)
+        #[arg(long)]
+        to_name: Option<String>,
+        /// The other participant's handle (needed unless a seed user)
+        #[arg(long)]
+        to_handle: Option<String>,
         /// The first message's text.
         text: String,
     },
@@ -89,7 +146,7 @@ enum Command {
     /// Delete the table and everything in it (only with --yes).
     Drop {
         /// Yes, delete it.
-        #[arg(long)]
+        #[arg(short, long)]
         yes: bool,
     },
     /// Every item of the table, or of one of its indexes.
@@ -112,9 +169,9 @@ struct WatchArgs {
     /// Most records per invocation (BatchSize).
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     batch_size: u32,
-    /// Seconds to gather a batch (MaximumBatchingWindowInSeconds).
-    #[arg(long, default_value_t = 1.0)]
-    batching_window: f64,
+    /// Seconds to gather a batch (MaximumBatchingWindowInSeconds: 0 to 300).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(0..=300))]
+    batching_window: u64,
     /// Split a batch in two when the function fails as a whole (BisectBatchOnFunctionError).
     #[arg(long)]
     bisect: bool,
@@ -130,12 +187,41 @@ struct WatchArgs {
     /// Pass every record to the function, ignoring the template's filter.
     #[arg(long, conflicts_with = "template")]
     no_filter: bool,
-    /// Seconds before an invocation counts as failed (the function's Timeout).
-    #[arg(long, default_value_t = 90.0)]
-    timeout: f64,
+    /// Seconds before an invocation counts as failed (the function's Timeout: 1 to 900).
+    #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u64).range(1..=900))]
+    timeout: u64,
     /// Drain what the stream holds now, then exit (non-zero if any range was given up).
     #[arg(long)]
     once: bool,
+}
+
+#[derive(Args)]
+struct EventArgs {
+    /// The change: a new message, an edit, or a deleted message.
+    #[arg(value_enum)]
+    change: ChangeKind,
+    /// The message's group (message_group_uuid).
+    #[arg(long)]
+    group: String,
+    /// The message's sort key (any ISO form the function accepts).
+    #[arg(long)]
+    at: String,
+    /// The message text (INSERT and MODIFY).
+    #[arg(long, default_value = "hello from ddb event")]
+    text: String,
+    /// The sender: a user's uuid or a seed user's handle [default: andrewbrown]
+    #[arg(long)]
+    from: Option<String>,
+    /// Records in the event: the first at --at, each next one a second later.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    count: u32,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ChangeKind {
+    Insert,
+    Modify,
+    Remove,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -146,10 +232,7 @@ enum Position {
 
 impl WatchArgs {
     fn options(&self) -> Result<WatchOptions> {
-        let seconds = |name: &str, value: f64| {
-            Duration::try_from_secs_f64(value)
-                .with_context(|| format!("--{name} {value}: not a number of seconds"))
-        };
+        let seconds = |_: &str, value: u64| -> Result<Duration> { Ok(Duration::from_secs(value)) };
         Ok(WatchOptions {
             from: match self.from {
                 Position::TrimHorizon => StartingPosition::TrimHorizon,
@@ -167,156 +250,359 @@ impl WatchArgs {
 }
 
 impl Cli {
-    /// The Lambda's config, with the flags over the environment and the local endpoint as the default.
+    /// The Lambda's config, with the flags over the environment.
     fn config(&self) -> Result<Config> {
-        let mut config = Config::from_env()?;
+        let flag_endpoint = self.endpoint.is_some();
+        let mut config = Config::from_lookup(|name| {
+            // A flag wins over the environment, even over a bad value there.
+            let endpoint_variable =
+                matches!(name, "AWS_ENDPOINT_URL_DYNAMODB" | "AWS_ENDPOINT_URL");
+            if flag_endpoint && endpoint_variable {
+                return None;
+            }
+            std::env::var(name).ok()
+        })?;
         if let Some(endpoint) = &self.endpoint {
+            messaging_stream::aws::check_endpoint(endpoint)?;
             config.endpoint_url = Some(endpoint.clone());
         }
-        config
-            .endpoint_url
-            .get_or_insert_with(|| LOCAL_ENDPOINT.to_owned());
         if let Some(table) = &self.table {
             config.table_name = table.clone();
         }
         Ok(config)
     }
+
+    fn connection(&self) -> Connection {
+        Connection {
+            profile: self.profile.clone(),
+            region: self.region.clone(),
+            default_endpoint: Some(LOCAL_ENDPOINT.to_owned()),
+        }
+    }
+
+    fn style(&self) -> Option<Style> {
+        match (self.json, self.raw) {
+            (false, _) => None,
+            (true, false) => Some(Style::Plain),
+            (true, true) => Some(Style::Dynamo),
+        }
+    }
+}
+
+/// A failure whose words were already printed, or that only sets the exit status.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+struct Exit {
+    code: u8,
+    message: String,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    lambda_runtime::tracing::init_default_subscriber_with_writer(std::io::stderr);
-    match run(Cli::parse()).await {
+    let cli = Cli::parse();
+    messaging_stream::logging::init_tool(cli.verbose);
+    let verbose = cli.verbose;
+    match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
+            if let Some(exit) = error.downcast_ref::<Exit>() {
+                if !exit.message.is_empty() {
+                    eprintln!("ddb: {}", exit.message);
+                }
+                return ExitCode::from(exit.code);
+            }
             eprintln!("ddb: {error:#}");
+            if verbose {
+                if let Some(local) = error.chain().find_map(|e| e.downcast_ref::<LocalError>()) {
+                    eprintln!("ddb: the SDK's whole error: {}", local.detail);
+                }
+            }
             ExitCode::FAILURE
         }
     }
 }
 
+/// Prints one line on stdout; a closed stdout (`ddb scan | head -1`) ends ddb quietly.
+fn emit(line: impl Display) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{line}").and_then(|()| out.flush()) {
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        result => Ok(result?),
+    }
+}
+
 async fn run(cli: Cli) -> Result<()> {
     let config = cli.config()?;
-    let endpoint = config.endpoint_url.clone().unwrap_or_default();
+    if let Command::Event(args) = &cli.command {
+        return event(args, &config);
+    }
+    let resolved = messaging_stream::aws::resolve(&config, &cli.connection()).await;
+    let endpoint = resolved
+        .endpoint
+        .clone()
+        .unwrap_or_else(|| "AWS".to_owned());
+    if let Some(endpoint) = &resolved.endpoint {
+        messaging_stream::aws::check_endpoint(endpoint)?;
+    }
+    tracing::debug!(endpoint = %endpoint, region = ?resolved.sdk.region(), "ddb connects");
+    let client = aws_sdk_dynamodb::Client::new(&resolved.sdk);
+    let app = || {
+        let store = messaging_stream::store::Store::new(client.clone(), &config);
+        App::new(store, config.clone())
+    };
+    let json = cli.json;
+    let style = cli.style();
+    let table = config.table_name.clone();
     match cli.command {
-        Command::SchemaLoad => {
-            let client = messaging_stream::aws::dynamodb_client(&config).await;
-            let created =
-                schema::create_table(&client, &config.table_name, &config.group_index_name)
-                    .await
-                    .with_context(|| {
-                        format!("creating table {} at {endpoint}", config.table_name)
-                    })?;
-            println!("table {}: {:?}", config.table_name, created);
+        Command::SchemaLoad { fix } => {
+            let created = schema::create_table(&client, &table, &config.group_index_name).await?;
+            if created == schema::Created::New {
+                return emit(if json {
+                    serde_json::json!({"table": table, "status": "created"}).to_string()
+                } else {
+                    format!(
+                        "table {table}: created (pk/sk, index {}, NEW_IMAGE stream)",
+                        config.group_index_name
+                    )
+                });
+            }
+            let index = &config.group_index_name;
+            let differences = schema::check(&client, &table, index).await?;
+            let fixable = differences.iter().all(schema::Difference::fixable);
+            let fixed = if fix && fixable && !differences.is_empty() {
+                schema::fix(&client, &table, index, &differences).await?
+            } else {
+                Vec::new()
+            };
+            let status = match (differences.is_empty(), fixed.is_empty()) {
+                (true, _) => "matches",
+                (false, false) => "fixed",
+                (false, true) => "differs",
+            };
+            if json {
+                emit(serde_json::json!({
+                    "table": table,
+                    "status": status,
+                    "differences": differences,
+                    "fixed": fixed,
+                }))?;
+            } else if differences.is_empty() {
+                emit(format!(
+                    "table {table}: already there, as the function needs it"
+                ))?;
+            } else {
+                emit(format!(
+                    "table {table}: already there, and differs from what the function needs:"
+                ))?;
+                for difference in &differences {
+                    emit(format!("  - {difference}"))?;
+                }
+                for done in &fixed {
+                    emit(format!("fixed: {done}"))?;
+                }
+            }
+            if status == "differs" {
+                let message = if !fixable {
+                    format!("table {table} cannot be fixed in place: make another (--table NAME) or drop it and run schema-load again")
+                } else {
+                    format!("table {table} is not as the function needs it: run ddb schema-load --fix --table {table}")
+                };
+                return Err(Exit { code: 1, message }.into());
+            }
         }
         Command::Seed => {
-            let client = messaging_stream::aws::dynamodb_client(&config).await;
-            let seeded = seed::seed(&client, &config.table_name)
-                .await
-                .with_context(|| format!("seeding table {} at {endpoint}", config.table_name))?;
-            println!(
-                "seeded {}: {} messages, {} group rows ({} already there)",
-                config.table_name, seeded.messages, seeded.group_rows, seeded.skipped
-            );
+            let seeded = seed::seed(&client, &table).await?;
+            emit(if json {
+                serde_json::json!({
+                    "table": table,
+                    "messages": seeded.messages,
+                    "group_rows": seeded.group_rows,
+                    "already_there": seeded.skipped,
+                })
+                .to_string()
+            } else {
+                format!(
+                    "seeded {table}: {} messages, {} group rows ({} already there)",
+                    seeded.messages, seeded.group_rows, seeded.skipped
+                )
+            })?;
         }
         Command::Conversations { user_uuid, limit } => {
-            let client = messaging_stream::aws::dynamodb_client(&config).await;
             // A seed user's handle is accepted for convenience; anything else is taken as a uuid.
             let user_uuid = write::user(&user_uuid).map_or(user_uuid, |u| u.uuid.to_owned());
-            let rows = queries::conversations(
-                &client,
-                &config.table_name,
-                &user_uuid,
-                limit.map(|l| l as usize),
-            )
-            .await?;
+            let rows =
+                queries::conversations(&client, &table, &user_uuid, limit.map(|l| l as usize))
+                    .await?;
+            if rows.is_empty() {
+                bail!(
+                    "nothing found for user {user_uuid:?} in table {table}: no conversations \
+                     (GRP#{user_uuid} has no rows; give a user's uuid, or a seed user's handle)"
+                );
+            }
             print_items(
                 &rows,
-                cli.json,
+                style,
                 &["sk", "user_handle", "message_group_uuid", "message"],
             )?;
         }
         Command::Messages { group_uuid, limit } => {
-            let client = messaging_stream::aws::dynamodb_client(&config).await;
-            let items = queries::messages(
-                &client,
-                &config.table_name,
-                &group_uuid,
-                limit.map(|l| l as usize),
-            )
-            .await?;
-            print_items(&items, cli.json, &["sk", "user_handle", "message"])?;
+            let items =
+                queries::messages(&client, &table, &group_uuid, limit.map(|l| l as usize)).await?;
+            if items.is_empty() {
+                bail!(
+                    "nothing found for group {group_uuid:?} in table {table}: no messages \
+                     (MSG#{group_uuid} has no items)"
+                );
+            }
+            print_items(&items, style, &["sk", "user_handle", "message"])?;
         }
         Command::Replay { files } => {
-            let app = App::from_config(config).await;
+            let app = app();
+            let mut failed_record = false;
             for file in files {
-                let response = replay::replay_file(&app, &file).await?;
-                println!("{}", serde_json::to_string(&response)?);
+                let response = match replay::replay_file(&app, &file).await {
+                    Ok(response) => response,
+                    Err(error) if error.is_unreadable() => {
+                        return Err(Exit {
+                            code: EXIT_UNREADABLE,
+                            message: error.to_string(),
+                        }
+                        .into())
+                    }
+                    Err(error) => return Err(error.into()),
+                };
+                failed_record |= !response.batch_item_failures.is_empty();
+                emit(serde_json::to_string(&response)?)?;
+            }
+            if failed_record {
+                return Err(Exit {
+                    code: EXIT_FAILED_RECORD,
+                    message: "a response named a failed record (batchItemFailures): Lambda would retry from it".into(),
+                }
+                .into());
             }
         }
-        Command::Send { group, from, text } => {
-            let client = messaging_stream::aws::dynamodb_client(&config).await;
-            let from = write::user(&from)?;
-            let sent = write::send(&client, &config.table_name, &group, &from, &text).await?;
-            print_written(&sent, cli.json, "sent")?;
+        Command::Event(_) => unreachable!("handled before connecting"),
+        Command::Send {
+            group,
+            from,
+            name,
+            handle,
+            at,
+            text,
+        } => {
+            let who = write::Who::parse(&from, name, handle)?;
+            let from = match who.complete() {
+                Some(from) => from,
+                None => {
+                    let index = &config.group_index_name;
+                    let found =
+                        write::sender_names(&client, &table, index, &group, &who.uuid).await?;
+                    let (display_name, handle) = found.ok_or(write::WriteError::NoNames {
+                        user: who.uuid.clone(),
+                        found: "no row of this group describes them",
+                        flags: "--name and --handle",
+                    })?;
+                    write::Participant {
+                        uuid: who.uuid.clone(),
+                        display_name: who.display_name.unwrap_or(display_name),
+                        handle: who.handle.unwrap_or(handle),
+                    }
+                }
+            };
+            let sent = write::send_at(&client, &table, &group, &from, &text, at.as_deref()).await?;
+            print_written(&sent, json, "sent")?;
         }
-        Command::NewConversation { from, to, text } => {
-            let client = messaging_stream::aws::dynamodb_client(&config).await;
-            let (from, to) = (write::user(&from)?, write::user(&to)?);
-            let created =
-                write::new_conversation(&client, &config.table_name, &from, &to, &text).await?;
-            print_written(&created, cli.json, "new conversation")?;
+        Command::NewConversation {
+            from,
+            name,
+            handle,
+            to,
+            to_name,
+            to_handle,
+            text,
+        } => {
+            let from = write::Who::parse(&from, name, handle)?.require("--name and --handle")?;
+            let to =
+                write::Who::parse(&to, to_name, to_handle)?.require("--to-name and --to-handle")?;
+            let created = write::new_conversation(&client, &table, from, to, &text).await?;
+            print_written(&created, json, "new conversation")?;
         }
         Command::ListTables => {
-            let client = messaging_stream::aws::dynamodb_client(&config).await;
-            for table in admin::list_tables(&client).await? {
-                if cli.json {
-                    println!("{}", serde_json::json!({ "table": table }));
+            for name in admin::list_tables(&client).await? {
+                if json {
+                    emit(serde_json::json!({ "table": name }))?;
                 } else {
-                    println!("{table}");
+                    emit(name)?;
                 }
             }
         }
         Command::Drop { yes } => {
             if !yes {
                 bail!(
-                    "refusing to drop table {} at {endpoint}: add --yes to delete it and all its items",
-                    config.table_name
+                    "refusing to drop table {table} at {endpoint}: add --yes (-y) to delete it and all its items"
                 );
             }
-            let client = messaging_stream::aws::dynamodb_client(&config).await;
-            admin::drop_table(&client, &config.table_name).await?;
-            if cli.json {
-                println!("{}", serde_json::json!({ "dropped": config.table_name }));
+            admin::drop_table(&client, &table).await?;
+            if json {
+                emit(serde_json::json!({ "dropped": table }))?;
             } else {
-                println!("dropped table {}", config.table_name);
+                emit(format!("dropped table {table}"))?;
             }
         }
         Command::Scan { index, limit } => {
-            let client = messaging_stream::aws::dynamodb_client(&config).await;
-            let items = admin::scan(
-                &client,
-                &config.table_name,
-                index.as_deref(),
-                limit.map(|l| l as usize),
-            )
-            .await?;
+            let items =
+                admin::scan(&client, &table, index.as_deref(), limit.map(|l| l as usize)).await?;
             print_items(
                 &items,
-                cli.json,
+                style,
                 &["pk", "sk", "message_group_uuid", "user_handle", "message"],
             )?;
         }
-        Command::Watch(args) => watch(config, &args, cli.json).await?,
+        Command::Watch(args) => {
+            let streams = aws_sdk_dynamodbstreams::Client::new(&resolved.sdk);
+            watch(config.clone(), app(), streams, &args, json).await?
+        }
     }
     Ok(())
 }
 
+/// `ddb event`: one Lambda event on stdout; needs no DynamoDB.
+fn event(args: &EventArgs, config: &Config) -> Result<()> {
+    let from = args.from.as_deref().unwrap_or(seed::ANDREW.handle);
+    let who = write::Who::parse(from, None, None)?;
+    let short = who.uuid.chars().take(8).collect::<String>();
+    let from = who.complete().unwrap_or_else(|| write::Participant {
+        uuid: who.uuid.clone(),
+        display_name: format!("User {short}"),
+        handle: format!("user-{short}"),
+    });
+    let event = sample::event(&sample::Sample {
+        change: match args.change {
+            ChangeKind::Insert => sample::Change::Insert,
+            ChangeKind::Modify => sample::Change::Modify,
+            ChangeKind::Remove => sample::Change::Remove,
+        },
+        group: args.group.clone(),
+        at: args.at.clone(),
+        text: args.text.clone(),
+        from,
+        count: args.count as usize,
+        table: config.table_name.clone(),
+        region: "us-east-1".to_owned(),
+    })?;
+    emit(serde_json::to_string_pretty(&event)?)
+}
+
 /// `ddb watch`: builds the trigger, prints progress on stderr, stops on Ctrl-C (or SIGTERM).
-async fn watch(config: Config, args: &WatchArgs, json: bool) -> Result<()> {
+async fn watch(
+    config: Config,
+    app: App,
+    streams: aws_sdk_dynamodbstreams::Client,
+    args: &WatchArgs,
+    json: bool,
+) -> Result<()> {
     let options = args.options()?;
-    let streams = stream::client(&config).await;
-    let app = App::from_config(config.clone()).await;
     let mut trigger = Trigger::new(streams, app, &config.table_name, options)
         .await
         .with_context(|| format!("watching table {}", config.table_name))?;
@@ -357,9 +643,12 @@ async fn watch(config: Config, args: &WatchArgs, json: bool) -> Result<()> {
     progress.abort();
     let stats = result?;
     if json {
-        println!("{}", serde_json::to_string(&stats)?);
+        emit(serde_json::to_string(&stats)?)?;
     } else {
-        println!("{}: {stats}", if args.once { "drained" } else { "stopped" });
+        emit(format!(
+            "{}: {stats}",
+            if args.once { "drained" } else { "stopped" }
+        ))?;
     }
     if args.once && stats.ranges_given_up > 0 {
         bail!(
@@ -392,30 +681,24 @@ async fn shutdown() {
 
 fn print_written(written: &write::Written, json: bool, what: &str) -> Result<()> {
     if json {
-        println!("{}", serde_json::to_string(written)?);
+        emit(serde_json::to_string(written)?)
     } else {
-        println!(
+        emit(format!(
             "{what}: group {} at {} (message {})",
             written.message_group_uuid, written.created_at, written.message_uuid
-        );
+        ))
     }
-    Ok(())
 }
 
-/// Prints items as JSON lines (plain attribute values) or as aligned columns for a person.
-fn print_items(items: &[Item], json: bool, columns: &[&str]) -> Result<()> {
-    if json {
+/// Prints items as JSON lines (`style`) or as aligned columns for a person, one item a line.
+fn print_items(items: &[Item], style: Option<Style>, columns: &[&str]) -> Result<()> {
+    if let Some(style) = style {
         for item in items {
-            let value: serde_json::Value = serde_dynamo::from_item(item.clone())?;
-            println!("{value}");
+            emit(render::item_json(item, style))?;
         }
         return Ok(());
     }
-    let cell = |item: &Item, column: &str| -> String {
-        item.get(column)
-            .and_then(|v| v.as_s().ok().cloned())
-            .unwrap_or_default()
-    };
+    let cell = |item: &Item, column: &str| render::cell(item.get(column));
     let widths: Vec<usize> = columns
         .iter()
         .map(|c| {
@@ -433,11 +716,11 @@ fn print_items(items: &[Item], json: bool, columns: &[&str]) -> Result<()> {
             .zip(&widths)
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
-        println!("{}", padded.join("  ").trim_end());
+        emit(padded.join("  ").trim_end())
     };
-    line(columns.iter().map(|c| c.to_string()).collect());
+    line(columns.iter().map(|c| c.to_string()).collect())?;
     for item in items {
-        line(columns.iter().map(|c| cell(item, c)).collect());
+        line(columns.iter().map(|c| cell(item, c)).collect())?;
     }
     Ok(())
 }

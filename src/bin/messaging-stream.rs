@@ -1,18 +1,42 @@
 //! The Lambda: reads the config and builds the DynamoDB client once, then serves invocations.
+//!
+//! A setting that cannot be used stops it at start-up with one sentence on stderr (the variable,
+//! its value and what is allowed) and exit status 1, before any invocation.
 
-use lambda_runtime::{service_fn, Error, LambdaEvent};
+use lambda_runtime::{service_fn, LambdaEvent};
 use messaging_stream::event::RawEvent;
 use messaging_stream::handler::handle_raw;
+use messaging_stream::logging::LogSettings;
 use messaging_stream::{App, Config};
+use std::process::ExitCode;
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
+async fn main() -> ExitCode {
     // JSON or text per AWS_LAMBDA_LOG_FORMAT, level per AWS_LAMBDA_LOG_LEVEL; the SDK capped at DEBUG.
-    messaging_stream::logging::init();
-    let config = Config::from_env()?;
+    let settings = match LogSettings::from_env() {
+        Ok(settings) => settings,
+        Err(error) => return refuse(&error),
+    };
+    messaging_stream::logging::init_with(settings);
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(error) => return refuse(&error),
+    };
     let app = App::from_config(config).await;
-    lambda_runtime::run(service_fn(|event: LambdaEvent<RawEvent>| {
+    let served = lambda_runtime::run(service_fn(|event: LambdaEvent<RawEvent>| {
         handle_raw(&app, event)
     }))
-    .await
+    .await;
+    match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("messaging-stream: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn refuse(error: &dyn std::error::Error) -> ExitCode {
+    eprintln!("messaging-stream: {error}");
+    ExitCode::FAILURE
 }

@@ -31,7 +31,7 @@ pub async fn drop_table(client: &Client, table: &str) -> Result<(), LocalError> 
         .send()
         .await
         .map(|_| ())
-        .map_err(|e| LocalError::sdk("DeleteTable", e))
+        .map_err(|e| LocalError::sdk("DeleteTable", e).on(table))
 }
 
 /// Every item of `table` (or of its index `index`), page by page, stopping once `limit` items are in.
@@ -52,7 +52,7 @@ pub async fn scan(
             .set_exclusive_start_key(start)
             .send()
             .await
-            .map_err(|e| LocalError::sdk("Scan", e))?;
+            .map_err(|e| LocalError::sdk("Scan", e).on(table))?;
         items.extend(page.items().iter().cloned());
         start = page.last_evaluated_key().cloned();
         if start.is_none() || limit.is_some_and(|l| items.len() >= l) {

@@ -45,7 +45,7 @@ async fn newest_first(
             .set_exclusive_start_key(start)
             .send()
             .await
-            .map_err(|e| LocalError::sdk("Query", e))?;
+            .map_err(|e| LocalError::sdk("Query", e).on(table))?;
         items.extend(page.items().iter().cloned());
         start = page.last_evaluated_key().cloned();
         if start.is_none() || limit.is_some_and(|l| items.len() >= l) {

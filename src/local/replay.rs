@@ -1,8 +1,10 @@
-//! Replaying Lambda event files through the very handler the Lambda runs, in-process.
+//! Replaying Lambda events through the very handler the Lambda runs, in-process: from files, or
+//! from standard input (`-`), e.g. `ddb event insert ... | ddb replay -`.
 
 use crate::handler::{self, App, HandlerError};
 use aws_lambda_events::streams::DynamoDbEventResponse;
 use lambda_runtime::{Context, LambdaEvent};
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -21,15 +23,43 @@ pub enum ReplayError {
     Handler { path: PathBuf, source: HandlerError },
 }
 
-/// Reads one event file and runs the handler on it.
+impl ReplayError {
+    /// True when the input could not be read or was not JSON (nothing reached the handler).
+    pub fn is_unreadable(&self) -> bool {
+        matches!(self, Self::Read { .. } | Self::NotJson { .. })
+    }
+}
+
+/// Reads one event file (`-`: standard input) and runs the handler on it.
 pub async fn replay_file(app: &App, path: &Path) -> Result<DynamoDbEventResponse, ReplayError> {
-    let text = tokio::fs::read_to_string(path)
-        .await
-        .map_err(|source| ReplayError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-    let payload = serde_json::from_str(&text).map_err(|source| ReplayError::NotJson {
+    let stdin = path == Path::new("-");
+    let path = if stdin {
+        Path::new("standard input")
+    } else {
+        path
+    };
+    let read_error = |source| ReplayError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let text = if stdin {
+        let mut text = String::new();
+        tokio::task::block_in_place(|| std::io::stdin().read_to_string(&mut text))
+            .map_err(read_error)?;
+        text
+    } else {
+        tokio::fs::read_to_string(path).await.map_err(read_error)?
+    };
+    replay_text(app, path, &text).await
+}
+
+/// Runs the handler on one event's JSON text; `path` names it in errors.
+pub async fn replay_text(
+    app: &App,
+    path: &Path,
+    text: &str,
+) -> Result<DynamoDbEventResponse, ReplayError> {
+    let payload = serde_json::from_str(text).map_err(|source| ReplayError::NotJson {
         path: path.to_owned(),
         source,
     })?;

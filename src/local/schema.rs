@@ -75,7 +75,7 @@ pub async fn create_table(
         {
             Ok(Created::AlreadyThere)
         }
-        Err(error) => Err(LocalError::sdk("CreateTable", error)),
+        Err(error) => Err(LocalError::sdk("CreateTable", error).on(table)),
     }
 }
 
@@ -86,9 +86,225 @@ pub async fn stream_arn(client: &Client, table: &str) -> Result<Option<String>, 
         .table_name(table)
         .send()
         .await
-        .map_err(|e| LocalError::sdk("DescribeTable", e))?;
+        .map_err(|e| LocalError::sdk("DescribeTable", e).on(table))?;
     Ok(described
         .table()
         .and_then(|t| t.latest_stream_arn())
         .map(str::to_owned))
+}
+
+/// One way an existing table differs from what the function needs.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "difference", rename_all = "snake_case")]
+pub enum Difference {
+    /// The table's key is not `pk` (HASH, S) + `sk` (RANGE, S): the data model cannot live there.
+    Keys { found: String },
+    /// No GSI of that name (fixable: UpdateTable adds it).
+    NoIndex { index: String },
+    /// The GSI exists with other keys or another projection (not fixable in place).
+    IndexShape { index: String, found: String },
+    /// No stream (fixable: UpdateTable enables a NEW_IMAGE stream).
+    NoStream,
+    /// A stream without the new image (fixable: disabled, then enabled as NEW_IMAGE; a new stream).
+    StreamView { found: String },
+}
+
+impl Difference {
+    /// Whether `--fix` can repair it with UpdateTable.
+    pub fn fixable(&self) -> bool {
+        matches!(
+            self,
+            Self::NoIndex { .. } | Self::NoStream | Self::StreamView { .. }
+        )
+    }
+}
+
+impl std::fmt::Display for Difference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Keys { found } => write!(
+                f,
+                "key schema is {found}; the function needs pk (HASH, S) and sk (RANGE, S)"
+            ),
+            Self::NoIndex { index } => write!(
+                f,
+                "no index {index}; the function needs it: HASH message_group_uuid (S), RANGE sk (S), projection ALL"
+            ),
+            Self::IndexShape { index, found } => write!(
+                f,
+                "index {index} is {found}; the function needs HASH message_group_uuid (S), RANGE sk (S), projection ALL"
+            ),
+            Self::NoStream => write!(f, "no stream; the function needs a NEW_IMAGE stream"),
+            Self::StreamView { found } => write!(
+                f,
+                "the stream is {found}; the function needs the new image (NEW_IMAGE)"
+            ),
+        }
+    }
+}
+
+fn describe_keys(keys: &[KeySchemaElement], types: &[AttributeDefinition]) -> String {
+    keys.iter()
+        .map(|k| {
+            let ty = types
+                .iter()
+                .find(|d| d.attribute_name() == k.attribute_name())
+                .map_or("?", |d| d.attribute_type().as_str());
+            format!("{} ({}, {ty})", k.attribute_name(), k.key_type().as_str())
+        })
+        .collect::<Vec<_>>()
+        .join(" + ")
+}
+
+/// Compares the existing `table` with what the function needs: keys, the GSI, the stream.
+pub async fn check(
+    client: &Client,
+    table: &str,
+    index: &str,
+) -> Result<Vec<Difference>, LocalError> {
+    let described = client
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .map_err(|e| LocalError::sdk("DescribeTable", e).on(table))?;
+    let Some(t) = described.table() else {
+        return Ok(vec![Difference::NoStream]);
+    };
+    let types = t.attribute_definitions();
+    let mut differences = Vec::new();
+    let keys = describe_keys(t.key_schema(), types);
+    if keys != "pk (HASH, S) + sk (RANGE, S)" {
+        differences.push(Difference::Keys { found: keys });
+    }
+    match t
+        .global_secondary_indexes()
+        .iter()
+        .find(|g| g.index_name() == Some(index))
+    {
+        None => differences.push(Difference::NoIndex {
+            index: index.to_owned(),
+        }),
+        Some(gsi) => {
+            let keys = describe_keys(gsi.key_schema(), types);
+            let projection = gsi
+                .projection()
+                .and_then(|p| p.projection_type())
+                .map_or("no projection", |p| p.as_str());
+            if keys != "message_group_uuid (HASH, S) + sk (RANGE, S)" || projection != "ALL" {
+                differences.push(Difference::IndexShape {
+                    index: index.to_owned(),
+                    found: format!("{keys}, projection {projection}"),
+                });
+            }
+        }
+    }
+    let stream = t.stream_specification();
+    match stream.filter(|s| s.stream_enabled()) {
+        None => differences.push(Difference::NoStream),
+        Some(spec) => match spec.stream_view_type() {
+            Some(StreamViewType::NewImage) | Some(StreamViewType::NewAndOldImages) => {}
+            other => differences.push(Difference::StreamView {
+                found: other
+                    .map_or("a stream of no view type", |v| v.as_str())
+                    .to_owned(),
+            }),
+        },
+    }
+    Ok(differences)
+}
+
+/// Repairs what [`check`] found, if every difference is [`Difference::fixable`]; returns what was done.
+pub async fn fix(
+    client: &Client,
+    table: &str,
+    index: &str,
+    differences: &[Difference],
+) -> Result<Vec<String>, LocalError> {
+    let mut done = Vec::new();
+    for difference in differences {
+        match difference {
+            Difference::NoIndex { .. } => {
+                let create = aws_sdk_dynamodb::types::CreateGlobalSecondaryIndexAction::builder()
+                    .index_name(index)
+                    .key_schema(key("message_group_uuid", KeyType::Hash))
+                    .key_schema(key("sk", KeyType::Range))
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::All)
+                            .build(),
+                    )
+                    .build()
+                    .expect("name, keys and projection are set");
+                client
+                    .update_table()
+                    .table_name(table)
+                    .attribute_definitions(string_attribute("message_group_uuid"))
+                    .attribute_definitions(string_attribute("sk"))
+                    .global_secondary_index_updates(
+                        aws_sdk_dynamodb::types::GlobalSecondaryIndexUpdate::builder()
+                            .create(create)
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .map_err(|e| LocalError::sdk("UpdateTable", e).on(table))?;
+                done.push(format!("added index {index}"));
+            }
+            Difference::NoStream | Difference::StreamView { .. } => {
+                if matches!(difference, Difference::StreamView { .. }) {
+                    update_stream(client, table, None).await?;
+                    done.push("disabled the old stream".to_owned());
+                }
+                update_stream(client, table, Some(StreamViewType::NewImage)).await?;
+                done.push("enabled a NEW_IMAGE stream".to_owned());
+            }
+            Difference::Keys { .. } | Difference::IndexShape { .. } => {}
+        }
+        wait_active(client, table).await?;
+    }
+    Ok(done)
+}
+
+async fn update_stream(
+    client: &Client,
+    table: &str,
+    view: Option<StreamViewType>,
+) -> Result<(), LocalError> {
+    let spec = StreamSpecification::builder()
+        .stream_enabled(view.is_some())
+        .set_stream_view_type(view)
+        .build()
+        .expect("stream enabled is set");
+    client
+        .update_table()
+        .table_name(table)
+        .stream_specification(spec)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| LocalError::sdk("UpdateTable", e).on(table))
+}
+
+/// Waits (up to a minute) until the table and its indexes are ACTIVE again after an update.
+async fn wait_active(client: &Client, table: &str) -> Result<(), LocalError> {
+    for _ in 0..600 {
+        let described = client
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .map_err(|e| LocalError::sdk("DescribeTable", e).on(table))?;
+        let active = described.table().is_some_and(|t| {
+            t.table_status() == Some(&aws_sdk_dynamodb::types::TableStatus::Active)
+                && t.global_secondary_indexes().iter().all(|g| {
+                    g.index_status() == Some(&aws_sdk_dynamodb::types::IndexStatus::Active)
+                })
+        });
+        if active {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    Ok(())
 }

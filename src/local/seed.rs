@@ -232,10 +232,10 @@ pub async fn seed(client: &Client, table: &str) -> Result<Seeded, LocalError> {
             .clone();
         // The function may have moved the row to a newer sort key: look for the owner's row of this
         // group as the function itself does, not for the seed's key.
-        let existing = store.owner_row(&pk, &group).await.map_err(|e| LocalError {
-            operation: "Query",
-            detail: e.to_string(),
-        })?;
+        let existing = store
+            .owner_row(&pk, &group)
+            .await
+            .map_err(|e| LocalError::other("Query", e.to_string()).on(table))?;
         if existing.is_some() || !put_if_absent(client, table, item).await? {
             seeded.skipped += 1;
         } else {
@@ -262,7 +262,7 @@ async fn put_if_absent(client: &Client, table: &str, item: Item) -> Result<bool,
         {
             Ok(false)
         }
-        Err(error) => Err(LocalError::sdk("PutItem", error)),
+        Err(error) => Err(LocalError::sdk("PutItem", error).on(table)),
     }
 }
 

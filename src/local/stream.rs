@@ -14,7 +14,7 @@ pub enum StreamError {
     NoStream { table: String },
     #[error("the shard iterator expired")]
     ExpiredIterator,
-    #[error("{operation} failed: {detail}")]
+    #[error("{operation} failed {detail}")]
     Request {
         operation: &'static str,
         detail: String,
@@ -24,11 +24,13 @@ pub enum StreamError {
 impl StreamError {
     fn request<E>(operation: &'static str, error: E) -> Self
     where
-        E: std::error::Error + ProvideErrorMetadata,
+        E: std::error::Error + ProvideErrorMetadata + 'static,
     {
+        tracing::debug!(operation, error = %DisplayErrorContext(&error), "DynamoDB Streams request failed");
+        let (code, message) = super::describe(&error);
         Self::Request {
             operation,
-            detail: DisplayErrorContext(error).to_string(),
+            detail: format!("({code}) {message}"),
         }
     }
 }

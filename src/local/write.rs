@@ -2,8 +2,9 @@
 //! new conversation (both group rows and the first message in one transaction).
 //!
 //! Moving the other participants' group rows (Pattern D) is the function's job, triggered by the
-//! stream; nothing here touches an existing group row. Users are the seed's (by uuid or handle):
-//! the user directory lives outside this table.
+//! stream; nothing here touches an existing group row. The user directory lives outside this
+//! table, so a user is a uuid with a display name and a handle: given by the caller, found in the
+//! group's own rows ([`sender_names`]), or one of the seed's users (whose handles are shortcuts).
 
 use super::seed::{User, USERS};
 use super::LocalError;
@@ -13,7 +14,7 @@ use aws_sdk_dynamodb::Client;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
-    #[error("unknown user {who:?}: use a uuid or handle of the seed's users ({known})")]
+    #[error("unknown user {who:?}: give a user's uuid, or a seed user's handle ({known})")]
     UnknownUser { who: String, known: String },
     #[error("{handle} has no conversation {group} (no GRP#{user} row for it): start one with `ddb new-conversation`")]
     NotAMember {
@@ -23,6 +24,16 @@ pub enum WriteError {
     },
     #[error("a conversation needs two different users")]
     SameUser,
+    #[error("user {user} is not a seed user and {found}: give {flags}")]
+    NoNames {
+        user: String,
+        found: &'static str,
+        flags: &'static str,
+    },
+    #[error("--at {at:?} is not a timestamp: give an ISO 8601 instant, e.g. 2026-01-15T10:00:00+00:00 or 2026-01-15T10:00:00.123456")]
+    BadTimestamp { at: String },
+    #[error("group {group} already has a message at {at}: give another --at")]
+    Taken { group: String, at: String },
     #[error(transparent)]
     Request(#[from] LocalError),
 }
@@ -33,14 +44,94 @@ pub fn user(who: &str) -> Result<User, WriteError> {
         .iter()
         .find(|u| u.uuid == who || u.handle == who)
         .copied()
-        .ok_or_else(|| WriteError::UnknownUser {
-            who: who.to_owned(),
-            known: USERS
-                .iter()
-                .map(|u| u.handle)
-                .collect::<Vec<_>>()
-                .join(", "),
+        .ok_or_else(|| unknown(who))
+}
+
+fn unknown(who: &str) -> WriteError {
+    WriteError::UnknownUser {
+        who: who.to_owned(),
+        known: USERS
+            .iter()
+            .map(|u| u.handle)
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
+}
+
+/// A participant of a conversation, as the table describes one.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Participant {
+    pub uuid: String,
+    pub handle: String,
+    pub display_name: String,
+}
+
+impl From<&User> for Participant {
+    fn from(user: &User) -> Self {
+        Self {
+            uuid: user.uuid.to_owned(),
+            handle: user.handle.to_owned(),
+            display_name: user.display_name.to_owned(),
+        }
+    }
+}
+
+impl From<User> for Participant {
+    fn from(user: User) -> Self {
+        Self::from(&user)
+    }
+}
+
+/// A user as given on the command line: a uuid (any) or a seed user's handle, with the names the
+/// caller gave. A seed user's names fill what was not given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Who {
+    pub uuid: String,
+    pub display_name: Option<String>,
+    pub handle: Option<String>,
+}
+
+impl Who {
+    /// `who` is a uuid or a seed handle; anything else is refused (a typo is not a new user).
+    pub fn parse(
+        who: &str,
+        display_name: Option<String>,
+        handle: Option<String>,
+    ) -> Result<Self, WriteError> {
+        if let Ok(seed) = user(who) {
+            return Ok(Self {
+                uuid: seed.uuid.to_owned(),
+                display_name: display_name.or_else(|| Some(seed.display_name.to_owned())),
+                handle: handle.or_else(|| Some(seed.handle.to_owned())),
+            });
+        }
+        match uuid::Uuid::parse_str(who) {
+            Ok(_) => Ok(Self {
+                uuid: who.to_owned(),
+                display_name,
+                handle,
+            }),
+            Err(_) => Err(unknown(who)),
+        }
+    }
+
+    /// The participant, if both names are known.
+    pub fn complete(&self) -> Option<Participant> {
+        Some(Participant {
+            uuid: self.uuid.clone(),
+            display_name: self.display_name.clone()?,
+            handle: self.handle.clone()?,
         })
+    }
+
+    /// The participant, or an error naming the flags that would complete it.
+    pub fn require(&self, flags: &'static str) -> Result<Participant, WriteError> {
+        self.complete().ok_or_else(|| WriteError::NoNames {
+            user: self.uuid.clone(),
+            found: "has no name here",
+            flags,
+        })
+    }
 }
 
 /// What a write created.
@@ -67,7 +158,7 @@ fn message_item(
     group: &str,
     created_at: &str,
     message_uuid: &str,
-    from: &User,
+    from: &Participant,
     text: &str,
 ) -> Item {
     Item::from([
@@ -75,45 +166,68 @@ fn message_item(
         ("sk".to_owned(), s(created_at)),
         ("message_uuid".to_owned(), s(message_uuid)),
         ("message".to_owned(), s(text)),
-        ("user_uuid".to_owned(), s(from.uuid)),
-        ("user_display_name".to_owned(), s(from.display_name)),
-        ("user_handle".to_owned(), s(from.handle)),
+        ("user_uuid".to_owned(), s(&from.uuid)),
+        ("user_display_name".to_owned(), s(&from.display_name)),
+        ("user_handle".to_owned(), s(&from.handle)),
     ])
 }
 
-fn group_row(owner: &User, other: &User, group: &str, created_at: &str, text: &str) -> Item {
+fn group_row(
+    owner: &Participant,
+    other: &Participant,
+    group: &str,
+    created_at: &str,
+    text: &str,
+) -> Item {
     Item::from([
         ("pk".to_owned(), s(&format!("GRP#{}", owner.uuid))),
         ("sk".to_owned(), s(created_at)),
         ("message_group_uuid".to_owned(), s(group)),
         ("message".to_owned(), s(text)),
-        ("user_uuid".to_owned(), s(other.uuid)),
-        ("user_display_name".to_owned(), s(other.display_name)),
-        ("user_handle".to_owned(), s(other.handle)),
+        ("user_uuid".to_owned(), s(&other.uuid)),
+        ("user_display_name".to_owned(), s(&other.display_name)),
+        ("user_handle".to_owned(), s(&other.handle)),
     ])
 }
 
-/// Pattern C: `from` writes `text` to `group`, of which they must be a member.
+/// Pattern C: `from` writes `text` to `group`, of which they must be a member, now.
 pub async fn send(
     client: &Client,
     table: &str,
     group: &str,
-    from: &User,
+    from: impl Into<Participant>,
     text: &str,
 ) -> Result<Written, WriteError> {
-    if !is_member(client, table, from, group).await? {
+    send_at(client, table, group, &from.into(), text, None).await
+}
+
+/// Pattern C at a given instant (`at`, any ISO form the function accepts, written as given), or now.
+pub async fn send_at(
+    client: &Client,
+    table: &str,
+    group: &str,
+    from: &Participant,
+    text: &str,
+    at: Option<&str>,
+) -> Result<Written, WriteError> {
+    if let Some(at) = at {
+        if crate::timestamp::parse_instant(at).is_none() {
+            return Err(WriteError::BadTimestamp { at: at.to_owned() });
+        }
+    }
+    if !is_member(client, table, &from.uuid, group).await? {
         return Err(WriteError::NotAMember {
-            handle: from.handle.to_owned(),
-            user: from.uuid.to_owned(),
+            handle: from.handle.clone(),
+            user: from.uuid.clone(),
             group: group.to_owned(),
         });
     }
     let written = Written {
         message_group_uuid: group.to_owned(),
         message_uuid: uuid::Uuid::new_v4().to_string(),
-        created_at: now(),
+        created_at: at.map_or_else(now, str::to_owned),
     };
-    client
+    let result = client
         .put_item()
         .table_name(table)
         .set_item(Some(message_item(
@@ -126,19 +240,76 @@ pub async fn send(
         // Two messages in one group in the same microsecond would share a key: never overwrite.
         .condition_expression("attribute_not_exists(pk)")
         .send()
-        .await
-        .map_err(|e| LocalError::sdk("PutItem", e))?;
-    Ok(written)
+        .await;
+    match result {
+        Ok(_) => Ok(written),
+        Err(error)
+            if error
+                .as_service_error()
+                .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+        {
+            Err(WriteError::Taken {
+                group: group.to_owned(),
+                at: written.created_at,
+            })
+        }
+        Err(error) => Err(LocalError::sdk("PutItem", error).on(table).into()),
+    }
+}
+
+/// How the group's rows describe `user`: the other participants' rows carry the user's display
+/// name and handle (read from the group index), or else the user's earlier messages in the group.
+pub async fn sender_names(
+    client: &Client,
+    table: &str,
+    index: &str,
+    group: &str,
+    user: &str,
+) -> Result<Option<(String, String)>, LocalError> {
+    let names = |item: &Item| {
+        let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+        Some((text("user_display_name")?, text("user_handle")?))
+    };
+    for (index, key, pk) in [
+        (Some(index), "message_group_uuid", group.to_owned()),
+        (None, "pk", format!("MSG#{group}")),
+    ] {
+        let mut start = None;
+        loop {
+            let page = client
+                .query()
+                .table_name(table)
+                .set_index_name(index.map(str::to_owned))
+                .key_condition_expression("#k = :k")
+                .filter_expression("user_uuid = :u")
+                .expression_attribute_names("#k", key)
+                .expression_attribute_values(":k", s(&pk))
+                .expression_attribute_values(":u", s(user))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| LocalError::sdk("Query", e).on(table))?;
+            if let Some(found) = page.items().iter().find_map(names) {
+                return Ok(Some(found));
+            }
+            start = page.last_evaluated_key().cloned();
+            if start.is_none() {
+                break;
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// A new direct conversation: `from`'s and `to`'s group rows and the first message, all or nothing.
 pub async fn new_conversation(
     client: &Client,
     table: &str,
-    from: &User,
-    to: &User,
+    from: impl Into<Participant>,
+    to: impl Into<Participant>,
     text: &str,
 ) -> Result<Written, WriteError> {
+    let (from, to) = (&from.into(), &to.into());
     if from.uuid == to.uuid {
         return Err(WriteError::SameUser);
     }
@@ -168,7 +339,7 @@ pub async fn new_conversation(
         .set_transact_items(Some(puts.collect()))
         .send()
         .await
-        .map_err(|e| LocalError::sdk("TransactWriteItems", e))?;
+        .map_err(|e| LocalError::sdk("TransactWriteItems", e).on(table))?;
     Ok(written)
 }
 
@@ -176,7 +347,7 @@ pub async fn new_conversation(
 async fn is_member(
     client: &Client,
     table: &str,
-    user: &User,
+    user: &str,
     group: &str,
 ) -> Result<bool, LocalError> {
     let mut start = None;
@@ -187,12 +358,12 @@ async fn is_member(
             .consistent_read(true)
             .key_condition_expression("pk = :pk")
             .filter_expression("message_group_uuid = :g")
-            .expression_attribute_values(":pk", s(&format!("GRP#{}", user.uuid)))
+            .expression_attribute_values(":pk", s(&format!("GRP#{user}")))
             .expression_attribute_values(":g", s(group))
             .set_exclusive_start_key(start)
             .send()
             .await
-            .map_err(|e| LocalError::sdk("Query", e))?;
+            .map_err(|e| LocalError::sdk("Query", e).on(table))?;
         if page.count() > 0 {
             return Ok(true);
         }
@@ -219,6 +390,32 @@ mod tests {
             error.contains("nobody") && error.contains("bayko"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn any_uuid_is_a_user_and_a_typo_is_not() {
+        let uuid = "11111111-2222-4333-8444-555555555555";
+        let who = Who::parse(uuid, Some("Ann".into()), None).unwrap();
+        assert_eq!(who.uuid, uuid);
+        assert!(who.complete().is_none(), "no handle given");
+        let error = who.require("--name and --handle").unwrap_err().to_string();
+        assert!(
+            error.contains(uuid) && error.contains("--handle"),
+            "{error}"
+        );
+        let seed = Who::parse("londo", None, Some("lm".into())).unwrap();
+        assert_eq!(
+            seed.complete().unwrap(),
+            Participant {
+                uuid: super::super::seed::LONDO.uuid.into(),
+                handle: "lm".into(),
+                display_name: "Londo Mollari".into(),
+            }
+        );
+        assert!(matches!(
+            Who::parse("alcie", None, None),
+            Err(WriteError::UnknownUser { .. })
+        ));
     }
 
     #[test]

@@ -1,0 +1,619 @@
+//! Issue 10: the local loop with a team's own data, through the `ddb` binary on DynamoDB Local:
+//! made-up users, readable errors, Unix manners, sample events, replay's exit codes, schema checks,
+//! and the Lambda binary refusing bad settings at start-up.
+
+mod common;
+
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    ScalarAttributeType, StreamSpecification, StreamViewType,
+};
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::process::{Command, Output, Stdio};
+
+fn ddb_command(endpoint: &str, table: &str, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ddb"));
+    command
+        .args(["--endpoint-url", endpoint, "--table", table])
+        .args(args)
+        .env_remove("AWS_ENDPOINT_URL_DYNAMODB")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("TABLE_NAME")
+        .env_remove("RUST_LOG");
+    command
+}
+
+fn ddb(endpoint: &str, table: &str, args: &[&str]) -> Output {
+    ddb_command(endpoint, table, args)
+        .output()
+        .expect("run ddb")
+}
+
+fn ddb_with_stdin(endpoint: &str, table: &str, args: &[&str], input: &[u8]) -> Output {
+    let mut child = ddb_command(endpoint, table, args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run ddb");
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn json_lines(output: &Output) -> Vec<serde_json::Value> {
+    stdout(output)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect()
+}
+
+fn ok(output: Output) -> Output {
+    assert!(output.status.success(), "{output:?}");
+    output
+}
+
+fn new_table() -> (&'static str, String) {
+    let endpoint = common::endpoint();
+    let table = common::unique_table();
+    ok(ddb(endpoint, &table, &["schema-load"]));
+    (endpoint, table)
+}
+
+#[test]
+fn two_made_up_users_talk_through_ddb_only() {
+    let (endpoint, table) = new_table();
+    let (ann, bob) = (
+        uuid::Uuid::new_v4().to_string(),
+        uuid::Uuid::new_v4().to_string(),
+    );
+    let refused = ddb(
+        endpoint,
+        &table,
+        &["new-conversation", "--from", &ann, "--to", &bob, "hi"],
+    );
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("--name and --handle"),
+        "{}",
+        stderr(&refused)
+    );
+
+    let created = ok(ddb(
+        endpoint,
+        &table,
+        &[
+            "new-conversation",
+            "--from",
+            &ann,
+            "--name",
+            "Ann Lee",
+            "--handle",
+            "ann",
+            "--to",
+            &bob,
+            "--to-name",
+            "Bob Roe",
+            "--to-handle",
+            "bob",
+            "--json",
+            "hi Bob",
+        ],
+    ));
+    let created = &json_lines(&created)[0];
+    let group = created["message_group_uuid"].as_str().unwrap().to_owned();
+
+    // Bob's names come from the group's rows (Ann's row describes him).
+    let sent = ok(ddb(
+        endpoint,
+        &table,
+        &[
+            "send", "--group", &group, "--from", &bob, "--json", "hi Ann",
+        ],
+    ));
+    let sent_at = json_lines(&sent)[0]["created_at"].clone();
+    // An older message, at a given instant in the naive form.
+    ok(ddb(
+        endpoint,
+        &table,
+        &[
+            "send",
+            "--group",
+            &group,
+            "--from",
+            &ann,
+            "--at",
+            "2024-01-01T00:00:00.5",
+            "late",
+        ],
+    ));
+    let bad_at = ddb(
+        endpoint,
+        &table,
+        &[
+            "send",
+            "--group",
+            &group,
+            "--from",
+            &ann,
+            "--at",
+            "yesterday",
+            "x",
+        ],
+    );
+    assert!(!bad_at.status.success());
+    assert!(
+        stderr(&bad_at).contains("--at \"yesterday\" is not a timestamp"),
+        "{}",
+        stderr(&bad_at)
+    );
+
+    let messages = json_lines(&ok(ddb(endpoint, &table, &["messages", &group, "--json"])));
+    let shown: Vec<(&str, &str, &str)> = messages
+        .iter()
+        .map(|m| {
+            (
+                m["message"].as_str().unwrap(),
+                m["user_handle"].as_str().unwrap(),
+                m["user_display_name"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            ("hi Ann", "bob", "Bob Roe"),
+            ("hi Bob", "ann", "Ann Lee"),
+            ("late", "ann", "Ann Lee")
+        ]
+    );
+    assert_eq!(messages[0]["sk"], sent_at);
+    for (owner, other) in [(&ann, "bob"), (&bob, "ann")] {
+        let top = &json_lines(&ok(ddb(
+            endpoint,
+            &table,
+            &["conversations", owner, "--json"],
+        )))[0];
+        assert_eq!(top["message_group_uuid"], group.as_str());
+        assert_eq!(top["user_handle"], other);
+    }
+
+    // Nothing for a typo or an unknown user: words and a non-zero exit; --json prints nothing.
+    let unknown = ddb(endpoint, &table, &["conversations", "alcie"]);
+    assert!(!unknown.status.success());
+    assert!(stdout(&unknown).is_empty());
+    assert!(
+        stderr(&unknown).contains("nothing found for user \"alcie\""),
+        "{}",
+        stderr(&unknown)
+    );
+    let unknown_json = ddb(
+        endpoint,
+        &table,
+        &["conversations", &uuid::Uuid::new_v4().to_string(), "--json"],
+    );
+    assert!(!unknown_json.status.success());
+    assert_eq!(stdout(&unknown_json), "");
+    let no_messages = ddb(endpoint, &table, &["messages", "no-such-group"]);
+    assert!(!no_messages.status.success());
+    assert!(
+        stderr(&no_messages).contains("nothing found for group"),
+        "{}",
+        stderr(&no_messages)
+    );
+}
+
+#[test]
+fn errors_are_one_readable_line_with_the_fix() {
+    let endpoint = common::endpoint();
+    let missing = common::unique_table();
+    let output = ddb(endpoint, &missing, &["scan"]);
+    assert!(!output.status.success());
+    let text = stderr(&output);
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        format!("ddb: Scan on table {missing} failed (ResourceNotFoundException): Cannot do operations on a non-existent table")
+    );
+    assert_eq!(
+        lines.next().unwrap().trim(),
+        format!("create it with ddb schema-load --table {missing}")
+    );
+    assert!(text.len() < 400, "no SDK dump: {text}");
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let output = ddb(
+        &format!("http://127.0.0.1:{port}"),
+        "cruddur-messages",
+        &["conversations", "londo"],
+    );
+    assert!(!output.status.success());
+    let text = stderr(&output);
+    assert_eq!(
+        text.lines().next().unwrap(),
+        "ddb: Query on table cruddur-messages failed (connection refused): nothing answers at the endpoint",
+        "{text}"
+    );
+    assert!(
+        text.contains("is DynamoDB Local running? make dynamodb-local"),
+        "{text}"
+    );
+    assert!(text.len() < 400, "no SDK dump: {text}");
+
+    let output = ddb("127.0.0.1:8000", "t", &["list-tables"]);
+    assert!(!output.status.success());
+    assert_eq!(
+        stderr(&output).lines().next().unwrap(),
+        "ddb: endpoint \"127.0.0.1:8000\" has no scheme: use http://127.0.0.1:8000"
+    );
+    // The environment's endpoint is checked too, and the flag wins over it.
+    let env = Command::new(env!("CARGO_BIN_EXE_ddb"))
+        .args(["list-tables"])
+        .env("AWS_ENDPOINT_URL_DYNAMODB", "127.0.0.1:8000")
+        .output()
+        .unwrap();
+    assert!(!env.status.success());
+    assert!(
+        stderr(&env).contains("AWS_ENDPOINT_URL_DYNAMODB=\"127.0.0.1:8000\""),
+        "{}",
+        stderr(&env)
+    );
+}
+
+#[test]
+fn a_profile_endpoint_and_any_credentials_reach_the_same_tables() {
+    let (endpoint, table) = new_table();
+    let home = tempfile::tempdir().unwrap();
+    let aws = home.path().join(".aws");
+    std::fs::create_dir_all(&aws).unwrap();
+    std::fs::write(
+        aws.join("config"),
+        format!("[profile local]\nregion = us-east-1\nendpoint_url = {endpoint}\n"),
+    )
+    .unwrap();
+    let listed = Command::new(env!("CARGO_BIN_EXE_ddb"))
+        .args(["--profile", "local", "list-tables", "--json"])
+        .env("HOME", home.path())
+        .env_remove("AWS_ENDPOINT_URL_DYNAMODB")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_PROFILE")
+        .output()
+        .unwrap();
+    let listed = ok(listed);
+    assert!(
+        json_lines(&listed)
+            .iter()
+            .any(|t| t["table"] == table.as_str()),
+        "the profile's endpoint_url was used: {listed:?}"
+    );
+}
+
+#[test]
+fn closed_stdout_ends_quietly_and_json_loses_nothing() {
+    let (endpoint, table) = new_table();
+    ok(ddb(endpoint, &table, &["seed"]));
+    let piped = Command::new("bash")
+        .args([
+            "-o",
+            "pipefail",
+            "-c",
+            &format!("\"$0\" --endpoint-url {endpoint} --table {table} scan | head -1"),
+        ])
+        .arg(env!("CARGO_BIN_EXE_ddb"))
+        .output()
+        .unwrap();
+    assert!(piped.status.success(), "{piped:?}");
+    assert!(stdout(&piped).starts_with("pk "));
+    assert!(!stderr(&piped).contains("panicked"), "{}", stderr(&piped));
+    // A reader gone before the first line: every write fails with EPIPE.
+    let mut child = ddb_command(endpoint, &table, &["scan", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let closed = child.wait_with_output().unwrap();
+    assert!(closed.status.success(), "{closed:?}");
+    assert_eq!(stderr(&closed), "", "quietly");
+
+    // An item of every type, written with the SDK.
+    let item = HashMap::from([
+        ("pk".to_owned(), AttributeValue::S("OTHER#types".into())),
+        (
+            "sk".to_owned(),
+            AttributeValue::S("line one\nline two".into()),
+        ),
+        (
+            "big".to_owned(),
+            AttributeValue::N("12345678901234567890123".into()),
+        ),
+        (
+            "tiny".to_owned(),
+            AttributeValue::N("0.000000000000000000000000001".into()),
+        ),
+        (
+            "blob".to_owned(),
+            AttributeValue::B(Blob::new(vec![0u8, 159, 255])),
+        ),
+        ("ok".to_owned(), AttributeValue::Bool(false)),
+        ("nothing".to_owned(), AttributeValue::Null(true)),
+        (
+            "names".to_owned(),
+            AttributeValue::Ss(vec!["a".into(), "b".into()]),
+        ),
+        (
+            "numbers".to_owned(),
+            AttributeValue::Ns(vec!["1".into(), "99999999999999999999".into()]),
+        ),
+        (
+            "blobs".to_owned(),
+            AttributeValue::Bs(vec![Blob::new(vec![1u8])]),
+        ),
+        (
+            "list".to_owned(),
+            AttributeValue::L(vec![
+                AttributeValue::N("1".into()),
+                AttributeValue::S("x".into()),
+            ]),
+        ),
+        (
+            "map".to_owned(),
+            AttributeValue::M(HashMap::from([(
+                "k".to_owned(),
+                AttributeValue::Bool(true),
+            )])),
+        ),
+    ]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let config = common::config_for(endpoint, &table);
+        let client = messaging_stream::aws::dynamodb_client(&config).await;
+        client
+            .put_item()
+            .table_name(&table)
+            .set_item(Some(item.clone()))
+            .send()
+            .await
+            .unwrap();
+    });
+    let find = |args: &[&str]| -> String {
+        let output = ok(ddb(endpoint, &table, &[&["scan"], args].concat()));
+        stdout(&output)
+            .lines()
+            .find(|l| l.contains("OTHER#types"))
+            .unwrap()
+            .to_owned()
+    };
+    let plain = find(&["--json"]);
+    assert!(plain.contains("\"big\":12345678901234567890123"), "{plain}");
+    assert!(plain.contains("\"blob\":\"AJ//\""), "{plain}");
+    assert!(
+        plain.contains("\"numbers\":[1,99999999999999999999]"),
+        "{plain}"
+    );
+    let value: serde_json::Value = serde_json::from_str(&plain).unwrap();
+    assert_eq!(value["names"], serde_json::json!(["a", "b"]));
+    assert_eq!(value["nothing"], serde_json::Value::Null);
+    assert_eq!(value["map"], serde_json::json!({"k": true}));
+    let raw: serde_json::Value = serde_json::from_str(&find(&["--json", "--raw"])).unwrap();
+    let back: serde_dynamo::Item = serde_json::from_value(raw).unwrap();
+    let back: HashMap<String, AttributeValue> = back.into();
+    assert_eq!(back, item, "--raw round-trips every type");
+    // In the table, the newline does not start a new line.
+    let human = stdout(&ok(ddb(endpoint, &table, &["scan"])));
+    assert!(
+        human
+            .lines()
+            .any(|l| l.contains("OTHER#types") && l.contains("line one\\nline two")),
+        "{human}"
+    );
+}
+
+#[test]
+fn a_sample_event_replays_from_stdin_and_replay_exits_by_outcome() {
+    let (endpoint, table) = new_table();
+    ok(ddb(endpoint, &table, &["seed"]));
+    const ANDREW_LONDO: &str = "8f1a3c5e-7b9d-4e2f-a6c8-0d4e6f8a1c05";
+    let event = ok(ddb(
+        endpoint,
+        &table,
+        &[
+            "event",
+            "insert",
+            "--group",
+            ANDREW_LONDO,
+            "--at",
+            "2030-01-01T00:00:00+00:00",
+            "--text",
+            "from the future",
+            "--from",
+            "londo",
+            "--count",
+            "2",
+        ],
+    ));
+    let parsed: serde_json::Value = serde_json::from_slice(&event.stdout).unwrap();
+    assert_eq!(parsed["Records"].as_array().unwrap().len(), 2);
+    let replayed = ok(ddb_with_stdin(
+        endpoint,
+        &table,
+        &["replay", "-"],
+        &event.stdout,
+    ));
+    assert_eq!(
+        json_lines(&replayed),
+        [serde_json::json!({"batchItemFailures": []})]
+    );
+    let top = &json_lines(&ok(ddb(
+        endpoint,
+        &table,
+        &["conversations", "londo", "--limit", "1", "--json"],
+    )))[0];
+    assert_eq!(top["sk"], "2030-01-01T00:00:01.000000+00:00");
+    assert_eq!(top["message"], "from the future");
+
+    // The same event against a table that does not exist: the response names the record (3).
+    let failed = ddb_with_stdin(
+        endpoint,
+        &common::unique_table(),
+        &["replay", "-"],
+        &event.stdout,
+    );
+    assert_eq!(failed.status.code(), Some(3), "{failed:?}");
+    let response = &json_lines(&failed)[0];
+    assert_eq!(
+        response["batchItemFailures"][0]["itemIdentifier"],
+        parsed["Records"][0]["dynamodb"]["SequenceNumber"]
+    );
+    // Unreadable input (4).
+    let broken = ddb_with_stdin(endpoint, &table, &["replay", "-"], b"{ not json");
+    assert_eq!(broken.status.code(), Some(4), "{broken:?}");
+    assert!(
+        stderr(&broken).contains("standard input is not JSON"),
+        "{}",
+        stderr(&broken)
+    );
+    let missing = ddb(endpoint, &table, &["replay", "/nonexistent/event.json"]);
+    assert_eq!(missing.status.code(), Some(4), "{missing:?}");
+}
+
+#[test]
+fn schema_load_reports_and_fixes_a_table_without_stream_or_index() {
+    let endpoint = common::endpoint();
+    let table = common::unique_table();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let client = runtime.block_on(messaging_stream::aws::dynamodb_client(&common::config_for(
+        endpoint, &table,
+    )));
+    let key = |name: &str, key_type| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(key_type)
+            .build()
+            .unwrap()
+    };
+    let attribute = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .unwrap()
+    };
+    runtime.block_on(async {
+        client
+            .create_table()
+            .table_name(&table)
+            .attribute_definitions(attribute("pk"))
+            .attribute_definitions(attribute("sk"))
+            .key_schema(key("pk", KeyType::Hash))
+            .key_schema(key("sk", KeyType::Range))
+            .billing_mode(BillingMode::PayPerRequest)
+            .stream_specification(
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(StreamViewType::KeysOnly)
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+    });
+    let checked = ddb(endpoint, &table, &["schema-load"]);
+    assert!(!checked.status.success());
+    let text = stdout(&checked);
+    assert!(text.contains("no index message-group-sk-index"), "{text}");
+    assert!(text.contains("the stream is KEYS_ONLY"), "{text}");
+    assert!(
+        stderr(&checked).contains("schema-load --fix"),
+        "{}",
+        stderr(&checked)
+    );
+
+    let fixed = ok(ddb(endpoint, &table, &["schema-load", "--fix", "--json"]));
+    let fixed = &json_lines(&fixed)[0];
+    assert_eq!(fixed["status"], "fixed");
+    assert_eq!(fixed["differences"].as_array().unwrap().len(), 2);
+    let again = ok(ddb(endpoint, &table, &["schema-load", "--json"]));
+    assert_eq!(json_lines(&again)[0]["status"], "matches");
+    // And the fixed table works end to end.
+    ok(ddb(endpoint, &table, &["seed"]));
+
+    // A table with other keys cannot be fixed.
+    let other = common::unique_table();
+    runtime.block_on(async {
+        client
+            .create_table()
+            .table_name(&other)
+            .attribute_definitions(attribute("id"))
+            .key_schema(key("id", KeyType::Hash))
+            .billing_mode(BillingMode::PayPerRequest)
+            .send()
+            .await
+            .unwrap();
+    });
+    let refused = ddb(endpoint, &other, &["schema-load", "--fix"]);
+    assert!(!refused.status.success());
+    assert!(
+        stdout(&refused).contains("key schema is id (HASH, S)"),
+        "{}",
+        stdout(&refused)
+    );
+    assert!(
+        stderr(&refused).contains("cannot be fixed in place"),
+        "{}",
+        stderr(&refused)
+    );
+}
+
+#[test]
+fn drop_takes_y_and_watch_refuses_what_lambda_refuses() {
+    let (endpoint, table) = new_table();
+    ok(ddb(endpoint, &table, &["drop", "-y"]));
+    for args in [
+        ["watch", "--batching-window", "301"],
+        ["watch", "--timeout", "0"],
+        ["watch", "--timeout", "901"],
+    ] {
+        let output = ddb(endpoint, &table, &args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {output:?}");
+    }
+}
+
+#[test]
+fn the_lambda_refuses_bad_settings_at_start_up_in_words() {
+    for (variable, value) in [
+        ("AWS_LAMBDA_LOG_FORMAT", "yaml"),
+        ("AWS_LAMBDA_LOG_LEVEL", "verbose"),
+        ("AWS_ENDPOINT_URL_DYNAMODB", "127.0.0.1:8000"),
+        ("GROUP_CONCURRENCY", "0"),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_messaging-stream"))
+            .env(variable, value)
+            .env_remove("AWS_LAMBDA_RUNTIME_API")
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1), "{variable}: {output:?}");
+        let text = stderr(&output);
+        assert!(
+            text.starts_with(&format!(
+                "messaging-stream: {variable}=\"{value}\" is not valid: "
+            )),
+            "{variable}: {text}"
+        );
+        assert!(!text.contains("ConfigError"), "no debug output: {text}");
+        assert!(!text.contains('\u{1b}'), "no colour codes: {text}");
+    }
+}
