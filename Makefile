@@ -17,8 +17,24 @@ help: ## List the targets
 java: ## Install Java 17 if there is none (DynamoDB Local runs on it)
 	@command -v java >/dev/null || { apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless; }
 
-.PHONY: dynamodb-local
-dynamodb-local: java $(DDB_LOCAL_JAR) ## Fetch the official DynamoDB Local (once) into .cache/
+.PHONY: dynamodb-local-fetch
+dynamodb-local-fetch: java $(DDB_LOCAL_JAR) ## Fetch the official DynamoDB Local (once) into .cache/
+
+# The one DynamoDB Local a team's tools share: 127.0.0.1:$(DDB_PORT), -sharedDb (one database whatever the
+# access key and region), data kept in $(DDB_SHARED_DATA) unless IN_MEMORY=1. Started and stopped by PID.
+DDB_SHARED_PIDFILE ?= $(CURDIR)/.cache/dynamodb-local-shared.pid
+DDB_SHARED_DATA ?= $(CURDIR)/.cache/dynamodb-local-data
+IN_MEMORY ?=
+
+.PHONY: dynamodb-local dynamodb-local-stop dynamodb-local-status
+dynamodb-local: dynamodb-local-fetch ## Run the shared DynamoDB Local on 127.0.0.1:8000 (-sharedDb; IN_MEMORY=1: no files)
+	@scripts/dynamodb-local.sh shared $(DDB_PORT) $(DDB_SHARED_PIDFILE) $(if $(IN_MEMORY),-,$(DDB_SHARED_DATA))
+
+dynamodb-local-stop: ## Stop the shared DynamoDB Local (by its PID)
+	@scripts/dynamodb-local.sh stop $(DDB_SHARED_PIDFILE)
+
+dynamodb-local-status: ## Is the shared DynamoDB Local running?
+	@scripts/dynamodb-local.sh status $(DDB_SHARED_PIDFILE) $(DDB_PORT)
 
 $(DDB_LOCAL_JAR):
 	@command -v npm >/dev/null || { apt-get update -qq && apt-get install -y -qq npm; }
@@ -32,11 +48,11 @@ build: ## Build the Lambda and the ddb CLI (debug)
 	cargo build --bins
 
 .PHONY: demo
-demo: dynamodb-local build ## Run the main job locally: DynamoDB Local, seed, a message, the rows moving
-	DDB_PORT=$(DDB_PORT) scripts/demo.sh
+demo: dynamodb-local-fetch build ## Run the main job locally: DynamoDB Local, seed, a message, the rows moving
+	scripts/demo.sh
 
 .PHONY: test
-test: dynamodb-local deploy-tools ## Install what the tests need, then run them all
+test: dynamodb-local-fetch deploy-tools ## Install what the tests need, then run them all
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
 	$(MAKE) --no-print-directory deploy-check

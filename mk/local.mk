@@ -14,6 +14,6 @@ lambda-invoke-tools:
 	  python3 -m venv $(LAMBDA_INVOKE_VENV) && \
 	  $(LAMBDA_INVOKE_VENV)/bin/pip install --quiet --disable-pip-version-check cargo-lambda==$(LAMBDA_INVOKE_CARGO_LAMBDA_VERSION); }
 
-lambda-invoke: dynamodb-local build lambda-invoke-tools ## The Lambda runtime locally: cargo lambda watch + invoke on DynamoDB Local
+lambda-invoke: dynamodb-local-fetch build lambda-invoke-tools ## The Lambda runtime locally: cargo lambda watch + invoke on DynamoDB Local
 	CARGO_LAMBDA=$(abspath $(LAMBDA_INVOKE_CARGO_LAMBDA)) DDB_PORT=$(DDB_PORT) INVOKE_PORT=$(LAMBDA_INVOKE_PORT) \
 	  scripts/lambda-invoke.sh

@@ -17,7 +17,7 @@ FUZZ_SEED ?= 1
 FUZZ_ENV ?= RUSTC_BOOTSTRAP=1
 
 .PHONY: reliability
-reliability: dynamodb-local ## Full reliability run (faults, model, 10k soak, corpus, fuzz, privacy) and its figures
+reliability: dynamodb-local-fetch ## Full reliability run (faults, model, 10k soak, corpus, fuzz, privacy) and its figures
 	mkdir -p $(RELIABILITY_DIR)
 	rm -f $(RELIABILITY_REPORT) $(RELIABILITY_DIR)/fuzz-*.log $(RELIABILITY_DIR)/tests.log
 	$(MAKE) --no-print-directory reliability-tests fuzz
@@ -30,7 +30,7 @@ reliability: dynamodb-local ## Full reliability run (faults, model, 10k soak, co
 RELIABILITY_PARTS ?= corpus:: fuzz:: privacy:: proxy:: model:: soak:: faults::throttling_in_adaptive
 RELIABILITY_RATES ?= 0.05 0.2 0.5
 RELIABILITY_TEST = RELIABILITY_FULL=1 RELIABILITY_REPORT=$(RELIABILITY_REPORT) cargo test --test reliability
-reliability-tests: dynamodb-local
+reliability-tests: dynamodb-local-fetch
 	mkdir -p $(RELIABILITY_DIR)
 	cargo test --test reliability --no-run
 	for part in $(RELIABILITY_PARTS); do \

@@ -5,7 +5,9 @@
 # non-zero if the rows did not move in time. Stops everything it started, by PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-port=${DDB_PORT:-8000}
+# Its own DynamoDB Local on a free port (DEMO_PORT to choose one), so a shared one on 8000
+# (`make dynamodb-local`) is left alone.
+port=${DEMO_PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
 wait_seconds=${DEMO_WAIT_SECONDS:-30}
 run=$(mktemp -d)
 pidfile=$run/dynamodb-local.pid

@@ -1,25 +1,60 @@
 #!/usr/bin/env bash
 # Starts or stops one DynamoDB Local, always by PID.
-#   scripts/dynamodb-local.sh start PORT PIDFILE   waits until it answers on 127.0.0.1:PORT
+#   scripts/dynamodb-local.sh start PORT PIDFILE          in memory, one database per key and region
+#                                                         (demo, lambda-invoke); waits until it answers
+#   scripts/dynamodb-local.sh shared PORT PIDFILE DBDIR   the shared one (`make dynamodb-local`): -sharedDb,
+#                                                         data in DBDIR (`-` for in memory); a second call
+#                                                         while it runs says so and succeeds
+#   scripts/dynamodb-local.sh status PIDFILE PORT         exit 0 if it runs and answers, 3 if not
 #   scripts/dynamodb-local.sh stop PIDFILE
 # DynamoDB Local has no bind option and listens on all interfaces: we only ever reach it at 127.0.0.1.
 set -euo pipefail
 dir=${DYNAMODB_LOCAL_DIR:-$(cd "$(dirname "$0")/.." && pwd)/.cache/dynamodb-local/package/emulator}
 
+answers() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+running() { [[ -f $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
 case ${1:-} in
-start)
-  port=$2 pidfile=$3
+status)
+  pidfile=$2 port=$3
+  if running "$pidfile" && answers "$port"; then
+    echo "DynamoDB Local is running: pid $(cat "$pidfile"), http://127.0.0.1:$port"
+  else
+    echo "DynamoDB Local is not running (pid file $pidfile): start it with 'make dynamodb-local'"; exit 3
+  fi
+  ;;
+start|shared)
+  mode=$1 port=$2 pidfile=$3
+  if [[ $mode == shared ]]; then
+    if running "$pidfile"; then
+      echo "DynamoDB Local is already running: pid $(cat "$pidfile"), http://127.0.0.1:$port"; exit 0
+    fi
+    # -sharedDb: one database whatever the access key and region, so ddb, boto3, the AWS CLI and
+    # NoSQL Workbench all see the same tables.
+    if [[ ${4:--} == - ]]; then
+      storage=(-inMemory -sharedDb)
+    else
+      mkdir -p "$4"
+      storage=(-dbPath "$(cd "$4" && pwd)" -sharedDb)
+    fi
+  else
+    storage=(-inMemory)
+  fi
   [[ -f $dir/DynamoDBLocal.jar ]] || { echo "DynamoDB Local is missing in $dir: run 'make dynamodb-local'" >&2; exit 1; }
   command -v java >/dev/null || { echo "java is missing: run 'make java' (installs openjdk-17-jre-headless)" >&2; exit 1; }
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "port $port is already in use: set DDB_PORT to a free port" >&2; exit 1
   fi
   log=${pidfile%.pid}.log
+  mkdir -p "$(dirname "$pidfile")"
   (cd "$dir" && exec java -Djava.library.path=./DynamoDBLocal_lib -jar DynamoDBLocal.jar \
-     -inMemory -port "$port" -disableTelemetry) >"$log" 2>&1 &
+     "${storage[@]}" -port "$port" -disableTelemetry) >"$log" 2>&1 &
   echo $! >"$pidfile"
   for _ in $(seq 1 100); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then exit 0; fi
+    if answers "$port"; then
+      [[ $mode == shared ]] && echo "DynamoDB Local: pid $(cat "$pidfile"), http://127.0.0.1:$port (${storage[*]})"
+      exit 0
+    fi
     kill -0 "$(cat "$pidfile")" 2>/dev/null || { echo "DynamoDB Local exited; its log:" >&2; cat "$log" >&2; exit 1; }
     sleep 0.1
   done
@@ -38,5 +73,5 @@ stop)
   fi
   ;;
 *)
-  echo "usage: $0 start PORT PIDFILE | stop PIDFILE" >&2; exit 2 ;;
+  echo "usage: $0 start PORT PIDFILE | shared PORT PIDFILE DBDIR|- | status PIDFILE PORT | stop PIDFILE" >&2; exit 2 ;;
 esac

@@ -617,3 +617,79 @@ fn the_lambda_refuses_bad_settings_at_start_up_in_words() {
         assert!(!text.contains('\u{1b}'), "no colour codes: {text}");
     }
 }
+
+/// Stops the shared DynamoDB Local a test started, by its PID file, whatever the test's outcome.
+struct SharedServer {
+    pidfile: std::path::PathBuf,
+    port: u16,
+}
+
+impl SharedServer {
+    fn make(&self, target: &str) -> Output {
+        Command::new("make")
+            .args(["-s", "--no-print-directory", target, "IN_MEMORY=1"])
+            .arg(format!("DDB_PORT={}", self.port))
+            .arg(format!("DDB_SHARED_PIDFILE={}", self.pidfile.display()))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .expect("run make")
+    }
+}
+
+impl Drop for SharedServer {
+    fn drop(&mut self) {
+        let _ = self.make("dynamodb-local-stop");
+    }
+}
+
+#[test]
+fn the_shared_dynamodb_local_is_one_database_for_every_key_and_region() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = SharedServer {
+        pidfile: dir.path().join("shared.pid"),
+        port,
+    };
+    let stopped = server.make("dynamodb-local-status");
+    assert_eq!(
+        stopped.status.code(),
+        Some(2),
+        "make turns the script's 3 into 2: {stopped:?}"
+    );
+    let started = server.make("dynamodb-local");
+    assert!(started.status.success(), "{started:?}");
+    assert!(
+        stdout(&started).contains("-sharedDb"),
+        "{}",
+        stdout(&started)
+    );
+    let again = server.make("dynamodb-local");
+    assert!(stdout(&again).contains("already running"), "{again:?}");
+    assert!(server.make("dynamodb-local-status").status.success());
+
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let table = common::unique_table();
+    let as_someone = |key: &str, region: &str, args: &[&str]| {
+        ddb_command(&endpoint, &table, args)
+            .env("AWS_ACCESS_KEY_ID", key)
+            .env("AWS_SECRET_ACCESS_KEY", "any")
+            .env("AWS_REGION", region)
+            .output()
+            .unwrap()
+    };
+    ok(as_someone("alice", "us-east-1", &["schema-load"]));
+    // Another key in another region (as boto3 with key `x` would be) sees the same table.
+    let listed = ok(as_someone("x", "eu-west-1", &["list-tables", "--json"]));
+    assert!(
+        json_lines(&listed)
+            .iter()
+            .any(|t| t["table"] == table.as_str()),
+        "{listed:?}"
+    );
+    ok(server.make("dynamodb-local-stop"));
+    assert!(!server.make("dynamodb-local-status").status.success());
+}
