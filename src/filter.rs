@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use quamina::Quamina;
 use serde_json::Value as Json;
-use serde_yaml::Value as Yaml;
+use serde_norway::Value as Yaml;
 
 /// Operators of Lambda event filtering that quamina implements with the same meaning.
 /// (`wildcard`, `regexp`, `shellstyle`, `cidr` and `$or` are not accepted: Lambda's DynamoDB filtering does not
@@ -39,7 +39,7 @@ pub enum FilterError {
         source: std::io::Error,
     },
     #[error("template is not valid YAML: {0}")]
-    Yaml(#[from] serde_yaml::Error),
+    Yaml(#[from] serde_norway::Error),
     #[error("template has no AWS::Serverless::Function event of Type DynamoDB")]
     NoStreamEvent,
     #[error("template has several DynamoDB stream events ({0}); say which one to use")]
@@ -91,9 +91,9 @@ impl EventFilter {
 
     /// Same as [`EventFilter::from_template`], from the template's text.
     pub fn from_template_str(yaml: &str) -> Result<Self, FilterError> {
-        // Short-form intrinsics (!Sub, !GetAtt, !Ref...) come out of serde_yaml as `Value::Tagged`; they are only
+        // Short-form intrinsics (!Sub, !GetAtt, !Ref...) come out of serde_norway as `Value::Tagged`; they are only
         // a problem where this module needs a plain value (the patterns), and are reported there.
-        let template: Yaml = serde_yaml::from_str(yaml)?;
+        let template: Yaml = serde_norway::from_str(yaml)?;
         let (event, properties) = stream_event(&template)?;
         let filters = properties
             .get("FilterCriteria")

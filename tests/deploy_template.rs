@@ -4,7 +4,7 @@
 mod deploy_support;
 
 use deploy_support::*;
-use serde_yaml::Value as Yaml;
+use serde_norway::Value as Yaml;
 
 /// `name = "..."` of every `[[bin]]` table of Cargo.toml (a line-based reading: enough for this Cargo.toml,
 /// whose bins are all declared explicitly).
@@ -72,7 +72,7 @@ fn code_uri_is_this_crate_and_runtime_is_custom_arm64() {
     assert_eq!(at(props, &["Handler"]).as_str(), Some("bootstrap"));
     assert_eq!(
         at(props, &["Architectures"]),
-        &serde_yaml::from_str::<Yaml>("[arm64]").unwrap()
+        &serde_norway::from_str::<Yaml>("[arm64]").unwrap()
     );
 }
 

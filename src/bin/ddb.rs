@@ -7,6 +7,7 @@ use anyhow::{bail, Context as _, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use messaging_stream::aws::Connection;
 use messaging_stream::filter::EventFilter;
+use messaging_stream::local::mapping::{self, Settings};
 use messaging_stream::local::render::{self, Style};
 use messaging_stream::local::watch::{StartingPosition, StatsSnapshot, Trigger, WatchOptions};
 use messaging_stream::local::{admin, queries, replay, sample, schema, seed, write, LocalError};
@@ -161,38 +162,64 @@ enum Command {
     Watch(WatchArgs),
 }
 
+/// Every setting is the template's event source mapping's unless a flag overrides it; the first
+/// line on stderr says which settings are in force and where each came from.
 #[derive(Args)]
 struct WatchArgs {
-    /// Where to start on the shards open now.
-    #[arg(long, value_enum, default_value = "trim-horizon")]
-    from: Position,
-    /// Most records per invocation (BatchSize).
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
-    batch_size: u32,
-    /// Seconds to gather a batch (MaximumBatchingWindowInSeconds: 0 to 300).
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(0..=300))]
-    batching_window: u64,
-    /// Split a batch in two when the function fails as a whole (BisectBatchOnFunctionError).
+    /// The SAM/CloudFormation template [default: template.yaml here or in the nearest folder above]
     #[arg(long)]
+    template: Option<PathBuf>,
+    /// The function (logical id, or Function.Event, or a mapping's id) when the template has several
+    #[arg(long)]
+    function: Option<String>,
+    /// Where to start on the shards open now (StartingPosition).
+    #[arg(long, value_enum)]
+    from: Option<Position>,
+    /// Most records per invocation (BatchSize: 1 to 10000).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    batch_size: Option<u32>,
+    /// Seconds to gather a batch (MaximumBatchingWindowInSeconds: 0 to 300).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=300))]
+    batching_window: Option<u32>,
+    /// Split a batch in two when the function fails as a whole (BisectBatchOnFunctionError on).
+    #[arg(long, overrides_with = "no_bisect")]
     bisect: bool,
-    /// Retries before a failing range goes to the failures file; -1 retries for ever (MaximumRetryAttempts).
-    #[arg(long, default_value_t = 5, allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(-1..=10_000))]
-    max_retries: i64,
-    /// JSON lines, one per range given up after its retries (stands in for the on-failure destination).
+    /// Do not split failing batches (BisectBatchOnFunctionError off).
+    #[arg(long)]
+    no_bisect: bool,
+    /// Retries before a failing range goes to the failures file; -1 for ever (MaximumRetryAttempts).
+    #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(-1..=10_000))]
+    max_retries: Option<i64>,
+    /// Records older than this many seconds are given up unprocessed; -1 never
+    /// (MaximumRecordAgeInSeconds: -1 or 60 to 604800).
+    #[arg(long, allow_negative_numbers = true, value_parser = record_age)]
+    max_record_age: Option<i64>,
+    /// Batches of one shard at once, a key's records always in one (ParallelizationFactor: 1 to 10).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10))]
+    parallelization_factor: Option<u32>,
+    /// Pass every record to the function, ignoring the template's FilterCriteria (with no
+    /// template at all, Lambda's defaults are used).
+    #[arg(long)]
+    no_filter: bool,
+    /// JSON lines, one per range given up (the on-failure destination; format: src/local/failures.rs).
     #[arg(long, default_value = "ddb-watch-failures.jsonl")]
     failures_file: PathBuf,
-    /// The SAM template whose FilterCriteria decide which records reach the function.
-    #[arg(long, default_value = "template.yaml")]
-    template: PathBuf,
-    /// Pass every record to the function, ignoring the template's filter.
-    #[arg(long, conflicts_with = "template")]
-    no_filter: bool,
+    /// Keep each shard's position in this file: a restart resumes after what was acknowledged.
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
     /// Seconds before an invocation counts as failed (the function's Timeout: 1 to 900).
     #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u64).range(1..=900))]
     timeout: u64,
     /// Drain what the stream holds now, then exit (non-zero if any range was given up).
     #[arg(long)]
     once: bool,
+}
+
+fn record_age(text: &str) -> Result<i64, String> {
+    match text.parse::<i64>() {
+        Ok(age) if age == -1 || (60..=604_800).contains(&age) => Ok(age),
+        _ => Err("Lambda takes -1 (for ever) or 60 to 604800 seconds".to_owned()),
+    }
 }
 
 #[derive(Args)]
@@ -231,21 +258,75 @@ enum Position {
 }
 
 impl WatchArgs {
-    fn options(&self) -> Result<WatchOptions> {
-        let seconds = |_: &str, value: u64| -> Result<Duration> { Ok(Duration::from_secs(value)) };
-        Ok(WatchOptions {
-            from: match self.from {
-                Position::TrimHorizon => StartingPosition::TrimHorizon,
-                Position::Latest => StartingPosition::Latest,
+    /// The template's mapping (or Lambda's defaults without one), each flag over its setting.
+    fn settings(&self) -> Result<Settings> {
+        let template = mapping::find_template(self.template.as_deref());
+        let mut settings = match &template {
+            Some(path) if path.is_file() || self.template.is_some() || !self.no_filter => {
+                mapping::read(path, self.function.as_deref()).with_context(|| {
+                    "the watch settings come from the template's stream event (or pass --no-filter to use \
+                     Lambda's defaults without one)"
+                })?
+            }
+            _ if !self.no_filter => bail!(
+                "no template.yaml here or in a folder above: pass --template FILE (or --no-filter to use Lambda's defaults)"
+            ),
+            _ => Settings::default(),
+        };
+        settings
+            .starting_position
+            .override_with(self.from.map(|from| match from {
+                Position::TrimHorizon => mapping::Start::TrimHorizon,
+                Position::Latest => mapping::Start::Latest,
+            }));
+        settings.batch_size.override_with(self.batch_size);
+        settings
+            .maximum_batching_window_seconds
+            .override_with(self.batching_window);
+        let bisect = match (self.bisect, self.no_bisect) {
+            (true, _) => Some(true),
+            (false, true) => Some(false),
+            _ => None,
+        };
+        settings
+            .bisect_batch_on_function_error
+            .override_with(bisect);
+        settings
+            .maximum_retry_attempts
+            .override_with(self.max_retries);
+        settings
+            .maximum_record_age_seconds
+            .override_with(self.max_record_age);
+        settings
+            .parallelization_factor
+            .override_with(self.parallelization_factor);
+        if self.no_filter {
+            settings.filters.override_with(Some(Vec::new()));
+        }
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn options(&self, settings: &Settings) -> WatchOptions {
+        let seconds = |value: i64| u64::try_from(value).ok().map(Duration::from_secs);
+        WatchOptions {
+            from: match settings.starting_position.value {
+                mapping::Start::TrimHorizon => StartingPosition::TrimHorizon,
+                mapping::Start::Latest => StartingPosition::Latest,
             },
-            batch_size: self.batch_size as usize,
-            batching_window: seconds("batching-window", self.batching_window)?,
-            bisect: self.bisect,
-            max_retries: u32::try_from(self.max_retries).ok(),
+            batch_size: settings.batch_size.value as usize,
+            batching_window: Duration::from_secs(u64::from(
+                settings.maximum_batching_window_seconds.value,
+            )),
+            bisect: settings.bisect_batch_on_function_error.value,
+            max_retries: u32::try_from(settings.maximum_retry_attempts.value).ok(),
+            max_record_age: seconds(settings.maximum_record_age_seconds.value),
+            parallelization: settings.parallelization_factor.value as usize,
             failures_file: Some(self.failures_file.clone()),
-            timeout: seconds("timeout", self.timeout)?,
+            checkpoint: self.checkpoint.clone(),
+            timeout: Duration::from_secs(self.timeout),
             ..WatchOptions::default()
-        })
+        }
     }
 }
 
@@ -602,22 +683,21 @@ async fn watch(
     args: &WatchArgs,
     json: bool,
 ) -> Result<()> {
-    let options = args.options()?;
-    let mut trigger = Trigger::new(streams, app, &config.table_name, options)
-        .await
-        .with_context(|| format!("watching table {}", config.table_name))?;
-    let filter = if args.no_filter {
+    let settings = args.settings()?;
+    let options = args.options(&settings);
+    eprintln!("ddb watch: settings from {settings}");
+    let mut trigger = Trigger::new(streams, app, &config.table_name, options).await?;
+    let filter = if settings.filters.value.is_empty() {
         "none".to_owned()
     } else {
-        let filter = EventFilter::from_template(&args.template).with_context(|| {
-            format!(
-                "reading the event filter from {} (or pass --no-filter)",
-                args.template.display()
-            )
-        })?;
-        let described = format!("{} of {}", filter.event(), args.template.display());
+        let origin = match (&settings.mapping, &settings.template) {
+            (Some(mapping), Some(template)) => format!("{mapping} of {}", template.display()),
+            _ => "flags".to_owned(),
+        };
+        let filter = EventFilter::from_patterns(settings.filters.value.clone())
+            .with_context(|| format!("the FilterCriteria of {origin}"))?;
         trigger = trigger.with_filter(filter);
-        described
+        origin
     };
     eprintln!(
         "ddb watch: {} -> messaging-stream handler (filter: {filter})",

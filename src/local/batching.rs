@@ -199,6 +199,25 @@ impl ShardQueue {
         self.after_failure(len, error)
     }
 
+    /// Gives up the records at the head for which `expired` holds (older than
+    /// `MaximumRecordAgeInSeconds`: Lambda discards them without invoking the function).
+    pub fn expire(
+        &mut self,
+        expired: impl Fn(&Pending) -> bool,
+        error: String,
+    ) -> Option<FailedRange> {
+        let count = self.records.iter().take_while(|p| expired(p)).count();
+        if count == 0 {
+            return None;
+        }
+        let attempts = std::mem::take(&mut self.attempts);
+        Some(FailedRange {
+            records: self.take_front(count),
+            attempts,
+            error,
+        })
+    }
+
     fn after_failure(&mut self, len: usize, error: String) -> Settled {
         if self
             .policy

@@ -1,11 +1,17 @@
-//! The local stand-in for the event source mapping's on-failure destination (an SQS queue in
-//! AWS): a JSON-lines file, one line per range of records given up after its retries.
+//! The local stand-in for the event source mapping's on-failure destination: a JSON-lines file,
+//! one line per range of records given up after its retries (or discarded as older than
+//! MaximumRecordAgeInSeconds). This is the one place the format is defined:
 //!
-//! Each line has the shape of Lambda's on-failure invocation record for a DynamoDB stream
-//! (`requestContext`, `responseContext`, `DDBStreamBatchInfo`: shard id, start and end sequence
-//! numbers, stream ARN...). One field is local: `error`, why the last attempt failed (Lambda sends
-//! no reason with a stream failure). Like Lambda's, the record names the range; it does not carry
-//! the records, so message text never reaches the file.
+//! - `requestContext`, `responseContext`, `version`, `timestamp`, `DDBStreamBatchInfo` (shard id,
+//!   start and end sequence numbers, arrival times, batch size, stream ARN): Lambda's on-failure
+//!   invocation record for a DynamoDB stream, as an SQS or SNS destination receives it;
+//! - `error` (local): why the last attempt failed (Lambda sends no reason with a stream failure);
+//! - `payload` (as an S3 destination also receives the batch): the given-up records as the Lambda
+//!   event they were invoked with, `{"Records": [...]}`, so they can be replayed after the stream's
+//!   24 hours are over (`jq -c .payload FILE | ddb replay -`, or `ddb redrive`).
+//!
+//! The payload holds the messages' text, as an S3 destination would: the file is data, kept where
+//! the developer put it, never a log line.
 
 use super::batching::FailedRange;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -66,6 +72,7 @@ pub fn on_failure_record(range: &FailedRange, origin: Origin<'_>, now: DateTime<
             "streamArn": origin.stream_arn,
         },
         "error": range.error,
+        "payload": {"Records": range.records.iter().map(|p| &p.record).collect::<Vec<_>>()},
     })
 }
 
@@ -103,7 +110,7 @@ mod tests {
     }
 
     #[test]
-    fn names_the_range_like_lambda_and_never_the_records() {
+    fn names_the_range_like_lambda_and_keeps_the_records() {
         let range = FailedRange {
             records: vec![pending("100", 1_767_225_600), pending("105", 1_767_225_660)],
             attempts: 3,
@@ -135,7 +142,9 @@ mod tests {
         );
         assert_eq!(record["timestamp"], "2026-01-01T00:01:40.000Z");
         assert!(record["responseContext"].get("functionError").is_none());
-        assert!(!record.to_string().contains("secret"));
+        let payload = &record["payload"]["Records"];
+        assert_eq!(payload.as_array().unwrap().len(), 2);
+        assert_eq!(payload[0], range.records[0].record);
 
         let unhandled = on_failure_record(
             &range,

@@ -4,8 +4,10 @@
 
 pub mod admin;
 pub mod batching;
+pub mod checkpoint;
 pub mod failures;
 pub mod lambda_record;
+pub mod mapping;
 pub mod proxy;
 pub mod queries;
 pub mod render;

@@ -60,8 +60,17 @@ pub struct WatchOptions {
     /// Consecutive empty pages on a shard that mean "drained" for [`Trigger::drain`]: one empty
     /// page is not enough, DynamoDB Streams may return one before the end of an open shard.
     pub drained_after: u32,
-    /// How often to look for new shards while following the stream.
+    /// How often to look for new shards (and for a re-created table) while following the stream.
     pub discovery_interval: Duration,
+    /// Records older than this (by ApproximateCreationDateTime) are given up without invoking
+    /// (`MaximumRecordAgeInSeconds`; `None` = -1, for ever).
+    pub max_record_age: Option<Duration>,
+    /// Batches of one shard invoked at once (`ParallelizationFactor`, 1 to 10); records of one
+    /// partition key always go to the same one, in order.
+    pub parallelization: usize,
+    /// Where each shard's position is kept, so that a restart resumes after what was
+    /// acknowledged (`None`: every run starts at `from`).
+    pub checkpoint: Option<PathBuf>,
 }
 
 impl Default for WatchOptions {
@@ -79,6 +88,9 @@ impl Default for WatchOptions {
             poll_interval: Duration::from_millis(250),
             drained_after: 3,
             discovery_interval: Duration::from_secs(10),
+            max_record_age: Some(Duration::from_secs(3600)),
+            parallelization: 1,
+            checkpoint: None,
         }
     }
 }
@@ -115,6 +127,8 @@ pub enum WatchError {
     Record(#[from] RecordError),
     #[error(transparent)]
     FailuresFile(#[from] FailuresFileError),
+    #[error(transparent)]
+    Checkpoint(#[from] super::checkpoint::CheckpointError),
 }
 
 /// Running counts, shared with whoever prints progress (see [`Trigger::stats`]).
@@ -261,16 +275,23 @@ enum ShardEnd {
 pub struct Trigger {
     streams: aws_sdk_dynamodbstreams::Client,
     function: Arc<dyn Function>,
-    stream_arn: String,
+    table: String,
+    /// The stream followed now; a re-created table has a new one.
+    stream_arn: Mutex<String>,
     options: WatchOptions,
     filter: Option<EventFilter>,
     observer: Option<Observer>,
     stats: Arc<Stats>,
     shards: Mutex<Shards>,
+    /// Bumped when the table's stream changes: readers of the old one stop.
+    generation: AtomicU64,
+    /// Each shard's acknowledged position, for the checkpoint file.
+    positions: Mutex<HashMap<String, Position>>,
 }
 
 impl Trigger {
     /// Finds `table`'s stream; reading starts at the first [`Trigger::drain`] or [`Trigger::run_until`].
+    /// With a checkpoint file of the same stream, each shard resumes where it was acknowledged.
     pub async fn new(
         streams: aws_sdk_dynamodbstreams::Client,
         function: impl Function + 'static,
@@ -278,15 +299,41 @@ impl Trigger {
         options: WatchOptions,
     ) -> Result<Self, WatchError> {
         let stream_arn = stream::stream_arn(&streams, table).await?;
+        let mut shards = Shards::default();
+        let mut positions = HashMap::new();
+        if let Some(path) = &options.checkpoint {
+            if let Some(saved) = super::checkpoint::load(path)? {
+                if saved.stream_arn == stream_arn {
+                    shards.discovered = true;
+                    for (id, position) in saved.shards {
+                        let finished = position.is_none();
+                        shards.states.insert(
+                            id.clone(),
+                            ShardState {
+                                position: position.clone().unwrap_or(Position::TrimHorizon),
+                                iterator: None,
+                                finished,
+                            },
+                        );
+                        positions.insert(id, position.unwrap_or(Position::TrimHorizon));
+                    }
+                } else {
+                    tracing::warn!(checkpoint = %path.display(), saved = %saved.stream_arn, now = %stream_arn, "the checkpoint is of another stream (the table was re-created): starting afresh");
+                }
+            }
+        }
         Ok(Self {
             streams,
             function: Arc::new(function),
-            stream_arn,
+            table: table.to_owned(),
+            stream_arn: Mutex::new(stream_arn),
             options,
             filter: None,
             observer: None,
             stats: Arc::default(),
-            shards: Mutex::default(),
+            shards: Mutex::new(shards),
+            generation: AtomicU64::new(0),
+            positions: Mutex::new(positions),
         })
     }
 
@@ -302,8 +349,9 @@ impl Trigger {
         self
     }
 
-    pub fn stream_arn(&self) -> &str {
-        &self.stream_arn
+    /// The stream followed now.
+    pub fn stream_arn(&self) -> String {
+        self.stream_arn.lock().expect("stream arn lock").clone()
     }
 
     /// The running counts (cumulative over runs), e.g. for a progress line.
@@ -374,10 +422,49 @@ impl Trigger {
         }
     }
 
+    /// Follows a re-created table: when the table's newest stream is not the one followed, says so
+    /// and starts on the new one from its trim horizon (the old stream's readers stop).
+    async fn follow_new_stream(&self) -> Result<(), WatchError> {
+        let newest = match stream::stream_arn(&self.streams, &self.table).await {
+            Ok(arn) => arn,
+            // Dropped and not (yet) re-created: keep trying the old stream until it is.
+            Err(StreamError::NoStream { .. }) => return Ok(()),
+            Err(error) => return Err(error.into()),
+        };
+        let old = {
+            let mut current = self.stream_arn.lock().expect("stream arn lock");
+            if *current == newest {
+                return Ok(());
+            }
+            std::mem::replace(&mut *current, newest.clone())
+        };
+        tracing::warn!(table = %self.table, old = %old, new = %newest, "the table was re-created: following its new stream from the trim horizon");
+        eprintln!(
+            "ddb watch: table {} was re-created: following its new stream {newest} from its trim horizon",
+            self.table
+        );
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        {
+            let mut shards = self.shards.lock().expect("shard states lock");
+            shards.states.clear();
+            // Not a first look: the new stream is read from its trim horizon even with LATEST.
+            shards.discovered = true;
+        }
+        self.positions.lock().expect("positions lock").clear();
+        self.save_checkpoint()?;
+        Ok(())
+    }
+
     /// Lists the shards and returns those to read now: not finished, and whose parent is finished
     /// or gone from the stream (trimmed).
     async fn discover(&self, once: bool) -> Result<Vec<Shard>, WatchError> {
-        let listed = match stream::shards(&self.streams, &self.stream_arn).await {
+        if !once {
+            if let Err(error) = self.follow_new_stream().await {
+                tracing::warn!(error = %error, "looking for the table's stream failed; will try again");
+            }
+        }
+        let arn = self.stream_arn();
+        let listed = match stream::shards(&self.streams, &arn).await {
             Ok(listed) => listed,
             Err(error) if !once => {
                 tracing::warn!(error = %error, "listing the stream's shards failed; will try again");
@@ -421,35 +508,108 @@ impl Trigger {
             .states
             .get(&shard.id)
             .cloned()
-            .expect("discovered shards have a state");
+            .unwrap_or(ShardState {
+                position: Position::TrimHorizon,
+                iterator: None,
+                finished: false,
+            });
+        let policy = RetryPolicy {
+            batch_size: self.options.batch_size,
+            bisect: self.options.bisect,
+            max_retries: self.options.max_retries,
+        };
+        let lanes = self.options.parallelization.clamp(1, 10);
         let mut reader = ShardReader {
-            queue: ShardQueue::new(RetryPolicy {
-                batch_size: self.options.batch_size,
-                bisect: self.options.bisect,
-                max_retries: self.options.max_retries,
-            }),
+            queues: (0..lanes).map(|_| ShardQueue::new(policy)).collect(),
+            retry_at: vec![None; lanes],
             position: state.position,
             iterator: state.iterator,
             exhausted: false,
+            stream_arn: self.stream_arn(),
+            generation: self.generation.load(Ordering::SeqCst),
         };
-        let end = self.follow(&shard, &mut reader, once, &mut stop).await;
+        let mut end = self.follow(&shard, &mut reader, once, &mut stop).await;
         // Records read but not checkpointed are read again next time, from the first of them.
-        Stats::sub(&self.stats.pending, reader.queue.len() as u64);
-        if let Some(head) = reader.queue.head() {
-            reader.position = Position::At(head.sequence_number.clone());
+        Stats::sub(&self.stats.pending, reader.pending() as u64);
+        if reader.pending() > 0 {
+            reader.position = reader.acknowledged();
             reader.iterator = None;
         }
-        let saved = ShardState {
-            position: reader.position,
-            iterator: reader.iterator,
-            finished: matches!(end, Ok(ShardEnd::Closed)),
+        let finished = matches!(end, Ok(ShardEnd::Closed));
+        if reader.generation == self.generation.load(Ordering::SeqCst) {
+            let saved = ShardState {
+                position: reader.position.clone(),
+                iterator: reader.iterator.clone(),
+                finished,
+            };
+            self.shards
+                .lock()
+                .expect("shard states lock")
+                .states
+                .insert(shard.id.clone(), saved);
+            if let Err(error) = self.acknowledge(&shard.id, reader.position.clone(), finished) {
+                end = end.and(Err(error));
+            }
+        }
+        (shard.id, end)
+    }
+
+    /// Records a shard's acknowledged position and writes the checkpoint file, if there is one.
+    fn acknowledge(
+        &self,
+        shard_id: &str,
+        position: Position,
+        finished: bool,
+    ) -> Result<(), WatchError> {
+        if self.options.checkpoint.is_none() {
+            return Ok(());
+        }
+        {
+            let mut positions = self.positions.lock().expect("positions lock");
+            if finished {
+                positions.remove(shard_id);
+            } else {
+                positions.insert(shard_id.to_owned(), position);
+            }
+        }
+        if finished {
+            self.shards
+                .lock()
+                .expect("shard states lock")
+                .states
+                .entry(shard_id.to_owned())
+                .and_modify(|s| s.finished = true);
+        }
+        self.save_checkpoint()
+    }
+
+    fn save_checkpoint(&self) -> Result<(), WatchError> {
+        let Some(path) = &self.options.checkpoint else {
+            return Ok(());
         };
-        self.shards
+        let positions = self.positions.lock().expect("positions lock").clone();
+        let finished: Vec<String> = self
+            .shards
             .lock()
             .expect("shard states lock")
             .states
-            .insert(shard.id.clone(), saved);
-        (shard.id, end)
+            .iter()
+            .filter(|(_, s)| s.finished)
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut shards: HashMap<String, Option<Position>> =
+            positions.into_iter().map(|(id, p)| (id, Some(p))).collect();
+        for id in finished {
+            shards.insert(id, None);
+        }
+        super::checkpoint::save(
+            path,
+            &super::checkpoint::Checkpoint {
+                stream_arn: self.stream_arn(),
+                shards,
+            },
+        )?;
+        Ok(())
     }
 
     async fn follow(
@@ -462,13 +622,13 @@ impl Trigger {
         let options = &self.options;
         let mut empty_pages = 0u32;
         let mut window_start: Option<Instant> = None;
-        let mut retry_at: Option<Instant> = None;
         loop {
-            if *stop.borrow() {
+            if *stop.borrow() || reader.generation != self.generation.load(Ordering::SeqCst) {
                 return Ok(ShardEnd::Stopped);
             }
             let mut caught_up = false;
-            if !reader.exhausted && reader.queue.len() < options.batch_size {
+            let room = options.batch_size * reader.queues.len();
+            if !reader.exhausted && reader.pending() < room {
                 match self.read_page(&shard.id, reader).await {
                     Ok(0) => {
                         empty_pages += 1;
@@ -482,36 +642,71 @@ impl Trigger {
                     }
                     Err(error) => return Err(error),
                 }
-                if reader.queue.is_empty() {
+                if reader.pending() == 0 {
                     window_start = None;
                 } else {
                     window_start.get_or_insert_with(Instant::now);
                 }
             }
-            let queue = &reader.queue;
             let window_over = window_start.is_some_and(|t| t.elapsed() >= options.batching_window);
-            let ready = !queue.is_empty()
-                && (retry_at.is_some()
-                    || queue.is_full()
-                    || window_over
-                    || reader.exhausted
-                    || (once && caught_up));
-            if ready {
-                if let Some(at) = retry_at.take() {
-                    pause(stop, at.saturating_duration_since(Instant::now())).await;
-                    if *stop.borrow() {
-                        return Ok(ShardEnd::Stopped);
-                    }
+            let ready: Vec<usize> = (0..reader.queues.len())
+                .filter(|&i| {
+                    let queue = &reader.queues[i];
+                    !queue.is_empty()
+                        && (reader.retry_at[i].is_some()
+                            || queue.is_full()
+                            || window_over
+                            || reader.exhausted
+                            || (once && caught_up))
+                })
+                .collect();
+            if !ready.is_empty() {
+                // Lanes waiting out a retry delay wait; if every ready lane does, wait for the first.
+                let now = Instant::now();
+                let due: Vec<usize> = ready
+                    .iter()
+                    .copied()
+                    .filter(|&i| reader.retry_at[i].is_none_or(|at| at <= now))
+                    .collect();
+                if due.is_empty() {
+                    let first = ready
+                        .iter()
+                        .filter_map(|&i| reader.retry_at[i])
+                        .min()
+                        .unwrap_or(now);
+                    pause(stop, first.saturating_duration_since(now)).await;
+                    continue;
                 }
-                if self.invoke(shard, &mut reader.queue).await? {
-                    retry_at = Some(Instant::now() + options.retry_delay);
+                let mut lanes: Vec<(usize, &mut ShardQueue)> = reader
+                    .queues
+                    .iter_mut()
+                    .enumerate()
+                    .filter(|(i, _)| due.contains(i))
+                    .collect();
+                let arn = reader.stream_arn.clone();
+                let results = futures::future::join_all(
+                    lanes
+                        .iter_mut()
+                        .map(|(_, queue)| self.invoke(shard, &arn, queue)),
+                )
+                .await;
+                let lane_ids: Vec<usize> = lanes.iter().map(|(i, _)| *i).collect();
+                for (i, result) in lane_ids.into_iter().zip(results) {
+                    reader.retry_at[i] = if result? {
+                        Some(Instant::now() + options.retry_delay)
+                    } else {
+                        None
+                    };
                 }
-                if reader.queue.is_empty() {
+                if reader.pending() == 0 {
                     window_start = None;
+                }
+                if reader.generation == self.generation.load(Ordering::SeqCst) {
+                    self.acknowledge(&shard.id, reader.acknowledged(), false)?;
                 }
                 continue;
             }
-            if queue.is_empty() {
+            if reader.pending() == 0 {
                 if reader.exhausted {
                     return Ok(ShardEnd::Closed);
                 }
@@ -528,18 +723,17 @@ impl Trigger {
         }
     }
 
-    /// Reads one page into the queue; returns how many records the stream gave.
+    /// Reads one page into the queues; returns how many records the stream gave.
     async fn read_page(
         &self,
         shard_id: &str,
         reader: &mut ShardReader,
     ) -> Result<usize, WatchError> {
+        let arn = reader.stream_arn.clone();
         let iterator = match reader.iterator.take() {
             Some(iterator) => iterator,
             None => {
-                match stream::iterator(&self.streams, &self.stream_arn, shard_id, &reader.position)
-                    .await?
-                {
+                match stream::iterator(&self.streams, &arn, shard_id, &reader.position).await? {
                     Some(iterator) => iterator,
                     None => {
                         reader.exhausted = true;
@@ -553,8 +747,7 @@ impl Trigger {
             Err(StreamError::ExpiredIterator) => {
                 // A fresh iterator from where we are: nothing is skipped or read twice.
                 let fresh =
-                    stream::iterator(&self.streams, &self.stream_arn, shard_id, &reader.position)
-                        .await?;
+                    stream::iterator(&self.streams, &arn, shard_id, &reader.position).await?;
                 let Some(fresh) = fresh else {
                     reader.exhausted = true;
                     return Ok(0);
@@ -566,9 +759,10 @@ impl Trigger {
                 return Err(error.into());
             }
         };
+        let lanes = reader.queues.len();
         for record in &page.records {
             let sequence_number = lambda_record::sequence_number(record)?.to_owned();
-            let event_record = lambda_record::lambda_record(record, &self.stream_arn)?;
+            let event_record = lambda_record::lambda_record(record, &arn)?;
             Stats::add(&self.stats.records_read, 1);
             reader.position = Position::After(sequence_number.clone());
             if self
@@ -576,7 +770,8 @@ impl Trigger {
                 .as_ref()
                 .is_none_or(|f| f.matches(&event_record))
             {
-                reader.queue.push(Pending {
+                let lane = lane_of(&event_record, lanes);
+                reader.queues[lane].push(Pending {
                     sequence_number,
                     record: event_record,
                 });
@@ -591,7 +786,49 @@ impl Trigger {
     }
 
     /// Invokes the function on the queue's next batch and settles it; true if a retry is due.
-    async fn invoke(&self, shard: &Shard, queue: &mut ShardQueue) -> Result<bool, WatchError> {
+    async fn invoke(
+        &self,
+        shard: &Shard,
+        stream_arn: &str,
+        queue: &mut ShardQueue,
+    ) -> Result<bool, WatchError> {
+        if let Some(max_age) = self.options.max_record_age {
+            let now_ms = chrono::Utc::now().timestamp_millis() as f64;
+            let expired = queue.expire(
+                |pending| {
+                    pending
+                        .record
+                        .pointer("/dynamodb/ApproximateCreationDateTime")
+                        .and_then(Value::as_f64)
+                        .is_some_and(|created| {
+                            now_ms - created * 1000.0 > max_age.as_millis() as f64
+                        })
+                },
+                format!(
+                    "older than MaximumRecordAgeInSeconds ({} s): discarded without invoking",
+                    max_age.as_secs()
+                ),
+            );
+            if let Some(range) = expired {
+                Stats::sub(&self.stats.pending, range.records.len() as u64);
+                let outcome = self.give_up(shard, stream_arn, range, false).await?;
+                if let Some(observer) = &self.observer {
+                    if let Outcome::GaveUp { start, end, .. } = &outcome {
+                        observer(&Invocation {
+                            shard_id: shard.id.clone(),
+                            first_sequence_number: start.clone(),
+                            last_sequence_number: end.clone(),
+                            records: 0,
+                            retries_before: 0,
+                            outcome: outcome.clone(),
+                        });
+                    }
+                }
+                if queue.is_empty() {
+                    return Ok(false);
+                }
+            }
+        }
         let batch: Vec<&Pending> = queue.batch().collect();
         let len = batch.len();
         let first = batch[0].sequence_number.clone();
@@ -655,7 +892,10 @@ impl Trigger {
                 tracing::warn!(shard = %shard.id, first = %first, size, error = %error, "invocation failed; bisecting the batch");
                 Outcome::Bisected { size, error }
             }
-            Settled::GaveUp(range) => self.give_up(shard, range, invocation_error).await?,
+            Settled::GaveUp(range) => {
+                self.give_up(shard, stream_arn, range, invocation_error)
+                    .await?
+            }
         };
         if let Some(observer) = &self.observer {
             observer(&Invocation {
@@ -673,6 +913,7 @@ impl Trigger {
     async fn give_up(
         &self,
         shard: &Shard,
+        stream_arn: &str,
         range: FailedRange,
         invocation_error: bool,
     ) -> Result<Outcome, WatchError> {
@@ -694,7 +935,7 @@ impl Trigger {
         );
         if let Some(path) = &self.options.failures_file {
             let origin = Origin {
-                stream_arn: &self.stream_arn,
+                stream_arn,
                 shard_id: &shard.id,
                 invocation_error,
             };
@@ -707,6 +948,21 @@ impl Trigger {
             error: range.error,
         })
     }
+}
+
+/// The lane (of `lanes`) of a record: by its partition key, so one key's records stay in order.
+fn lane_of(record: &Value, lanes: usize) -> usize {
+    if lanes <= 1 {
+        return 0;
+    }
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    record
+        .pointer("/dynamodb/Keys/pk")
+        .map(Value::to_string)
+        .unwrap_or_default()
+        .hash(&mut hasher);
+    (hasher.finish() % lanes as u64) as usize
 }
 
 /// The shards to read now: not finished, and whose parent is finished or gone from the stream
@@ -726,14 +982,41 @@ fn readable(listed: &[Shard], finished: impl Fn(&str) -> bool) -> Vec<Shard> {
         .collect()
 }
 
-/// One shard's place and queue while it is read.
+/// One shard's place and queues while it is read.
 struct ShardReader {
-    queue: ShardQueue,
+    /// One queue per lane (ParallelizationFactor); a key's records are all in one.
+    queues: Vec<ShardQueue>,
+    /// When each lane may retry its failed batch.
+    retry_at: Vec<Option<Instant>>,
     /// Where a new iterator starts: after the last record read.
     position: Position,
     iterator: Option<String>,
     /// A closed shard read to its end.
     exhausted: bool,
+    /// The stream this reader reads, and the trigger's generation when it started.
+    stream_arn: String,
+    generation: u64,
+}
+
+impl ShardReader {
+    fn pending(&self) -> usize {
+        self.queues.iter().map(ShardQueue::len).sum()
+    }
+
+    /// Where reading resumes with nothing acknowledged lost: the earliest record still pending
+    /// in any lane, or after the last record read when none is.
+    fn acknowledged(&self) -> Position {
+        let earliest = self
+            .queues
+            .iter()
+            .filter_map(|q| q.head())
+            .map(|p| &p.sequence_number)
+            .min_by(|a, b| (a.len(), a.as_str()).cmp(&(b.len(), b.as_str())));
+        match earliest {
+            Some(sequence_number) => Position::At(sequence_number.clone()),
+            None => self.position.clone(),
+        }
+    }
 }
 
 /// Sleeps for `duration`, or less if the trigger is stopped meanwhile.

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use serde_json::Value as Json;
-use serde_yaml::Value as Yaml;
+use serde_norway::Value as Yaml;
 use std::path::{Path, PathBuf};
 
 /// The crate's directory. Read at run time first (cargo test sets it for the test process): a test binary built
@@ -25,7 +25,7 @@ pub fn template_text() -> String {
 }
 
 pub fn template() -> Yaml {
-    serde_yaml::from_str(&template_text()).expect("template.yaml is YAML")
+    serde_norway::from_str(&template_text()).expect("template.yaml is YAML")
 }
 
 /// `Resources.<id>` of the template.

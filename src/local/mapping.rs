@@ -1,0 +1,680 @@
+//! The event source mapping of a template, as `ddb watch` follows it: the function's DynamoDB
+//! stream event (SAM `Events: Type: DynamoDB`) or a plain `AWS::Lambda::EventSourceMapping`, its
+//! settings (BatchSize, StartingPosition, MaximumRetryAttempts, BisectBatchOnFunctionError,
+//! MaximumRecordAgeInSeconds, MaximumBatchingWindowInSeconds, ParallelizationFactor) and its
+//! FilterCriteria, each checked against what Lambda accepts.
+//!
+//! `!Ref` to a template parameter reads the parameter's `Default`; other intrinsics (`!GetAtt`,
+//! `!Sub`) are only accepted where no value is needed (the stream's ARN). A setting the template
+//! leaves out takes Lambda's default, and says so.
+
+use serde_norway::Value as Yaml;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Why the template's mapping could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum MappingError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not valid YAML: {source}")]
+    Yaml {
+        path: PathBuf,
+        source: serde_norway::Error,
+    },
+    #[error("{path} has no DynamoDB stream event (a function's Events: Type: DynamoDB, or an AWS::Lambda::EventSourceMapping of a table's stream)")]
+    None { path: PathBuf },
+    #[error("{path} has several stream mappings ({found}): say which with --function LOGICAL_ID")]
+    Several { path: PathBuf, found: String },
+    #[error("{path} has no stream mapping for --function {function} (there are: {found})")]
+    NotFound {
+        path: PathBuf,
+        function: String,
+        found: String,
+    },
+    #[error("{mapping}: {setting} {value}: {allowed}")]
+    Invalid {
+        mapping: String,
+        setting: &'static str,
+        value: String,
+        allowed: &'static str,
+    },
+}
+
+/// Where a setting's value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Template,
+    Flag,
+    /// Lambda's default (the template leaves it out, or there is no template).
+    Default,
+}
+
+/// One setting and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting<T> {
+    pub value: T,
+    pub source: Source,
+}
+
+impl<T> Setting<T> {
+    fn default(value: T) -> Self {
+        Self {
+            value,
+            source: Source::Default,
+        }
+    }
+
+    /// A flag, when given, overrides the setting.
+    pub fn override_with(&mut self, flag: Option<T>) {
+        if let Some(value) = flag {
+            *self = Self {
+                value,
+                source: Source::Flag,
+            };
+        }
+    }
+}
+
+/// StartingPosition of a DynamoDB stream mapping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    TrimHorizon,
+    Latest,
+}
+
+/// The settings of one mapping, Lambda's defaults where the template is silent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// `Function.Event` (SAM) or the mapping's logical id; `None` without a template.
+    pub mapping: Option<String>,
+    /// The template it came from.
+    pub template: Option<PathBuf>,
+    pub batch_size: Setting<u32>,
+    pub starting_position: Setting<Start>,
+    /// -1: for ever.
+    pub maximum_retry_attempts: Setting<i64>,
+    pub bisect_batch_on_function_error: Setting<bool>,
+    /// -1: for ever.
+    pub maximum_record_age_seconds: Setting<i64>,
+    pub maximum_batching_window_seconds: Setting<u32>,
+    pub parallelization_factor: Setting<u32>,
+    /// FilterCriteria.Filters[].Pattern; empty: every record.
+    pub filters: Setting<Vec<String>>,
+}
+
+impl Default for Settings {
+    /// Lambda's defaults for a DynamoDB stream mapping (StartingPosition has none; TRIM_HORIZON here).
+    fn default() -> Self {
+        Self {
+            mapping: None,
+            template: None,
+            batch_size: Setting::default(100),
+            starting_position: Setting::default(Start::TrimHorizon),
+            maximum_retry_attempts: Setting::default(-1),
+            bisect_batch_on_function_error: Setting::default(false),
+            maximum_record_age_seconds: Setting::default(-1),
+            maximum_batching_window_seconds: Setting::default(0),
+            parallelization_factor: Setting::default(1),
+            filters: Setting::default(Vec::new()),
+        }
+    }
+}
+
+impl Settings {
+    /// Checks every value against Lambda's limits for a DynamoDB stream mapping.
+    pub fn validate(&self) -> Result<(), MappingError> {
+        let mapping = self.mapping.clone().unwrap_or_else(|| "flags".to_owned());
+        let invalid = |setting, value: String, allowed| MappingError::Invalid {
+            mapping: mapping.clone(),
+            setting,
+            value,
+            allowed,
+        };
+        if !(1..=10_000).contains(&self.batch_size.value) {
+            return Err(invalid(
+                "BatchSize",
+                self.batch_size.value.to_string(),
+                "Lambda takes 1 to 10000 for a DynamoDB stream",
+            ));
+        }
+        let retries = self.maximum_retry_attempts.value;
+        if !(-1..=10_000).contains(&retries) {
+            return Err(invalid(
+                "MaximumRetryAttempts",
+                retries.to_string(),
+                "Lambda takes -1 (for ever) to 10000",
+            ));
+        }
+        let age = self.maximum_record_age_seconds.value;
+        if age != -1 && !(60..=604_800).contains(&age) {
+            return Err(invalid(
+                "MaximumRecordAgeInSeconds",
+                age.to_string(),
+                "Lambda takes -1 (for ever) or 60 to 604800",
+            ));
+        }
+        if self.maximum_batching_window_seconds.value > 300 {
+            return Err(invalid(
+                "MaximumBatchingWindowInSeconds",
+                self.maximum_batching_window_seconds.value.to_string(),
+                "Lambda takes 0 to 300",
+            ));
+        }
+        if !(1..=10).contains(&self.parallelization_factor.value) {
+            return Err(invalid(
+                "ParallelizationFactor",
+                self.parallelization_factor.value.to_string(),
+                "Lambda takes 1 to 10",
+            ));
+        }
+        if self.filters.value.len() > 5 {
+            return Err(invalid(
+                "FilterCriteria",
+                format!("{} filters", self.filters.value.len()),
+                "Lambda takes at most 5 filters per mapping",
+            ));
+        }
+        Ok(())
+    }
+
+    /// One line: every setting in force and where it came from.
+    pub fn describe(&self) -> String {
+        fn from<T>(setting: &Setting<T>) -> &'static str {
+            match setting.source {
+                Source::Template => "template",
+                Source::Flag => "flag",
+                Source::Default => "Lambda's default",
+            }
+        }
+        let start = match self.starting_position.value {
+            Start::TrimHorizon => "TRIM_HORIZON",
+            Start::Latest => "LATEST",
+        };
+        let filters = match self.filters.value.len() {
+            0 => "none".to_owned(),
+            n => format!("{n} patterns"),
+        };
+        let origin = match (&self.mapping, &self.template) {
+            (Some(mapping), Some(template)) => format!("{mapping} of {}", template.display()),
+            _ => "no template".to_owned(),
+        };
+        format!(
+            "{origin}: BatchSize {} ({}), StartingPosition {start} ({}), MaximumRetryAttempts {} ({}), \
+             BisectBatchOnFunctionError {} ({}), MaximumRecordAgeInSeconds {} ({}), \
+             MaximumBatchingWindowInSeconds {} ({}), ParallelizationFactor {} ({}), FilterCriteria {filters} ({})",
+            self.batch_size.value,
+            from(&self.batch_size),
+            from(&self.starting_position),
+            self.maximum_retry_attempts.value,
+            from(&self.maximum_retry_attempts),
+            self.bisect_batch_on_function_error.value,
+            from(&self.bisect_batch_on_function_error),
+            self.maximum_record_age_seconds.value,
+            from(&self.maximum_record_age_seconds),
+            self.maximum_batching_window_seconds.value,
+            from(&self.maximum_batching_window_seconds),
+            self.parallelization_factor.value,
+            from(&self.parallelization_factor),
+            from(&self.filters),
+        )
+    }
+}
+
+impl fmt::Display for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+/// The template to use: `explicit`, else `template.yaml` in the current folder or the nearest
+/// folder above it that has one (the crate root, from anywhere inside the crate).
+pub fn find_template(explicit: Option<&Path>) -> Option<PathBuf> {
+    if let Some(path) = explicit {
+        return Some(path.to_owned());
+    }
+    let mut dir = std::env::current_dir().ok()?;
+    loop {
+        let candidate = dir.join("template.yaml");
+        if candidate.is_file() {
+            return Some(candidate);
+        }
+        if !dir.pop() {
+            return None;
+        }
+    }
+}
+
+/// Reads the stream mapping of `function` (a function's logical id, or `Function.Event`, or a
+/// mapping's logical id) from the template at `path`; with `None`, the template's only one.
+pub fn read(path: &Path, function: Option<&str>) -> Result<Settings, MappingError> {
+    let text = std::fs::read_to_string(path).map_err(|source| MappingError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let template: Yaml = serde_norway::from_str(&text).map_err(|source| MappingError::Yaml {
+        path: path.to_owned(),
+        source,
+    })?;
+    let candidates = mappings(&template);
+    let names = || {
+        candidates
+            .iter()
+            .map(|c| c.name.clone())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let chosen: Vec<&Candidate> = match function {
+        None => candidates.iter().collect(),
+        Some(wanted) => candidates
+            .iter()
+            .filter(|c| c.function == wanted || c.name == wanted || c.id == wanted)
+            .collect(),
+    };
+    let candidate = match (chosen.as_slice(), function) {
+        ([one], _) => *one,
+        ([], None) => {
+            return Err(MappingError::None {
+                path: path.to_owned(),
+            })
+        }
+        ([], Some(wanted)) => {
+            return Err(MappingError::NotFound {
+                path: path.to_owned(),
+                function: wanted.to_owned(),
+                found: names(),
+            })
+        }
+        (several, _) => {
+            return Err(MappingError::Several {
+                path: path.to_owned(),
+                found: several
+                    .iter()
+                    .map(|c| c.name.clone())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+        }
+    };
+    settings(&template, candidate, path)
+}
+
+struct Candidate<'a> {
+    /// `Function.Event` or the mapping's id.
+    name: String,
+    /// The event's or the mapping's own logical id.
+    id: String,
+    /// The function's logical id.
+    function: String,
+    properties: &'a Yaml,
+}
+
+fn key(value: &Yaml) -> String {
+    value
+        .as_str()
+        .map_or_else(|| format!("{value:?}"), str::to_owned)
+}
+
+/// A tagged or long-form intrinsic's name and argument: `!GetAtt X.Arn`, `{"Fn::GetAtt": [X, Arn]}`.
+fn intrinsic(value: &Yaml) -> Option<(String, &Yaml)> {
+    match value {
+        Yaml::Tagged(tagged) => Some((
+            tagged.tag.to_string().trim_start_matches('!').to_owned(),
+            &tagged.value,
+        )),
+        Yaml::Mapping(map) if map.len() == 1 => {
+            let (name, argument) = map.iter().next()?;
+            let name = name.as_str()?;
+            let short = name.strip_prefix("Fn::").unwrap_or(name);
+            (name.starts_with("Fn::") || name == "Ref").then(|| (short.to_owned(), argument))
+        }
+        _ => None,
+    }
+}
+
+/// The logical id a `FunctionName` (or `EventSourceArn`) refers to, with the attribute if any.
+fn reference(value: &Yaml) -> Option<(String, Option<String>)> {
+    match intrinsic(value) {
+        Some((name, argument)) if name == "Ref" => Some((argument.as_str()?.to_owned(), None)),
+        Some((name, argument)) if name == "GetAtt" => match argument {
+            Yaml::String(text) => {
+                let (id, attribute) = text.split_once('.')?;
+                Some((id.to_owned(), Some(attribute.to_owned())))
+            }
+            Yaml::Sequence(parts) if parts.len() == 2 => Some((
+                parts[0].as_str()?.to_owned(),
+                Some(parts[1].as_str()?.to_owned()),
+            )),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn mappings(template: &Yaml) -> Vec<Candidate<'_>> {
+    let mut found = Vec::new();
+    let resources = template
+        .get("Resources")
+        .and_then(Yaml::as_mapping)
+        .into_iter()
+        .flatten();
+    for (id, resource) in resources {
+        let id = key(id);
+        let properties = resource.get("Properties");
+        match resource.get("Type").and_then(Yaml::as_str) {
+            Some("AWS::Serverless::Function") => {
+                let events = properties
+                    .and_then(|p| p.get("Events"))
+                    .and_then(Yaml::as_mapping);
+                for (event_id, event) in events.into_iter().flatten() {
+                    if event.get("Type").and_then(Yaml::as_str) == Some("DynamoDB") {
+                        let event_id = key(event_id);
+                        found.push(Candidate {
+                            name: format!("{id}.{event_id}"),
+                            id: event_id,
+                            function: id.clone(),
+                            properties: event.get("Properties").unwrap_or(&Yaml::Null),
+                        });
+                    }
+                }
+            }
+            Some("AWS::Lambda::EventSourceMapping") => {
+                let Some(properties) = properties else {
+                    continue;
+                };
+                let source = properties.get("EventSourceArn");
+                let is_stream = source.is_some_and(|arn| {
+                    reference(arn)
+                        .is_some_and(|(_, attribute)| attribute.as_deref() == Some("StreamArn"))
+                        || arn
+                            .as_str()
+                            .is_some_and(|a| a.contains(":dynamodb:") && a.contains("/stream/"))
+                });
+                if !is_stream {
+                    continue;
+                }
+                let function = properties
+                    .get("FunctionName")
+                    .and_then(|f| {
+                        reference(f)
+                            .map(|(id, _)| id)
+                            .or_else(|| f.as_str().map(str::to_owned))
+                    })
+                    .unwrap_or_else(|| "(unknown function)".to_owned());
+                found.push(Candidate {
+                    name: id.clone(),
+                    id,
+                    function,
+                    properties,
+                });
+            }
+            _ => {}
+        }
+    }
+    found
+}
+
+/// A setting's value: plain, or `!Ref` to a parameter's Default.
+fn resolve<'a>(template: &'a Yaml, value: &'a Yaml) -> Option<&'a Yaml> {
+    match reference(value) {
+        Some((parameter, None)) => template
+            .get("Parameters")?
+            .get(parameter.as_str())?
+            .get("Default"),
+        Some(_) => None,
+        None => Some(value),
+    }
+}
+
+fn template_setting<T>(value: T) -> Setting<T> {
+    Setting {
+        value,
+        source: Source::Template,
+    }
+}
+
+fn settings(
+    template: &Yaml,
+    candidate: &Candidate<'_>,
+    path: &Path,
+) -> Result<Settings, MappingError> {
+    let mut settings = Settings {
+        mapping: Some(candidate.name.clone()),
+        template: Some(path.to_owned()),
+        ..Settings::default()
+    };
+    let invalid =
+        |setting: &'static str, value: &Yaml, allowed: &'static str| MappingError::Invalid {
+            mapping: candidate.name.clone(),
+            setting,
+            value: serde_norway::to_string(value)
+                .map_or_else(|_| format!("{value:?}"), |s| s.trim().to_owned()),
+            allowed,
+        };
+    let get =
+        |name: &'static str| -> Option<Result<&Yaml, MappingError>> {
+            let raw = candidate.properties.get(name)?;
+            Some(resolve(template, raw).ok_or_else(|| {
+                invalid(name, raw, "a value, or !Ref to a parameter with a Default")
+            }))
+        };
+    // Numbers may be written as strings in a template ("100"), as CloudFormation accepts.
+    let number = |value: &Yaml| {
+        value
+            .as_i64()
+            .or_else(|| value.as_str().and_then(|s| s.trim().parse().ok()))
+    };
+
+    if let Some(value) = get("BatchSize") {
+        let value = value?;
+        let n = number(value)
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| invalid("BatchSize", value, "a whole number"))?;
+        settings.batch_size = template_setting(n);
+    }
+    if let Some(value) = get("StartingPosition") {
+        let value = value?;
+        let start = match value.as_str() {
+            Some("TRIM_HORIZON") => Start::TrimHorizon,
+            Some("LATEST") => Start::Latest,
+            _ => {
+                return Err(invalid(
+                    "StartingPosition",
+                    value,
+                    "TRIM_HORIZON or LATEST for a DynamoDB stream",
+                ))
+            }
+        };
+        settings.starting_position = template_setting(start);
+    }
+    if let Some(value) = get("MaximumRetryAttempts") {
+        let value = value?;
+        settings.maximum_retry_attempts = template_setting(
+            number(value)
+                .ok_or_else(|| invalid("MaximumRetryAttempts", value, "a whole number"))?,
+        );
+    }
+    if let Some(value) = get("BisectBatchOnFunctionError") {
+        let value = value?;
+        let bisect = value
+            .as_bool()
+            .or_else(|| value.as_str().and_then(|s| s.parse().ok()))
+            .ok_or_else(|| invalid("BisectBatchOnFunctionError", value, "true or false"))?;
+        settings.bisect_batch_on_function_error = template_setting(bisect);
+    }
+    if let Some(value) = get("MaximumRecordAgeInSeconds") {
+        let value = value?;
+        settings.maximum_record_age_seconds = template_setting(
+            number(value)
+                .ok_or_else(|| invalid("MaximumRecordAgeInSeconds", value, "a whole number"))?,
+        );
+    }
+    if let Some(value) = get("MaximumBatchingWindowInSeconds") {
+        let value = value?;
+        let n = number(value)
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| {
+                invalid(
+                    "MaximumBatchingWindowInSeconds",
+                    value,
+                    "a whole number of seconds",
+                )
+            })?;
+        settings.maximum_batching_window_seconds = template_setting(n);
+    }
+    if let Some(value) = get("ParallelizationFactor") {
+        let value = value?;
+        let n = number(value)
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| invalid("ParallelizationFactor", value, "a whole number"))?;
+        settings.parallelization_factor = template_setting(n);
+    }
+    if let Some(filters) = candidate.properties.get("FilterCriteria") {
+        let list = filters
+            .get("Filters")
+            .and_then(Yaml::as_sequence)
+            .ok_or_else(|| {
+                invalid(
+                    "FilterCriteria",
+                    filters,
+                    "Filters: a list of {Pattern: JSON text}",
+                )
+            })?;
+        let patterns = list
+            .iter()
+            .map(|filter| match filter.get("Pattern") {
+                Some(Yaml::String(pattern)) => Ok(pattern.clone()),
+                _ => Err(invalid(
+                    "FilterCriteria",
+                    filter,
+                    "each filter's Pattern must be a plain string (no intrinsic function)",
+                )),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        settings.filters = template_setting(patterns);
+    }
+    settings.validate()?;
+    Ok(settings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("template.yaml");
+        std::fs::write(&path, text).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn reads_the_projects_template() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("template.yaml");
+        let settings = read(&path, None).unwrap();
+        assert_eq!(
+            settings.mapping.as_deref(),
+            Some("MessagingStreamFunction.TableStream")
+        );
+        assert_eq!(
+            settings.batch_size,
+            Setting {
+                value: 100,
+                source: Source::Template
+            },
+            "!Ref BatchSize reads its Default"
+        );
+        assert_eq!(settings.starting_position.value, Start::TrimHorizon);
+        assert_eq!(settings.maximum_retry_attempts.value, 5);
+        assert!(settings.bisect_batch_on_function_error.value);
+        assert_eq!(settings.maximum_record_age_seconds.value, 3600);
+        assert_eq!(settings.maximum_batching_window_seconds.value, 1);
+        assert_eq!(settings.parallelization_factor.value, 1);
+        assert_eq!(settings.filters.value.len(), 2);
+        assert!(
+            settings.describe().contains("BatchSize 100 (template)"),
+            "{settings}"
+        );
+    }
+
+    const TWO: &str = r#"
+Parameters:
+  Size: {Type: Number, Default: 7}
+Resources:
+  Table: {Type: AWS::DynamoDB::Table}
+  First:
+    Type: AWS::Serverless::Function
+    Properties:
+      Events:
+        S:
+          Type: DynamoDB
+          Properties: {Stream: !GetAtt Table.StreamArn, StartingPosition: LATEST, BatchSize: !Ref Size}
+  Second: {Type: AWS::Lambda::Function}
+  SecondMapping:
+    Type: AWS::Lambda::EventSourceMapping
+    Properties:
+      FunctionName: !GetAtt Second.Arn
+      EventSourceArn: !GetAtt Table.StreamArn
+      StartingPosition: TRIM_HORIZON
+      BatchSize: 3
+      MaximumRetryAttempts: 2
+      BisectBatchOnFunctionError: true
+      ParallelizationFactor: 3
+  Queue:
+    Type: AWS::Lambda::EventSourceMapping
+    Properties: {FunctionName: !Ref Second, EventSourceArn: !GetAtt SomeQueue.Arn}
+"#;
+
+    #[test]
+    fn several_functions_need_a_name_and_plain_mappings_count() {
+        let (_dir, path) = write(TWO);
+        let error = read(&path, None).unwrap_err().to_string();
+        assert!(
+            error.contains("First.S, SecondMapping") && error.contains("--function"),
+            "{error}"
+        );
+        let first = read(&path, Some("First")).unwrap();
+        assert_eq!(
+            (first.batch_size.value, first.starting_position.value),
+            (7, Start::Latest)
+        );
+        assert_eq!(first.maximum_retry_attempts.source, Source::Default);
+        let second = read(&path, Some("Second")).unwrap();
+        assert_eq!(second.mapping.as_deref(), Some("SecondMapping"));
+        assert_eq!(
+            (
+                second.batch_size.value,
+                second.maximum_retry_attempts.value,
+                second.bisect_batch_on_function_error.value,
+                second.parallelization_factor.value
+            ),
+            (3, 2, true, 3)
+        );
+        assert!(read(&path, Some("Nobody"))
+            .unwrap_err()
+            .to_string()
+            .contains("there are: First.S, SecondMapping"));
+    }
+
+    #[test]
+    fn values_lambda_rejects_are_rejected() {
+        for (setting, value) in [
+            ("BatchSize", "0"),
+            ("BatchSize", "10001"),
+            ("MaximumRecordAgeInSeconds", "30"),
+            ("ParallelizationFactor", "11"),
+            ("MaximumBatchingWindowInSeconds", "301"),
+            ("MaximumRetryAttempts", "-2"),
+            ("StartingPosition", "AT_TIMESTAMP"),
+        ] {
+            let (_dir, path) = write(&format!(
+                "Resources:\n  F:\n    Type: AWS::Serverless::Function\n    Properties:\n      Events:\n        E:\n          Type: DynamoDB\n          Properties:\n            {setting}: {value}\n"
+            ));
+            let error = read(&path, None).unwrap_err().to_string();
+            assert!(error.contains(setting), "{setting} {value}: {error}");
+        }
+    }
+}
