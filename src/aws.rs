@@ -20,6 +20,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::{future, ProvideCredentials};
 use aws_credential_types::Credentials;
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_types::origin::Origin;
 use aws_types::service_config::ServiceConfigKey;
 
@@ -200,6 +201,44 @@ impl ProvideCredentials for Placeholder {
 /// A DynamoDB client for `config`.
 pub async fn dynamodb_client(config: &Config) -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::new(&sdk_config(config).await)
+}
+
+/// DynamoDB's code and message for a service error; for an error on the way (no answer), a short
+/// name of what happened and the innermost cause's text.
+pub fn describe_error<E>(error: &E) -> (String, String)
+where
+    E: std::error::Error + ProvideErrorMetadata + 'static,
+{
+    if let Some(code) = error.code() {
+        let message = error.message().unwrap_or("(no message)").to_owned();
+        return (code.to_owned(), message);
+    }
+    let mut innermost: &dyn std::error::Error = error;
+    let mut kind = None;
+    let mut cause: Option<&dyn std::error::Error> = Some(error);
+    while let Some(current) = cause {
+        if let Some(io) = current.downcast_ref::<std::io::Error>() {
+            kind = kind.or(match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => Some("connection refused"),
+                std::io::ErrorKind::TimedOut => Some("timeout"),
+                _ => None,
+            });
+        }
+        let text = current.to_string();
+        if kind.is_none() && text.contains("Connection refused") {
+            kind = Some("connection refused");
+        }
+        if kind.is_none() && text.to_ascii_lowercase().contains("timed out") {
+            kind = Some("timeout");
+        }
+        innermost = current;
+        cause = current.source();
+    }
+    let message = match kind {
+        Some("connection refused") => "nothing answers at the endpoint".to_owned(),
+        _ => innermost.to_string(),
+    };
+    (kind.unwrap_or("no response").to_owned(), message)
 }
 
 #[cfg(test)]

@@ -257,6 +257,15 @@ fn errors_are_one_readable_line_with_the_fix() {
         stderr(&output).lines().next().unwrap(),
         "ddb: endpoint \"127.0.0.1:8000\" has no scheme: use http://127.0.0.1:8000"
     );
+    // Each cause is said once.
+    let output = ddb(endpoint, "t", &["watch", "--once", "--template", "/nonexistent.yaml"]);
+    assert!(!output.status.success());
+    assert_eq!(
+        stderr(&output).matches("No such file").count(),
+        1,
+        "{}",
+        stderr(&output)
+    );
     // The environment's endpoint is checked too, and the flag wins over it.
     let env = Command::new(env!("CARGO_BIN_EXE_ddb"))
         .args(["list-tables"])

@@ -392,7 +392,7 @@ async fn main() -> ExitCode {
                 }
                 return ExitCode::from(exit.code);
             }
-            eprintln!("ddb: {error:#}");
+            eprintln!("ddb: {}", said_once(&error));
             if verbose {
                 if let Some(local) = error.chain().find_map(|e| e.downcast_ref::<LocalError>()) {
                     eprintln!("ddb: the SDK's whole error: {}", local.detail);
@@ -401,6 +401,23 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes, each cause said once: a cause whose text the error before it
+/// already includes (`cannot read F: No such file`, then `No such file`) is not repeated.
+fn said_once(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let cause = cause.to_string();
+        if text.contains(&cause) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&cause);
+    }
+    text
 }
 
 /// Prints one line on stdout; a closed stdout (`ddb scan | head -1`) ends ddb quietly.

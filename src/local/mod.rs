@@ -61,7 +61,7 @@ impl LocalError {
     where
         E: StdError + ProvideErrorMetadata + 'static,
     {
-        let (code, message) = describe(&error);
+        let (code, message) = crate::aws::describe_error(&error);
         Self {
             operation,
             table: None,
@@ -102,44 +102,6 @@ impl LocalError {
             _ => None,
         }
     }
-}
-
-/// DynamoDB's code and message for a service error; for an error on the way (no answer), a short
-/// name of what happened and the innermost cause's text.
-pub fn describe<E>(error: &E) -> (String, String)
-where
-    E: StdError + ProvideErrorMetadata + 'static,
-{
-    if let Some(code) = error.code() {
-        let message = error.message().unwrap_or("(no message)").to_owned();
-        return (code.to_owned(), message);
-    }
-    let mut innermost: &dyn StdError = error;
-    let mut kind = None;
-    let mut cause: Option<&dyn StdError> = Some(error);
-    while let Some(current) = cause {
-        if let Some(io) = current.downcast_ref::<std::io::Error>() {
-            kind = kind.or(match io.kind() {
-                std::io::ErrorKind::ConnectionRefused => Some("connection refused"),
-                std::io::ErrorKind::TimedOut => Some("timeout"),
-                _ => None,
-            });
-        }
-        let text = current.to_string();
-        if kind.is_none() && text.contains("Connection refused") {
-            kind = Some("connection refused");
-        }
-        if kind.is_none() && text.to_ascii_lowercase().contains("timed out") {
-            kind = Some("timeout");
-        }
-        innermost = current;
-        cause = current.source();
-    }
-    let message = match kind {
-        Some("connection refused") => "nothing answers at the endpoint".to_owned(),
-        _ => innermost.to_string(),
-    };
-    (kind.unwrap_or("no response").to_owned(), message)
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ impl StreamError {
         E: std::error::Error + ProvideErrorMetadata + 'static,
     {
         tracing::debug!(operation, error = %DisplayErrorContext(&error), "DynamoDB Streams request failed");
-        let (code, message) = super::describe(&error);
+        let (code, message) = crate::aws::describe_error(&error);
         Self::Request {
             operation,
             detail: format!("({code}) {message}"),
