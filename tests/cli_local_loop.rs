@@ -258,7 +258,11 @@ fn errors_are_one_readable_line_with_the_fix() {
         "ddb: endpoint \"127.0.0.1:8000\" has no scheme: use http://127.0.0.1:8000"
     );
     // Each cause is said once.
-    let output = ddb(endpoint, "t", &["watch", "--once", "--template", "/nonexistent.yaml"]);
+    let output = ddb(
+        endpoint,
+        "t",
+        &["watch", "--once", "--template", "/nonexistent.yaml"],
+    );
     assert!(!output.status.success());
     assert_eq!(
         stderr(&output).matches("No such file").count(),

@@ -249,6 +249,13 @@ async fn settings_come_from_the_template_and_a_flag_overrides_one() {
     assert_eq!(stats(&gave_up)["invocations"], 1);
     let retried = run(&["--max-retries", "2"]);
     assert_eq!(stats(&retried)["invocations"], 3, "{}", stderr(&retried));
+    // The retries were logged, without colour codes (stderr is not a terminal here).
+    assert!(
+        stderr(&retried).contains("invocation failed; retrying"),
+        "{}",
+        stderr(&retried)
+    );
+    assert!(!stderr(&retried).contains('\u{1b}'), "{}", stderr(&retried));
     // The failures file keeps the records (the last line is the latest range).
     let text = std::fs::read_to_string(&failures).unwrap();
     let last: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
