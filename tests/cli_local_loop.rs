@@ -652,6 +652,17 @@ impl SharedServer {
 impl Drop for SharedServer {
     fn drop(&mut self) {
         let _ = self.make("dynamodb-local-stop");
+        // And the one `ddb local` started (its PID file is in the same folder).
+        if let Some(dir) = self.pidfile.parent() {
+            let _ = Command::new("bash")
+                .arg(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/scripts/dynamodb-local.sh"
+                ))
+                .arg("stop")
+                .arg(dir.join("dynamodb-local-shared.pid"))
+                .output();
+        }
     }
 }
 
@@ -705,4 +716,22 @@ fn the_shared_dynamodb_local_is_one_database_for_every_key_and_region() {
     );
     ok(server.make("dynamodb-local-stop"));
     assert!(!server.make("dynamodb-local-status").status.success());
+
+    // `ddb local` does the same.
+    let local = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_ddb"))
+            .arg("local")
+            .args(args)
+            .env("DDB_SHARED_DIR", dir.path())
+            .output()
+            .unwrap()
+    };
+    let port = port.to_string();
+    assert_eq!(local(&["status", "--port", &port]).status.code(), Some(3));
+    let started = local(&["start", "--in-memory", "--port", &port]);
+    assert!(started.status.success(), "{started:?}");
+    assert!(stdout(&started).contains("-sharedDb"), "{started:?}");
+    ok(local(&["status", "--port", &port]));
+    ok(local(&["stop"]));
+    assert_eq!(local(&["status", "--port", &port]).status.code(), Some(3));
 }

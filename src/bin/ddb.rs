@@ -160,6 +160,30 @@ enum Command {
     },
     /// The table's stream triggering the function in-process, as the Lambda event source mapping does.
     Watch(WatchArgs),
+    /// The shared DynamoDB Local (as `make dynamodb-local`): 127.0.0.1:8000, -sharedDb, by PID.
+    Local {
+        #[command(subcommand)]
+        action: LocalAction,
+    },
+}
+
+#[derive(Subcommand, Clone, Copy)]
+enum LocalAction {
+    /// Start it (data in .cache/dynamodb-local-data of this checkout, unless --in-memory).
+    Start {
+        /// Keep nothing on disk.
+        #[arg(long)]
+        in_memory: bool,
+        #[arg(long, default_value_t = 8000)]
+        port: u16,
+    },
+    /// Stop it, by its PID.
+    Stop,
+    /// Say whether it runs (exit 3 if not).
+    Status {
+        #[arg(long, default_value_t = 8000)]
+        port: u16,
+    },
 }
 
 /// Every setting is the template's event source mapping's unless a flag overrides it; the first
@@ -434,6 +458,9 @@ async fn run(cli: Cli) -> Result<()> {
     if let Command::Event(args) = &cli.command {
         return event(args, &config);
     }
+    if let Command::Local { action } = cli.command {
+        return local(action);
+    }
     let resolved = messaging_stream::aws::resolve(&config, &cli.connection()).await;
     let endpoint = resolved
         .endpoint
@@ -580,7 +607,7 @@ async fn run(cli: Cli) -> Result<()> {
                 .into());
             }
         }
-        Command::Event(_) => unreachable!("handled before connecting"),
+        Command::Event(_) | Command::Local { .. } => unreachable!("handled before connecting"),
         Command::Send {
             group,
             from,
@@ -663,6 +690,45 @@ async fn run(cli: Cli) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `ddb local`: the Makefile's script, with the same PID file and data folder under `.cache/`.
+fn local(action: LocalAction) -> Result<()> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let script = root.join("scripts/dynamodb-local.sh");
+    // DDB_SHARED_DIR: where the PID file and the data go (default: this checkout's .cache/).
+    let cache = std::env::var_os("DDB_SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join(".cache"));
+    let pidfile = cache
+        .join("dynamodb-local-shared.pid")
+        .display()
+        .to_string();
+    let args: Vec<String> = match action {
+        LocalAction::Start { in_memory, port } => {
+            let data = if in_memory {
+                "-".to_owned()
+            } else {
+                cache.join("dynamodb-local-data").display().to_string()
+            };
+            vec!["shared".into(), port.to_string(), pidfile, data]
+        }
+        LocalAction::Stop => vec!["stop".into(), pidfile],
+        LocalAction::Status { port } => vec!["status".into(), pidfile, port.to_string()],
+    };
+    let status = std::process::Command::new("bash")
+        .arg(&script)
+        .args(&args)
+        .status()
+        .with_context(|| format!("running {}", script.display()))?;
+    match status.code() {
+        Some(0) => Ok(()),
+        code => Err(Exit {
+            code: code.and_then(|c| u8::try_from(c).ok()).unwrap_or(1),
+            message: String::new(),
+        }
+        .into()),
+    }
 }
 
 /// `ddb event`: one Lambda event on stdout; needs no DynamoDB.
