@@ -21,11 +21,23 @@ use std::time::{Instant, SystemTime};
 pub struct App {
     pub store: Store,
     pub config: Config,
+    /// One EMF document per invocation; off unless set with [`App::with_metrics`].
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl App {
     pub fn new(store: Store, config: Config) -> Self {
-        Self { store, config }
+        let metrics = crate::metrics::Metrics::off();
+        Self {
+            store,
+            config,
+            metrics,
+        }
+    }
+
+    /// Emits each invocation's metrics through `metrics`.
+    pub fn with_metrics(self, metrics: crate::metrics::Metrics) -> Self {
+        Self { metrics, ..self }
     }
 
     /// Builds the DynamoDB client from `config` and the standard AWS environment.
@@ -56,6 +68,12 @@ pub struct Summary {
     pub rows_current: usize,
     pub rows_gone: usize,
     pub failed_groups: usize,
+    pub rows_edited: usize,
+    pub rows_fallen_back: usize,
+    pub rows_nudged: usize,
+    pub rows_truncated: usize,
+    pub condition_rereads: usize,
+    pub conflict_retries: usize,
 }
 
 /// The Lambda entry point, callable from tests with `LambdaEvent::new(event, Context::default())`.
@@ -113,8 +131,24 @@ pub async fn process_until(
     process_parsed(app, event::parse_event(payload)?, deadline).await
 }
 
-/// Coalesces the parsed records, brings each group up to date, and builds the response.
+/// Processes the batch and emits its metrics document (src/metrics.rs) from its summary.
 async fn process_parsed(
+    app: &App,
+    parsed: Vec<Parsed>,
+    deadline: Option<Instant>,
+) -> Result<(DynamoDbEventResponse, Summary), HandlerError> {
+    let started = Instant::now();
+    let (result, requests) =
+        crate::metrics::count_requests(process_batch(app, parsed, deadline)).await;
+    if let Ok((response, summary)) = &result {
+        app.metrics
+            .emit(summary, response, started.elapsed(), requests);
+    }
+    result
+}
+
+/// Coalesces the parsed records, brings each group up to date, and builds the response.
+async fn process_batch(
     app: &App,
     parsed: Vec<Parsed>,
     deadline: Option<Instant>,

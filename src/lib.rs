@@ -4,7 +4,8 @@
 //! [`event`] (parse each record) -> [`plan`] (pure: coalesce per group, decide moves) ->
 //! [`store`] (the only module that talks to DynamoDB) driven per group by [`apply`] ->
 //! [`handler`] (bounded concurrency, summary log) -> [`response`] (the batch response).
-//! [`config`] is read once at start-up; [`aws`] builds the SDK clients from it.
+//! [`config`] is read once at start-up; [`aws`] builds the SDK clients from it; [`metrics`]
+//! writes one CloudWatch EMF document per invocation.
 
 pub mod apply;
 pub mod aws;
@@ -14,6 +15,7 @@ pub mod filter;
 pub mod handler;
 pub mod local;
 pub mod logging;
+pub mod metrics;
 pub mod plan;
 pub mod request_log;
 pub mod response;

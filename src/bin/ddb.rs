@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use messaging_stream::filter::EventFilter;
 use messaging_stream::local::watch::{StartingPosition, StatsSnapshot, Trigger, WatchOptions};
 use messaging_stream::local::{admin, queries, replay, schema, seed, stream, write};
+use messaging_stream::metrics::{Metrics, MetricsConfig, Output};
 use messaging_stream::plan::Item;
 use messaging_stream::{App, Config};
 use std::path::PathBuf;
@@ -61,6 +62,9 @@ enum Command {
         /// Lambda event JSON files, one event per file.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Print each invocation's EMF metrics document to stderr.
+        #[arg(long)]
+        metrics: bool,
     },
     /// Pattern C: write a message to a group, as the app does (the function then moves the group rows).
     Send {
@@ -136,6 +140,9 @@ struct WatchArgs {
     /// Drain what the stream holds now, then exit (non-zero if any range was given up).
     #[arg(long)]
     once: bool,
+    /// Print each invocation's EMF metrics document to stderr.
+    #[arg(long)]
+    metrics: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -247,8 +254,10 @@ async fn run(cli: Cli) -> Result<()> {
             .await?;
             print_items(&items, cli.json, &["sk", "user_handle", "message"])?;
         }
-        Command::Replay { files } => {
-            let app = App::from_config(config).await;
+        Command::Replay { files, metrics } => {
+            let app = App::from_config(config)
+                .await
+                .with_metrics(metrics_to_stderr(metrics)?);
             for file in files {
                 let response = replay::replay_file(&app, &file).await?;
                 println!("{}", serde_json::to_string(&response)?);
@@ -316,7 +325,9 @@ async fn run(cli: Cli) -> Result<()> {
 async fn watch(config: Config, args: &WatchArgs, json: bool) -> Result<()> {
     let options = args.options()?;
     let streams = stream::client(&config).await;
-    let app = App::from_config(config.clone()).await;
+    let app = App::from_config(config.clone())
+        .await
+        .with_metrics(metrics_to_stderr(args.metrics)?);
     let mut trigger = Trigger::new(streams, app, &config.table_name, options)
         .await
         .with_context(|| format!("watching table {}", config.table_name))?;
@@ -369,6 +380,19 @@ async fn watch(config: Config, args: &WatchArgs, json: bool) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The handler's metrics for a local run: off unless asked for, then to stderr (named as the
+/// environment says, `METRICS` aside: the flag is the switch here).
+fn metrics_to_stderr(asked: bool) -> Result<Metrics> {
+    if !asked {
+        return Ok(Metrics::off());
+    }
+    let config = MetricsConfig {
+        enabled: true,
+        ..MetricsConfig::from_env()?
+    };
+    Ok(Metrics::new(config, Output::Stderr))
 }
 
 /// Completes on Ctrl-C or SIGTERM.
