@@ -74,6 +74,9 @@ pub struct Summary {
     pub rows_truncated: usize,
     pub condition_rereads: usize,
     pub conflict_retries: usize,
+    /// Why each failed group failed (ids and error kinds only, never message text): `ddb redrive`
+    /// reports them.
+    pub group_errors: Vec<String>,
 }
 
 /// The Lambda entry point, callable from tests with `LambdaEvent::new(event, Context::default())`.
@@ -226,6 +229,7 @@ async fn process_batch(
             }
             Err(error) => {
                 summary.failed_groups += 1;
+                summary.group_errors.push(error.to_string());
                 tracing::error!(
                     group = %update.group_uuid,
                     retry_from = update.first_record.sequence_number.as_deref(),

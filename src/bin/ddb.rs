@@ -7,7 +7,9 @@ use anyhow::{bail, Context as _, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use messaging_stream::filter::EventFilter;
 use messaging_stream::local::watch::{StartingPosition, StatsSnapshot, Trigger, WatchOptions};
-use messaging_stream::local::{admin, queries, replay, schema, seed, stream, write};
+use messaging_stream::local::{
+    admin, failure_records, queries, redrive, replay, schema, seed, stream, write,
+};
 use messaging_stream::metrics::{Metrics, MetricsConfig, Output};
 use messaging_stream::plan::Item;
 use messaging_stream::{App, Config};
@@ -106,6 +108,25 @@ enum Command {
     },
     /// The table's stream triggering the function in-process, as the Lambda event source mapping does.
     Watch(WatchArgs),
+    /// Run failed batches through the handler again: S3 destination objects (records included),
+    /// SQS/SNS destination messages or `ddb watch` failures (ranges, read back from the stream).
+    Redrive(RedriveArgs),
+}
+
+#[derive(Args)]
+struct RedriveArgs {
+    /// Files, folders (every file in them), or - for stdin: JSON, JSON lines or arrays of failure records.
+    #[arg(required = true)]
+    sources: Vec<PathBuf>,
+    /// Most records per invocation [default: the template's BatchSize].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    batch_size: Option<u32>,
+    /// The SAM template whose BatchSize bounds the batches.
+    #[arg(long, default_value = "template.yaml")]
+    template: PathBuf,
+    /// Read the records and plan the moves, without writing.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 #[derive(Args)]
@@ -317,6 +338,7 @@ async fn run(cli: Cli) -> Result<()> {
             )?;
         }
         Command::Watch(args) => watch(config, &args, cli.json).await?,
+        Command::Redrive(args) => redrive(config, &args, cli.json).await?,
     }
     Ok(())
 }
@@ -393,6 +415,48 @@ fn metrics_to_stderr(asked: bool) -> Result<Metrics> {
         ..MetricsConfig::from_env()?
     };
     Ok(Metrics::new(config, Output::Stderr))
+}
+
+/// `ddb redrive`: one report line per failure record; fails when anything still fails.
+async fn redrive(config: Config, args: &RedriveArgs, json: bool) -> Result<()> {
+    let batch_size = match args.batch_size {
+        Some(size) => size as usize,
+        None => redrive::template_batch_size(&args.template)?,
+    };
+    let records = failure_records::read_sources(&args.sources).await?;
+    let streams = stream::client(&config).await;
+    let app = App::from_config(config).await;
+    let options = redrive::RedriveOptions {
+        batch_size,
+        dry_run: args.dry_run,
+    };
+    let reports = redrive::redrive(&app, &streams, records, &options).await;
+    for report in &reports {
+        if json {
+            println!("{}", serde_json::to_string(report)?);
+        } else {
+            println!("{report}");
+        }
+    }
+    let failing: usize = reports.iter().map(|r| r.still_failing).sum();
+    if failing > 0 {
+        bail!(
+            "{failing} still failing over {} of {} failure records (reasons above)",
+            reports.iter().filter(|r| r.failed()).count(),
+            reports.len()
+        );
+    }
+    if !json {
+        let applied: usize = reports.iter().map(|r| r.rows_applied).sum();
+        println!(
+            "{} {} failure records: {} rows {}",
+            if args.dry_run { "planned" } else { "redrove" },
+            reports.len(),
+            applied,
+            if args.dry_run { "would move" } else { "moved" }
+        );
+    }
+    Ok(())
 }
 
 /// Completes on Ctrl-C or SIGTERM.
