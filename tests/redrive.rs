@@ -444,3 +444,105 @@ fn the_binary_reports_each_record_and_exits_non_zero_while_anything_fails() {
     assert!(text.contains("pass --table some-other-table"), "{text}");
     assert!(String::from_utf8_lossy(&refused.stderr).contains("still failing"));
 }
+
+/// Whether policies/operator-redrive.json allows `action` on `resource` (`table/<name>...`, as the request log
+/// names it) with `leading_key`: the statements' placeholders stand for this test's table.
+fn operator_allows(action: &str, resource: &str, leading_key: Option<&str>, table: &str) -> bool {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/policies/operator-redrive.json"
+    );
+    let policy: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let as_list = |v: &Value| -> Vec<String> {
+        match v {
+            Value::String(s) => vec![s.clone()],
+            Value::Array(items) => items
+                .iter()
+                .map(|i| i.as_str().unwrap().to_owned())
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    policy["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|statement| {
+            let resources = as_list(&statement["Resource"]);
+            let named = resources.iter().any(|r| {
+                r == resource
+                    || r.replace("${TableName}", table)
+                        .ends_with(&format!(":{resource}"))
+            });
+            let keys_ok = match statement
+                .pointer("/Condition/ForAllValues:StringLike/dynamodb:LeadingKeys")
+            {
+                None => true,
+                Some(patterns) => as_list(patterns).iter().any(|p| {
+                    let prefix = p.trim_end_matches('*');
+                    leading_key.is_some_and(|k| k.starts_with(prefix))
+                }),
+            };
+            as_list(&statement["Action"]).iter().any(|a| a == action) && named && keys_ok
+        })
+}
+
+#[tokio::test]
+async fn the_operator_policy_allows_what_a_redrive_does() {
+    let table = TestTable::new().await;
+    rows(&table, &["g-p"]).await;
+    table
+        .put([message_item("g-p", "2026-02-01T00:00:00+00:00", "new")])
+        .await;
+    let (arn, shard, records) = stream_records(&table).await;
+    let last = &records.last().unwrap().1;
+    let failed =
+        parse(&sqs_message(&arn, &shard, &records[0].1, last, "2026-02-01T00:00:00Z").to_string());
+    let stream_requests = RequestLog::new();
+    let sdk = messaging_stream::aws::sdk_config(&table.config).await;
+    let streams = aws_sdk_dynamodbstreams::Client::from_conf(
+        aws_sdk_dynamodbstreams::config::Builder::from(&sdk)
+            .interceptor(stream_requests.clone())
+            .build(),
+    );
+    table.requests.reset();
+    let reports = redrive::redrive(&table.app, &streams, failed, &options()).await;
+    assert_eq!(totals(&reports), (2, 0, 0), "{reports:?}");
+
+    // The stream: only the two reads the policy grants on ${MessagesTable.StreamArn}.
+    let operations: Vec<String> = stream_requests.counts().into_keys().collect();
+    assert_eq!(operations, ["GetRecords", "GetShardIterator"]);
+    for operation in &operations {
+        assert!(operator_allows(
+            &format!("dynamodb:{operation}"),
+            "${MessagesTable.StreamArn}",
+            None,
+            table.table()
+        ));
+    }
+    // The table: every authorisation the handler's calls needed.
+    let uses = table.requests.iam_uses();
+    assert!(!uses.is_empty());
+    let own = format!("table/{}", table.table());
+    assert!(
+        !operator_allows("dynamodb:PutItem", &own, Some("MSG#g-p"), table.table()),
+        "the check itself: a message write is not allowed"
+    );
+    assert!(operator_allows(
+        "dynamodb:PutItem",
+        &own,
+        Some("GRP#a"),
+        table.table()
+    ));
+    for used in uses {
+        assert!(
+            operator_allows(
+                &used.action,
+                &used.resource,
+                used.leading_key.as_deref(),
+                table.table()
+            ),
+            "policies/operator-redrive.json does not allow {used:?}"
+        );
+    }
+}
