@@ -240,10 +240,18 @@ async fn a_batch_given_up_by_the_trigger_is_redriven_from_the_failures_file_once
         }
     }
 
-    // Twice: the rows are already current, nothing is written.
+    // Twice: the rows are already current, nothing is written. (In batches of one record this time: the batch
+    // size bounds every invocation.)
     let moved = snapshot(&table).await;
-    let reports = redrive::redrive(&app, &streams, records, &options()).await;
+    let one_by_one = RedriveOptions {
+        batch_size: 1,
+        ..options()
+    };
+    let reports = redrive::redrive(&app, &streams, records, &one_by_one).await;
     assert_eq!(totals(&reports), (0, 6, 0), "{reports:?}");
+    for report in &reports {
+        assert_eq!(report.invocations, report.records_read, "{report:?}");
+    }
     assert_eq!(snapshot(&table).await, moved);
 }
 

@@ -21,7 +21,7 @@ use std::time::Duration;
 pub const RETENTION_HOURS: i64 = 24;
 
 /// Consecutive empty pages after which a range's end is taken as not in the stream.
-const EMPTY_PAGES: u32 = 5;
+const EMPTY_PAGES: u32 = 10;
 
 /// A range that cannot be read back.
 #[derive(Debug, thiserror::Error)]
