@@ -154,17 +154,15 @@ async fn read_file(path: &Path) -> Result<Vec<FailureRecord>, InputError> {
 pub fn parse_text(name: &str, text: &str) -> Result<Vec<FailureRecord>, InputError> {
     let mut records = Vec::new();
     let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
+    // The line each document starts on, counted incrementally from where the last one ended.
+    let (mut counted_to, mut line) = (0, 1);
     loop {
-        let line = 1
-            + text[..stream.byte_offset()]
-                .chars()
-                .filter(|c| *c == '\n')
-                .count()
+        let start = stream.byte_offset()
             + text[stream.byte_offset()..]
-                .chars()
-                .take_while(|c| c.is_whitespace())
-                .filter(|c| *c == '\n')
-                .count();
+                .find(|c: char| !c.is_whitespace())
+                .unwrap_or(text.len() - stream.byte_offset());
+        line += text[counted_to..start].matches('\n').count();
+        counted_to = start;
         let Some(document) = stream.next() else {
             break;
         };
