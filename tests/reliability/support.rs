@@ -379,9 +379,11 @@ pub async fn drop_table(client: &Client, table: &str) {
         .expect("delete the test table");
 }
 
-/// Writes `items` directly (no proxy), a few at a time.
+/// Writes `items` directly (no proxy), a few at a time: hundreds at once time out on a loaded
+/// DynamoDB Local.
 pub async fn load(client: &Client, table: &str, items: Vec<Item>) {
-    futures::future::join_all(items.into_iter().map(|item| async move {
+    use futures::StreamExt;
+    futures::stream::iter(items.into_iter().map(|item| async move {
         client
             .put_item()
             .table_name(table)
@@ -390,6 +392,8 @@ pub async fn load(client: &Client, table: &str, items: Vec<Item>) {
             .await
             .expect("load a row")
     }))
+    .buffer_unordered(16)
+    .collect::<Vec<_>>()
     .await;
 }
 
