@@ -5,7 +5,8 @@
 //! [`store`] (the only module that talks to DynamoDB) driven per group by [`apply`] ->
 //! [`handler`] (bounded concurrency, summary log) -> [`response`] (the batch response).
 //! [`config`] is read once at start-up; [`aws`] builds the SDK clients from it; [`metrics`]
-//! writes one CloudWatch EMF document per invocation.
+//! writes one CloudWatch EMF document per invocation. [`timestamp`] orders and nudges sort keys by
+//! instant; [`size`] is DynamoDB's item-size arithmetic.
 
 pub mod apply;
 pub mod aws;
@@ -19,6 +20,7 @@ pub mod metrics;
 pub mod plan;
 pub mod request_log;
 pub mod response;
+pub mod size;
 pub mod store;
 pub mod timestamp;
 

@@ -221,7 +221,7 @@ async fn redrive_one(
     report
 }
 
-/// `--dry-run`: the groups' newest messages over the whole range, and their rows as they are now.
+/// `--dry-run`: the groups' changes over the whole range, planned against their rows as they are now.
 async fn plan_only(app: &App, records: &[Value], report: &mut RecordReport) {
     let parsed = match event::parse_event(&json!({ "Records": records })) {
         Ok(parsed) => parsed,
@@ -240,11 +240,10 @@ async fn plan_only(app: &App, records: &[Value], report: &mut RecordReport) {
         .collect();
     report.relevant = messages.len();
     for update in plan::coalesce(messages) {
-        match app.store.group_rows(&update.group_uuid).await {
-            Ok(rows) => {
-                let planned = plan::plan_group(rows, &update);
-                report.rows_applied += planned.moves.len();
-                report.rows_already_current += planned.current;
+        match plan_group(app, &update).await {
+            Ok((writes, current)) => {
+                report.rows_applied += writes;
+                report.rows_already_current += current;
             }
             Err(error) => {
                 report.still_failing += 1;
@@ -254,6 +253,30 @@ async fn plan_only(app: &App, records: &[Value], report: &mut RecordReport) {
             }
         }
     }
+}
+
+/// (rows that would be written, rows already current) for one group, by the handler's own plan
+/// (`plan::plan_row`), reading the group's rows and, after a REMOVE, its newest remaining message.
+async fn plan_group(
+    app: &App,
+    update: &plan::GroupUpdate,
+) -> Result<(usize, usize), crate::store::StoreError> {
+    let (rows, _shadowed) = plan::one_per_owner(app.store.group_rows(&update.group_uuid).await?);
+    let cap = app.config.preview_max_bytes;
+    let mut fallback = None;
+    let (mut writes, mut current) = (0, 0);
+    for row in &rows {
+        let mut planned = plan::plan_row(row, update, fallback.as_ref(), cap);
+        if matches!(planned, plan::RowPlan::NeedsFallback) {
+            let found = app.store.newest_message(&update.group_uuid).await?;
+            planned = plan::plan_row(row, update, Some(fallback.insert(found)), cap);
+        }
+        match planned {
+            plan::RowPlan::Write(_) => writes += 1,
+            plan::RowPlan::Current | plan::RowPlan::NeedsFallback => current += 1,
+        }
+    }
+    Ok((writes, current))
 }
 
 #[cfg(test)]
