@@ -34,7 +34,7 @@ pub const DEFAULT_NAMESPACE: &str = "Cruddur/MessagingStream";
 pub const DEFAULT_SERVICE: &str = "messaging-stream";
 
 /// Every metric a document carries, in the order they are declared (for tests and dashboards).
-pub const METRIC_NAMES: [&str; 15] = [
+pub const METRIC_NAMES: [&str; 17] = [
     "RecordsReceived",
     "RecordsRelevant",
     "RecordsIgnored",
@@ -43,6 +43,8 @@ pub const METRIC_NAMES: [&str; 15] = [
     "GroupsFailed",
     "RowsMoved",
     "RowsAlreadyCurrent",
+    "RowsEdited",
+    "RowsFallenBack",
     "RowsNudged",
     "RowsTruncated",
     "ConditionRereads",
@@ -172,6 +174,10 @@ struct Invocation {
     #[metrics(unit = Count)]
     rows_already_current: usize,
     #[metrics(unit = Count)]
+    rows_edited: usize,
+    #[metrics(unit = Count)]
+    rows_fallen_back: usize,
+    #[metrics(unit = Count)]
     rows_nudged: usize,
     #[metrics(unit = Count)]
     rows_truncated: usize,
@@ -271,6 +277,8 @@ impl Metrics {
             groups_failed: summary.failed_groups,
             rows_moved: summary.rows_moved,
             rows_already_current: summary.rows_current,
+            rows_edited: summary.rows_edited,
+            rows_fallen_back: summary.rows_fallen_back,
             rows_nudged: summary.rows_nudged,
             rows_truncated: summary.rows_truncated,
             condition_rereads: summary.condition_rereads,

@@ -123,6 +123,8 @@ fn assert_matches_summary(doc: &Value, summary: &Summary) {
         ("GroupsFailed", summary.failed_groups),
         ("RowsMoved", summary.rows_moved),
         ("RowsAlreadyCurrent", summary.rows_current),
+        ("RowsEdited", summary.rows_edited),
+        ("RowsFallenBack", summary.rows_fallen_back),
         ("RowsNudged", summary.rows_nudged),
         ("RowsTruncated", summary.rows_truncated),
         ("ConditionRereads", summary.condition_rereads),
