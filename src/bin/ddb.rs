@@ -19,6 +19,8 @@ use std::time::Duration;
 
 /// Where the Makefile runs DynamoDB Local.
 const LOCAL_ENDPOINT: &str = "http://127.0.0.1:8000";
+/// `--endpoint aws`: no endpoint override, the SDK's own (DynamoDB and DynamoDB Streams differ there).
+const AWS_ENDPOINTS: &str = "aws";
 
 #[derive(Parser)]
 #[command(
@@ -27,7 +29,8 @@ const LOCAL_ENDPOINT: &str = "http://127.0.0.1:8000";
     about = "Run the Cruddur messaging table and its stream consumer locally"
 )]
 struct Cli {
-    /// DynamoDB endpoint [env: AWS_ENDPOINT_URL_DYNAMODB; default: http://127.0.0.1:8000]
+    /// DynamoDB endpoint, or `aws` for AWS's own endpoints (region and credentials from the AWS environment)
+    /// [env: AWS_ENDPOINT_URL_DYNAMODB; default: http://127.0.0.1:8000]
     #[arg(long, global = true)]
     endpoint: Option<String>,
     /// Table name [env: TABLE_NAME; default: cruddur-messages]
@@ -198,12 +201,16 @@ impl Cli {
     /// The Lambda's config, with the flags over the environment and the local endpoint as the default.
     fn config(&self) -> Result<Config> {
         let mut config = Config::from_env()?;
-        if let Some(endpoint) = &self.endpoint {
-            config.endpoint_url = Some(endpoint.clone());
+        match self.endpoint.as_deref() {
+            // DynamoDB and DynamoDB Streams at their AWS endpoints (`ddb redrive` in production).
+            Some(AWS_ENDPOINTS) => config.endpoint_url = None,
+            Some(endpoint) => config.endpoint_url = Some(endpoint.to_owned()),
+            None => {
+                config
+                    .endpoint_url
+                    .get_or_insert_with(|| LOCAL_ENDPOINT.to_owned());
+            }
         }
-        config
-            .endpoint_url
-            .get_or_insert_with(|| LOCAL_ENDPOINT.to_owned());
         if let Some(table) = &self.table {
             config.table_name = table.clone();
         }
@@ -225,7 +232,10 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<()> {
     let config = cli.config()?;
-    let endpoint = config.endpoint_url.clone().unwrap_or_default();
+    let endpoint = config
+        .endpoint_url
+        .clone()
+        .unwrap_or_else(|| "AWS".to_owned());
     match cli.command {
         Command::SchemaLoad => {
             let client = messaging_stream::aws::dynamodb_client(&config).await;
@@ -528,4 +538,31 @@ fn print_items(items: &[Item], json: bool, columns: &[&str]) -> Result<()> {
         line(columns.iter().map(|c| cell(item, c)).collect());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_aws_leaves_the_sdk_its_own_endpoints() {
+        let config = |args: &[&str]| {
+            Cli::parse_from(["ddb"].iter().chain(args).copied())
+                .config()
+                .unwrap()
+                .endpoint_url
+        };
+        assert_eq!(
+            config(&["--endpoint", "aws", "list-tables"]),
+            None,
+            "DynamoDB Streams must not be sent to DynamoDB's endpoint"
+        );
+        assert_eq!(
+            config(&["--endpoint", "http://127.0.0.1:9", "list-tables"]).as_deref(),
+            Some("http://127.0.0.1:9")
+        );
+        if std::env::var_os("AWS_ENDPOINT_URL_DYNAMODB").is_none() {
+            assert_eq!(config(&["list-tables"]).as_deref(), Some(LOCAL_ENDPOINT));
+        }
+    }
 }
