@@ -23,6 +23,10 @@ pub struct GroupOutcome {
     pub conflict_retries: u32,
     /// Rows re-read after a failed condition.
     pub rereads: u32,
+    /// The `pk` (`GRP#<owner>`) of every row that holds this group's message because of it: moved
+    /// now, or found already at its instant (an earlier delivery moved it, and its cache
+    /// invalidation may have failed: the retry must invalidate again).
+    pub changed_owners: Vec<String>,
 }
 
 impl std::ops::AddAssign for GroupOutcome {
@@ -32,6 +36,7 @@ impl std::ops::AddAssign for GroupOutcome {
         self.gone += other.gone;
         self.conflict_retries += other.conflict_retries;
         self.rereads += other.rereads;
+        self.changed_owners.extend(other.changed_owners);
     }
 }
 
@@ -52,6 +57,11 @@ pub enum GroupError {
     DeadlineReached,
     #[error("group {group}: transaction cancelled: {reason}")]
     Cancelled { group: String, reason: String },
+    #[error("group {group}: {source}")]
+    CacheInvalidation {
+        group: String,
+        source: crate::cache::CacheError,
+    },
 }
 
 /// Moves every row of `update.group_uuid` that is older than the update.
@@ -71,9 +81,15 @@ pub async fn move_rows(
     update: &GroupUpdate,
     rows: Vec<GroupRow>,
 ) -> Result<GroupOutcome, GroupError> {
+    let at_message = rows
+        .iter()
+        .filter(|row| crate::timestamp::compare(&row.sk, &update.created_at).is_eq())
+        .map(|row| row.pk.clone())
+        .collect();
     let plan = plan::plan_group(rows, update);
     let mut outcome = GroupOutcome {
         current: plan.current,
+        changed_owners: at_message,
         ..GroupOutcome::default()
     };
     // A group chat of more than 50 rows needs several transactions; they touch different rows, so
@@ -107,6 +123,9 @@ async fn move_chunk(
         let reasons = match store.move_rows(&rows, update).await? {
             MoveOutcome::Moved => {
                 outcome.moved += rows.len();
+                outcome
+                    .changed_owners
+                    .extend(rows.iter().map(|row| row.pk.clone()));
                 return Ok(());
             }
             MoveOutcome::Cancelled(reasons) => reasons,
@@ -154,7 +173,10 @@ async fn move_chunk(
             outcome.rereads += 1;
             match store.owner_row(&rows[i].pk, &update.group_uuid).await? {
                 Some(fresh) if plan::needs_move(&fresh.sk, update) => rows[i] = fresh,
-                Some(_) => {
+                Some(fresh) => {
+                    if crate::timestamp::compare(&fresh.sk, &update.created_at).is_eq() {
+                        outcome.changed_owners.push(fresh.pk);
+                    }
                     outcome.current += 1;
                     rows.remove(i);
                 }

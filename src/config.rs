@@ -46,6 +46,10 @@ pub struct Config {
     /// `DEADLINE_MARGIN_MS`: groups still running this long before the invocation's deadline are
     /// reported as failed, so the response reaches Lambda before the timeout.
     pub deadline_margin: Duration,
+    /// `CACHE_TABLE_NAME`: the read-path cache the function invalidates; unset, the cache is off.
+    pub cache_table_name: Option<String>,
+    /// `CACHE_TTL_SECONDS`: how long readers keep a filled list (default 600).
+    pub cache_ttl: Duration,
 }
 
 impl Default for Config {
@@ -62,6 +66,8 @@ impl Default for Config {
             connect_timeout: Duration::from_secs(2),
             attempt_timeout: Duration::from_secs(5),
             deadline_margin: Duration::from_millis(1_500),
+            cache_table_name: None,
+            cache_ttl: crate::cache::DEFAULT_TTL,
         }
     }
 }
@@ -151,6 +157,16 @@ impl Config {
                 60_000,
                 "milliseconds from 0 to 60000",
             )?)),
+            cache_table_name: lookup("CACHE_TABLE_NAME")
+                .map(|_| text("CACHE_TABLE_NAME", String::new()))
+                .transpose()?,
+            cache_ttl: Duration::from_secs(u64::from(number(
+                "CACHE_TTL_SECONDS",
+                600,
+                1,
+                86_400,
+                "seconds from 1 to 86400",
+            )?)),
             ..defaults
         })
     }
@@ -229,6 +245,30 @@ mod tests {
         );
         assert!(config.is_local_endpoint());
         assert_eq!(config.deadline_margin, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn the_cache_is_off_unless_its_table_is_named() {
+        assert_eq!(read(&[]).unwrap().cache_table_name, None);
+        assert_eq!(read(&[]).unwrap().cache_ttl, Duration::from_secs(600));
+        let config = read(&[
+            ("CACHE_TABLE_NAME", "cruddur-cache-prod"),
+            ("CACHE_TTL_SECONDS", "60"),
+        ])
+        .unwrap();
+        assert_eq!(
+            config.cache_table_name.as_deref(),
+            Some("cruddur-cache-prod")
+        );
+        assert_eq!(config.cache_ttl, Duration::from_secs(60));
+        assert_eq!(
+            read(&[("CACHE_TTL_SECONDS", "0")]).unwrap_err().variable,
+            "CACHE_TTL_SECONDS"
+        );
+        assert_eq!(
+            read(&[("CACHE_TABLE_NAME", "")]).unwrap_err().variable,
+            "CACHE_TABLE_NAME"
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 pub mod apply;
 pub mod aws;
+pub mod cache;
 pub mod config;
 pub mod event;
 pub mod filter;
