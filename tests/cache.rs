@@ -856,3 +856,71 @@ async fn the_execution_policy_allows_exactly_what_the_handler_does_on_the_cache_
         );
     }
 }
+
+// ---- the developer CLI ----
+
+fn ddb(table: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_ddb"))
+        .args(["--endpoint", common::endpoint(), "--table", table])
+        .args(args)
+        .env_remove("AWS_ENDPOINT_URL_DYNAMODB")
+        .env_remove("TABLE_NAME")
+        .env_remove("CACHE_TABLE_NAME")
+        .output()
+        .expect("run ddb")
+}
+
+#[test]
+fn ddb_reads_through_the_cache_when_a_cache_table_is_set_and_says_hit_or_miss() {
+    let table = common::unique_table();
+    let cache_table = format!("cache-{}", uuid::Uuid::new_v4().simple());
+    let loaded = ddb(
+        &table,
+        &["--cache-table", &cache_table, "schema-load", "--cache"],
+    );
+    assert!(loaded.status.success(), "{loaded:?}");
+    let out = String::from_utf8_lossy(&loaded.stdout);
+    assert!(
+        out.contains(&format!("cache table {cache_table}: New")),
+        "{out}"
+    );
+    assert!(ddb(&table, &["seed"]).status.success());
+    let read = |args: &[&str]| {
+        let output = ddb(&table, args);
+        assert!(output.status.success(), "{output:?}");
+        (
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let cached = ["--cache-table", cache_table.as_str(), "--json"];
+
+    let (first, miss) = read(&[&cached[..], &["conversations", "andrewbrown"]].concat());
+    let (second, hit) = read(&[&cached[..], &["conversations", "andrewbrown"]].concat());
+    let (direct, bypass) =
+        read(&[&cached[..], &["conversations", "andrewbrown", "--no-cache"]].concat());
+
+    assert!(
+        miss.contains("cache miss (filled) (conversations#"),
+        "{miss}"
+    );
+    assert!(hit.contains("cache hit (conversations#"), "{hit}");
+    assert!(!bypass.contains("cache"), "{bypass}");
+    assert_eq!(first, second);
+    let entries: Vec<serde_json::Value> = first
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(entries.len(), direct.lines().count());
+    assert!(!entries.is_empty());
+    for key in ["uuid", "display_name", "handle", "message", "created_at"] {
+        assert!(entries[0].get(key).is_some(), "{key} in {}", entries[0]);
+    }
+
+    let group = entries[0]["uuid"].as_str().unwrap().to_owned();
+    let (_, miss) = read(&[&cached[..], &["messages", &group, "--limit", "5"]].concat());
+    let (messages, hit) = read(&[&cached[..], &["messages", &group, "--limit", "5"]].concat());
+    assert!(miss.contains("cache miss (filled)"), "{miss}");
+    assert!(hit.contains("cache hit (messages#"), "{hit}");
+    assert_eq!(messages.lines().count(), 5);
+}
