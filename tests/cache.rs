@@ -604,6 +604,59 @@ async fn a_message_through_the_handler_invalidates_both_participants_conversatio
     );
 }
 
+/// A new conversation's rows are written by the app, never by the function; its first message still
+/// reaches the function, which finds both rows at that message and invalidates both lists.
+#[tokio::test]
+async fn a_new_conversations_first_message_invalidates_both_users_lists() {
+    use messaging_stream::local::{seed, write};
+    let f = Fixture::new().await;
+    f.table
+        .put([group_row(seed::ANDREW.uuid, "g-old", T0, "x")])
+        .await;
+    let reader = f.reader();
+    for user in [seed::ANDREW.uuid, seed::VLAD.uuid] {
+        reader.conversations(user, None).await.unwrap();
+        assert_eq!(
+            reader.conversations(user, None).await.unwrap().served,
+            Served::Hit
+        );
+    }
+
+    let written = write::new_conversation(
+        &f.table.client,
+        f.table.table(),
+        &seed::ANDREW,
+        &seed::VLAD,
+        "first",
+    )
+    .await
+    .unwrap();
+    let response = f
+        .invoke(
+            &f.app,
+            event(vec![message_record(
+                &written.message_group_uuid,
+                &written.created_at,
+                "first",
+                "9",
+            )]),
+        )
+        .await;
+    assert!(response.batch_item_failures.is_empty());
+
+    for user in [seed::ANDREW.uuid, seed::VLAD.uuid] {
+        let read = reader.conversations(user, None).await.unwrap();
+        assert_eq!(
+            read.served,
+            Served::Miss {
+                fill: Some(Filled::Stored)
+            },
+            "{user}"
+        );
+        assert_eq!(read.entries[0].uuid, written.message_group_uuid);
+    }
+}
+
 fn message_item(group: &str, created_at: &str, uuid: &str) -> Item {
     use aws_sdk_dynamodb::types::AttributeValue::S;
     Item::from([
