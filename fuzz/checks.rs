@@ -32,7 +32,7 @@ const VOCABULARY: &str = "eventID eventName eventVersion eventSource awsRegion d
     Keys.pk is not a string | Keys.pk names no message group | \
     Keys.sk is missing, empty or not a string | NewImage.message is not a string | \
     Ignored { record: RecordRef { position: | event_id: Some( | None | sequence_number: | \
-    reason: NotInsertOrModify | NotAMessage | NoMessageText }";
+    reason: UnknownEventName | NotAMessage | NoMessageText }";
 
 /// Checks the parsing properties on arbitrary bytes (JSON or not).
 pub fn check_event(data: &[u8]) {
@@ -90,18 +90,19 @@ pub fn check_event_value(value: &Value) {
                     raw.pointer("/dynamodb/Keys/sk/S").and_then(Value::as_str),
                     Some(message.created_at.as_str())
                 );
+                messages.push(message.clone());
+                let event::Change::Write(text) = &message.change else {
+                    assert_eq!(raw.get("eventName").and_then(Value::as_str), Some("REMOVE"));
+                    continue;
+                };
                 assert_eq!(
                     raw.pointer("/dynamodb/NewImage/message/S")
                         .and_then(Value::as_str),
-                    Some(message.text.as_str())
+                    Some(text.as_str())
                 );
-                messages.push(message.clone());
                 // The text's `Debug` is its length only: nothing of the record can show.
-                let len = message.text.as_str().len();
-                assert_eq!(
-                    format!("{:?}", message.text),
-                    format!("MessageText(<{len} bytes>)")
-                );
+                let len = text.as_str().len();
+                assert_eq!(format!("{text:?}"), format!("MessageText(<{len} bytes>)"));
                 continue;
             }
             Parsed::Ignored { .. } => format!("{outcome:?}"),
@@ -154,8 +155,9 @@ fn collect_strings(value: &Value, out: &mut Vec<String>) {
     }
 }
 
-/// One update per group, at a newest message of the group, with that message's text.
-fn check_coalesce(messages: Vec<event::NewMessage>) {
+/// One update per group: its latest is a newest written key whose last record wrote that text,
+/// and its removed keys are exactly those whose last record was a REMOVE.
+fn check_coalesce(messages: Vec<event::MessageChange>) {
     let updates = plan::coalesce(messages.clone());
     let mut groups: Vec<&str> = messages.iter().map(|m| m.group_uuid.as_str()).collect();
     groups.sort();
@@ -167,17 +169,43 @@ fn check_coalesce(messages: Vec<event::NewMessage>) {
             .filter(|m| m.group_uuid == update.group_uuid)
             .collect();
         assert_eq!(update.records, of_group.len());
+        // Per key, the record latest in the batch decides.
+        let mut last: std::collections::BTreeMap<&str, &event::MessageChange> = Default::default();
         for m in &of_group {
-            assert!(
-                !timestamp::is_newer(&m.created_at, &update.created_at),
-                "coalesce kept {:?} but {:?} is newer",
-                update.created_at,
-                m.created_at
-            );
+            let kept = last.entry(m.created_at.as_str()).or_insert(m);
+            if m.record.position >= kept.record.position {
+                *kept = m;
+            }
         }
-        assert!(of_group
+        let removed: std::collections::BTreeSet<String> = last
             .iter()
-            .any(|m| m.created_at == update.created_at && m.text == update.text));
+            .filter(|(_, m)| m.change == event::Change::Remove)
+            .map(|(k, _)| (*k).to_owned())
+            .collect();
+        assert_eq!(update.removed, removed);
+        let written: Vec<_> = last
+            .values()
+            .filter_map(|m| match &m.change {
+                event::Change::Write(text) => Some((m.created_at.as_str(), text)),
+                event::Change::Remove => None,
+            })
+            .collect();
+        match &update.latest {
+            None => assert!(written.is_empty()),
+            Some(latest) => {
+                for (sk, _) in &written {
+                    assert!(
+                        !timestamp::is_newer(sk, &latest.sk),
+                        "coalesce kept {:?} but {:?} is newer",
+                        latest.sk,
+                        sk
+                    );
+                }
+                assert!(written
+                    .iter()
+                    .any(|(sk, text)| *sk == latest.sk && **text == latest.text));
+            }
+        }
     }
 }
 

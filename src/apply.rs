@@ -1,42 +1,87 @@
-//! Bringing one group's rows up to the newest message a batch carries for it.
+//! Bringing one group's rows to what a batch leaves the group at.
 //!
-//! Query the group's rows, plan the moves, move them in transactions, and recover from the races
-//! a stream consumer meets: a condition failure (another invocation moved the row first, or the
-//! GSI was stale) re-reads that row consistently and plans it again; a conflicting transaction is
-//! retried after a back-off. Both are bounded by [`Config`]. Throttling and 5xx are retried by the
-//! SDK first; only what outlasts its attempts reaches here, as a failed group.
+//! Query the group's rows, plan each one ([`plan::plan_row`]), read the group's newest remaining
+//! message once if a row previews a removed one, write in transactions cut by DynamoDB's limits,
+//! and recover from what a stream consumer meets: a failed condition on a row's old key (another
+//! invocation wrote it first, or the GSI was stale) re-reads that row consistently and plans it
+//! again; a new key held by another conversation of the owner (two conversations with a message
+//! at the same instant) takes the next free microsecond; a conflicting transaction is retried
+//! after a back-off. All bounded by [`Config`]. Throttling and 5xx are retried by the SDK first;
+//! only what outlasts its attempts reaches here, as a failed group.
 
 use crate::config::Config;
-use crate::plan::{self, GroupRow, GroupUpdate, MAX_ROWS_PER_TRANSACTION};
-use crate::store::{CancelReason, MoveOutcome, Store, StoreError};
+use crate::plan::{self, Fallback, GroupRow, GroupUpdate, RowPlan, RowWrite, WriteReason};
+use crate::store::{RowFailure, Store, StoreError, WriteOutcome};
+use crate::timestamp;
 use std::time::Duration;
+use tokio::sync::OnceCell;
+
+/// How far past a message's instant a nudged row may go: 999 microseconds, so it still names the
+/// instant the app shows to the millisecond.
+pub const MAX_NUDGE_MICROS: u32 = 999;
+/// Rounds of finding a free key for a row whose new key was taken again in the meantime.
+const MAX_NUDGE_ROUNDS: u32 = 5;
 
 /// What happened to one group's rows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GroupOutcome {
+    /// Rows moved forward to a newer message.
     pub moved: usize,
-    /// Rows already at or past the message (replays, out-of-order records, lost races).
+    /// Rows whose text was rewritten in place after an edit of the message they preview.
+    pub edited: usize,
+    /// Rows that fell back after the message they previewed was removed.
+    pub fallen_back: usize,
+    /// Written rows that sit a few microseconds after their message, because another conversation
+    /// of the owner holds the message's instant.
+    pub nudged: usize,
+    /// Written rows whose text was cut to fit the item limit or `PREVIEW_MAX_BYTES`.
+    pub truncated: usize,
+    /// Rows already what the batch leaves them at (replays, out-of-order records, lost races).
     pub current: usize,
-    /// Rows that disappeared between the query and the move (deleted conversations).
+    /// Rows that disappeared between the query and the write (deleted conversations).
     pub gone: usize,
     /// Transactions retried after a conflict or throttling of an item.
     pub conflict_retries: u32,
     /// Rows re-read after a failed condition.
     pub rereads: u32,
-    /// The `pk` (`GRP#<owner>`) of every row that holds this group's message because of it: moved
-    /// now, or found already at its instant (an earlier delivery moved it, and its cache
-    /// invalidation may have failed: the retry must invalidate again).
+    /// The `pk` (`GRP#<owner>`) of every row written.
     pub changed_owners: Vec<String>,
+    /// The `pk` of every row found already current: an earlier delivery may have written it and
+    /// then failed to invalidate its cached list, so the cache invalidates these too.
+    pub current_owners: Vec<String>,
+}
+
+impl GroupOutcome {
+    fn written(&mut self, write: &RowWrite) {
+        match write.reason {
+            WriteReason::Newer => self.moved += 1,
+            WriteReason::Edited => self.edited += 1,
+            WriteReason::Removed => self.fallen_back += 1,
+        }
+        self.nudged += usize::from(write.nudged());
+        self.truncated += usize::from(write.truncated);
+        self.changed_owners.push(write.row.pk.clone());
+    }
+
+    /// Rows written, whatever the reason.
+    pub fn written_rows(&self) -> usize {
+        self.moved + self.edited + self.fallen_back
+    }
 }
 
 impl std::ops::AddAssign for GroupOutcome {
     fn add_assign(&mut self, other: Self) {
         self.moved += other.moved;
+        self.edited += other.edited;
+        self.fallen_back += other.fallen_back;
+        self.nudged += other.nudged;
+        self.truncated += other.truncated;
         self.current += other.current;
         self.gone += other.gone;
         self.conflict_retries += other.conflict_retries;
         self.rereads += other.rereads;
         self.changed_owners.extend(other.changed_owners);
+        self.current_owners.extend(other.current_owners);
     }
 }
 
@@ -62,9 +107,15 @@ pub enum GroupError {
         group: String,
         source: crate::cache::CacheError,
     },
+    #[error("group {group}: no free sort key for {pk} within {MAX_NUDGE_MICROS} us of {at:?}")]
+    NoFreeKey {
+        group: String,
+        pk: String,
+        at: String,
+    },
 }
 
-/// Moves every row of `update.group_uuid` that is older than the update.
+/// Brings every row of `update.group_uuid` to what the batch leaves the group at.
 pub async fn apply_group(
     store: &Store,
     config: &Config,
@@ -74,120 +125,225 @@ pub async fn apply_group(
     move_rows(store, config, update, rows).await
 }
 
-/// Plans and moves `rows` as read (possibly stale), recovering from the races described above.
+/// Plans and writes `rows` as read (possibly stale), recovering from the races described above.
 pub async fn move_rows(
     store: &Store,
     config: &Config,
     update: &GroupUpdate,
     rows: Vec<GroupRow>,
 ) -> Result<GroupOutcome, GroupError> {
-    let at_message = rows
-        .iter()
-        .filter(|row| crate::timestamp::compare(&row.sk, &update.created_at).is_eq())
-        .map(|row| row.pk.clone())
-        .collect();
-    let plan = plan::plan_group(rows, update);
-    let mut outcome = GroupOutcome {
-        current: plan.current,
-        changed_owners: at_message,
-        ..GroupOutcome::default()
+    let group = Group {
+        store,
+        config,
+        update,
+        fallback: OnceCell::new(),
     };
-    // A group chat of more than 50 rows needs several transactions; they touch different rows, so
-    // they run at once: one round trip for the group, not one per 50 rows. Each is atomic alone,
-    // so one failing leaves the others' moves in place, and the retry finishes the rest.
-    let chunks = plan
-        .moves
-        .chunks(MAX_ROWS_PER_TRANSACTION)
-        .map(|chunk| async move {
+    let (rows, _shadowed) = plan::one_per_owner(rows);
+    let mut outcome = GroupOutcome::default();
+    let mut writes = Vec::with_capacity(rows.len());
+    for row in &rows {
+        match group.plan(row).await? {
+            RowPlan::Write(write) => writes.push(write),
+            _ => {
+                outcome.current += 1;
+                outcome.current_owners.push(row.pk.clone());
+            }
+        }
+    }
+    // A large group chat needs several transactions; they touch different rows, so they run at
+    // once: one round trip for the group, not one per transaction. Each is atomic alone, so one
+    // failing leaves the others' writes in place, and the retry finishes the rest.
+    let chunks = plan::transactions(writes).into_iter().map(|chunk| {
+        let group = &group;
+        async move {
             let mut chunk_outcome = GroupOutcome::default();
-            move_chunk(store, config, update, chunk.to_vec(), &mut chunk_outcome)
+            group
+                .write_chunk(chunk, &mut chunk_outcome)
                 .await
                 .map(|()| chunk_outcome)
-        });
+        }
+    });
     for result in futures::future::join_all(chunks).await {
         outcome += result?;
     }
     Ok(outcome)
 }
 
-async fn move_chunk(
-    store: &Store,
-    config: &Config,
-    update: &GroupUpdate,
-    mut rows: Vec<GroupRow>,
-    outcome: &mut GroupOutcome,
-) -> Result<(), GroupError> {
-    let mut condition_attempts = 0;
-    let mut conflict_attempts = 0;
-    while !rows.is_empty() {
-        let reasons = match store.move_rows(&rows, update).await? {
-            MoveOutcome::Moved => {
-                outcome.moved += rows.len();
-                outcome
-                    .changed_owners
-                    .extend(rows.iter().map(|row| row.pk.clone()));
-                return Ok(());
+/// One group's work in progress: what it reads at most once is kept here.
+struct Group<'a> {
+    store: &'a Store,
+    config: &'a Config,
+    update: &'a GroupUpdate,
+    /// The group's newest remaining message, read only if a row previews a removed one.
+    fallback: OnceCell<Fallback>,
+}
+
+/// Where a row whose new key was taken can go.
+enum KeyChoice {
+    Free(String),
+    /// The group's own row holds one of the keys: re-read it.
+    OwnRow,
+}
+
+impl Group<'_> {
+    async fn plan(&self, row: &GroupRow) -> Result<RowPlan, StoreError> {
+        let cap = self.config.preview_max_bytes;
+        match plan::plan_row(row, self.update, self.fallback.get(), cap) {
+            RowPlan::NeedsFallback => {
+                let fallback = self
+                    .fallback
+                    .get_or_try_init(|| self.store.newest_message(&self.update.group_uuid))
+                    .await?;
+                Ok(plan::plan_row(row, self.update, Some(fallback), cap))
             }
-            MoveOutcome::Cancelled(reasons) => reasons,
-        };
-        if let Some(CancelReason::Other(code)) = reasons
-            .iter()
-            .flatten()
-            .find(|r| matches!(r, CancelReason::Other(_)))
-        {
-            return Err(GroupError::Cancelled {
-                group: update.group_uuid.clone(),
-                reason: code.clone(),
-            });
-        }
-        // Without reasons we cannot tell which row lost its race: re-read them all.
-        let suspects: Vec<usize> = if reasons.is_empty() {
-            (0..rows.len()).collect()
-        } else {
-            (0..rows.len())
-                .filter(|&i| reasons[i] == Some(CancelReason::Condition))
-                .collect()
-        };
-        if suspects.is_empty() {
-            conflict_attempts += 1;
-            if conflict_attempts > config.conflict_retries {
-                return Err(GroupError::ConflictRetriesExhausted {
-                    group: update.group_uuid.clone(),
-                    attempts: config.conflict_retries,
-                });
-            }
-            outcome.conflict_retries += 1;
-            tokio::time::sleep(backoff(conflict_attempts)).await;
-            continue;
-        }
-        condition_attempts += 1;
-        if condition_attempts > config.condition_retries {
-            return Err(GroupError::ConditionRetriesExhausted {
-                group: update.group_uuid.clone(),
-                pk: rows[suspects[0]].pk.clone(),
-                attempts: config.condition_retries,
-            });
-        }
-        // Re-read each suspect and keep it only if it still needs to move; the others retry as they are.
-        for &i in suspects.iter().rev() {
-            outcome.rereads += 1;
-            match store.owner_row(&rows[i].pk, &update.group_uuid).await? {
-                Some(fresh) if plan::needs_move(&fresh.sk, update) => rows[i] = fresh,
-                Some(fresh) => {
-                    if crate::timestamp::compare(&fresh.sk, &update.created_at).is_eq() {
-                        outcome.changed_owners.push(fresh.pk);
-                    }
-                    outcome.current += 1;
-                    rows.remove(i);
-                }
-                None => {
-                    outcome.gone += 1;
-                    rows.remove(i);
-                }
-            }
+            plan => Ok(plan),
         }
     }
-    Ok(())
+
+    /// The first key from the message's own to [`MAX_NUDGE_MICROS`] after it that the owner does
+    /// not hold, from one consistent read of that range.
+    async fn free_key(&self, write: &RowWrite) -> Result<KeyChoice, GroupError> {
+        let at = &write.message_sk;
+        let no_free_key = || GroupError::NoFreeKey {
+            group: self.update.group_uuid.clone(),
+            pk: write.row.pk.clone(),
+            at: at.clone(),
+        };
+        let candidates: Vec<String> = std::iter::once(Some(at.clone()))
+            .chain((1..=MAX_NUDGE_MICROS).map(|micros| timestamp::nudge(at, micros)))
+            .collect::<Option<_>>()
+            .ok_or_else(no_free_key)?;
+        let low = candidates.iter().min().expect("not empty");
+        let high = candidates.iter().max().expect("not empty");
+        let taken: std::collections::HashMap<String, Option<String>> = self
+            .store
+            .owner_keys_between(&write.row.pk, low, high, &self.update.group_uuid)
+            .await?
+            .into_iter()
+            .collect();
+        let ours = Some(&self.update.group_uuid);
+        if candidates
+            .iter()
+            .any(|key| taken.get(key).is_some_and(|holder| holder.as_ref() == ours))
+        {
+            return Ok(KeyChoice::OwnRow);
+        }
+        candidates
+            .into_iter()
+            .find(|key| !taken.contains_key(key))
+            .map(KeyChoice::Free)
+            .ok_or_else(no_free_key)
+    }
+
+    async fn write_chunk(
+        &self,
+        mut rows: Vec<RowWrite>,
+        outcome: &mut GroupOutcome,
+    ) -> Result<(), GroupError> {
+        let group = &self.update.group_uuid;
+        let (mut condition_attempts, mut conflict_attempts, mut nudge_rounds) = (0, 0, 0);
+        while !rows.is_empty() {
+            let failures = match self.store.write_rows(&rows, group).await? {
+                WriteOutcome::Written => {
+                    rows.iter().for_each(|write| outcome.written(write));
+                    return Ok(());
+                }
+                WriteOutcome::Cancelled(failures) => failures,
+            };
+            if let Some(RowFailure::Other(code)) = failures
+                .iter()
+                .flatten()
+                .find(|f| matches!(f, RowFailure::Other(_)))
+            {
+                return Err(GroupError::Cancelled {
+                    group: group.clone(),
+                    reason: code.clone(),
+                });
+            }
+            // Without reasons we cannot tell which row lost its race: re-read them all.
+            let failures = if failures.is_empty() {
+                vec![Some(RowFailure::OldKey); rows.len()]
+            } else {
+                failures
+            };
+            let stuck: Vec<usize> = (0..rows.len())
+                .filter(|&i| {
+                    matches!(
+                        failures[i],
+                        Some(RowFailure::OldKey | RowFailure::NewKeyTaken)
+                    )
+                })
+                .collect();
+            if stuck.is_empty() {
+                conflict_attempts += 1;
+                if conflict_attempts > self.config.conflict_retries {
+                    return Err(GroupError::ConflictRetriesExhausted {
+                        group: group.clone(),
+                        attempts: self.config.conflict_retries,
+                    });
+                }
+                outcome.conflict_retries += 1;
+                tokio::time::sleep(backoff(conflict_attempts)).await;
+                continue;
+            }
+            let mut choices = Vec::with_capacity(stuck.len());
+            for &i in &stuck {
+                choices.push(match failures[i] {
+                    Some(RowFailure::NewKeyTaken) => self.free_key(&rows[i]).await?,
+                    _ => KeyChoice::OwnRow,
+                });
+            }
+            if choices.iter().any(|c| matches!(c, KeyChoice::OwnRow)) {
+                condition_attempts += 1;
+                if condition_attempts > self.config.condition_retries {
+                    let i = stuck[choices
+                        .iter()
+                        .position(|c| matches!(c, KeyChoice::OwnRow))
+                        .unwrap_or(0)];
+                    return Err(GroupError::ConditionRetriesExhausted {
+                        group: group.clone(),
+                        pk: rows[i].row.pk.clone(),
+                        attempts: self.config.condition_retries,
+                    });
+                }
+            }
+            if choices.iter().any(|c| matches!(c, KeyChoice::Free(_))) {
+                nudge_rounds += 1;
+                if nudge_rounds > MAX_NUDGE_ROUNDS {
+                    let i = stuck[0];
+                    return Err(GroupError::NoFreeKey {
+                        group: group.clone(),
+                        pk: rows[i].row.pk.clone(),
+                        at: rows[i].message_sk.clone(),
+                    });
+                }
+            }
+            // Back to front, so that removing a row keeps the other indices valid.
+            for (&i, choice) in stuck.iter().zip(choices).rev() {
+                match choice {
+                    KeyChoice::Free(key) => rows[i] = rows[i].clone().to_key(&key),
+                    KeyChoice::OwnRow => {
+                        outcome.rereads += 1;
+                        match self.store.owner_row(&rows[i].row.pk, group).await? {
+                            Some(fresh) => match self.plan(&fresh).await? {
+                                RowPlan::Write(write) => rows[i] = write,
+                                _ => {
+                                    outcome.current += 1;
+                                    outcome.current_owners.push(fresh.pk.clone());
+                                    rows.remove(i);
+                                }
+                            },
+                            None => {
+                                outcome.gone += 1;
+                                rows.remove(i);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Exponential back-off with full jitter: 0..(25 ms * 2^attempt), capped at 1 s.

@@ -46,6 +46,9 @@ pub struct Config {
     /// `DEADLINE_MARGIN_MS`: groups still running this long before the invocation's deadline are
     /// reported as failed, so the response reaches Lambda before the timeout.
     pub deadline_margin: Duration,
+    /// `PREVIEW_MAX_BYTES`: the longest last-message text a group row keeps (cut at a character
+    /// boundary, `message_truncated` set). `None`: as long as the 400 KB item limit allows.
+    pub preview_max_bytes: Option<usize>,
     /// `CACHE_TABLE_NAME`: the read-path cache the function invalidates; unset, the cache is off.
     pub cache_table_name: Option<String>,
     /// `CACHE_TTL_SECONDS`: how long readers keep a filled list (default 600).
@@ -66,6 +69,7 @@ impl Default for Config {
             connect_timeout: Duration::from_secs(2),
             attempt_timeout: Duration::from_secs(5),
             deadline_margin: Duration::from_millis(1_500),
+            preview_max_bytes: None,
             cache_table_name: None,
             cache_ttl: crate::cache::DEFAULT_TTL,
         }
@@ -157,6 +161,16 @@ impl Config {
                 60_000,
                 "milliseconds from 0 to 60000",
             )?)),
+            preview_max_bytes: match lookup("PREVIEW_MAX_BYTES") {
+                None => None,
+                Some(_) => Some(number(
+                    "PREVIEW_MAX_BYTES",
+                    0,
+                    1,
+                    crate::size::MAX_ITEM_BYTES as u32,
+                    "a whole number of bytes from 1 to 409600",
+                )? as usize),
+            },
             cache_table_name: lookup("CACHE_TABLE_NAME")
                 .map(|_| text("CACHE_TABLE_NAME", String::new()))
                 .transpose()?,
@@ -225,6 +239,7 @@ mod tests {
             ("AWS_RETRY_MODE", "standard"),
             ("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:8000"),
             ("DEADLINE_MARGIN_MS", "250"),
+            ("PREVIEW_MAX_BYTES", "256"),
         ])
         .unwrap();
         assert_eq!(
@@ -245,6 +260,7 @@ mod tests {
         );
         assert!(config.is_local_endpoint());
         assert_eq!(config.deadline_margin, Duration::from_millis(250));
+        assert_eq!(config.preview_max_bytes, Some(256));
     }
 
     #[test]
@@ -291,6 +307,12 @@ mod tests {
             read(&[("TABLE_NAME", " ")]).unwrap_err().variable,
             "TABLE_NAME"
         );
+        for bad in ["0", "409601", "lots"] {
+            assert_eq!(
+                read(&[("PREVIEW_MAX_BYTES", bad)]).unwrap_err().variable,
+                "PREVIEW_MAX_BYTES"
+            );
+        }
     }
 
     #[test]

@@ -42,31 +42,64 @@ impl fmt::Debug for MessageText {
     }
 }
 
-/// A message written to a group: what the group's rows must move to.
+/// What a record did to one message item.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewMessage {
+pub enum Change {
+    /// INSERT or MODIFY: the message now holds this text (a MODIFY of an existing key is an edit).
+    Write(MessageText),
+    /// REMOVE: the message was deleted by its author or expired by TTL (a NEW_IMAGE stream gives the
+    /// keys only).
+    Remove,
+}
+
+/// One record's change to a message of a group: what the group's rows may have to follow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageChange {
     pub record: RecordRef,
     pub group_uuid: String,
-    /// The message's sort key (its `created_at`), which becomes the rows' new sort key.
+    /// The message's sort key (its `created_at`): the rows' sort key when it is their last message.
     pub created_at: String,
-    pub text: MessageText,
+    pub change: Change,
+}
+
+impl MessageChange {
+    /// An INSERT or MODIFY of the message at `created_at`.
+    pub fn write(record: RecordRef, group: &str, created_at: &str, text: MessageText) -> Self {
+        Self {
+            record,
+            group_uuid: group.to_owned(),
+            created_at: created_at.to_owned(),
+            change: Change::Write(text),
+        }
+    }
+
+    /// A REMOVE of the message at `created_at`.
+    pub fn remove(record: RecordRef, group: &str, created_at: &str) -> Self {
+        Self {
+            record,
+            group_uuid: group.to_owned(),
+            created_at: created_at.to_owned(),
+            change: Change::Remove,
+        }
+    }
 }
 
 /// Why a well-formed record needs no work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IgnoreReason {
-    /// REMOVE, or any event name other than INSERT and MODIFY.
-    NotInsertOrModify,
+    /// An event name other than INSERT, MODIFY and REMOVE.
+    UnknownEventName,
     /// Not a message item: group rows (including this function's own writes) and other types.
     NotAMessage,
-    /// A message item whose new image has no string `message` (e.g. a KEYS_ONLY stream).
+    /// An INSERT or MODIFY of a message item whose new image has no string `message` (e.g. a
+    /// KEYS_ONLY stream).
     NoMessageText,
 }
 
 impl IgnoreReason {
     pub fn as_str(self) -> &'static str {
         match self {
-            Self::NotInsertOrModify => "not_insert_or_modify",
+            Self::UnknownEventName => "unknown_event_name",
             Self::NotAMessage => "not_a_message",
             Self::NoMessageText => "no_message_text",
         }
@@ -76,7 +109,7 @@ impl IgnoreReason {
 /// What one record of the batch is.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Parsed {
-    Relevant(NewMessage),
+    Relevant(MessageChange),
     Ignored {
         record: RecordRef,
         reason: IgnoreReason,
@@ -139,20 +172,24 @@ pub fn parse_raw_event(event: &RawEvent) -> Result<Vec<Parsed>, EventError> {
         .collect())
 }
 
-/// The relevance rule, on a raw record: INSERT or MODIFY of a `MSG#` item whose new image has a
-/// string `message`. The template's FilterCriteria states the same rule (a test keeps them equal).
+/// The relevance rule, on a raw record: a change to a `MSG#` item, either an INSERT or MODIFY whose
+/// new image has a string `message`, or a REMOVE. The template's FilterCriteria states the same
+/// rule as two alternative patterns (a test keeps them equal).
 pub fn is_relevant(raw: &Value) -> bool {
     let event_name = raw.get("eventName").and_then(Value::as_str);
     let change = raw.get("dynamodb");
-    let pk = change
+    let is_message = change
         .and_then(|c| c.pointer("/Keys/pk/S"))
-        .and_then(Value::as_str);
+        .and_then(Value::as_str)
+        .is_some_and(|pk| pk.starts_with(MESSAGE_PK_PREFIX));
     let has_text = change
         .and_then(|c| c.pointer("/NewImage/message/S"))
         .is_some_and(Value::is_string);
-    matches!(event_name, Some("INSERT" | "MODIFY"))
-        && pk.is_some_and(|pk| pk.starts_with(MESSAGE_PK_PREFIX))
-        && has_text
+    match event_name {
+        Some("INSERT" | "MODIFY") => is_message && has_text,
+        Some("REMOVE") => is_message,
+        _ => false,
+    }
 }
 
 /// Parses one record. Never panics: anything unexpected is `Malformed` with a reason.
@@ -183,8 +220,8 @@ pub fn parse_record(position: usize, raw: &Value) -> Parsed {
         }
     };
     if !is_relevant(raw) {
-        let reason = if !matches!(typed.event_name.as_str(), "INSERT" | "MODIFY") {
-            IgnoreReason::NotInsertOrModify
+        let reason = if !matches!(typed.event_name.as_str(), "INSERT" | "MODIFY" | "REMOVE") {
+            IgnoreReason::UnknownEventName
         } else if !string_attr(&typed.change.keys, "pk")
             .is_some_and(|pk| pk.starts_with(MESSAGE_PK_PREFIX))
         {
@@ -208,15 +245,18 @@ pub fn parse_record(position: usize, raw: &Value) -> Parsed {
     let Some(created_at) = string_attr(&typed.change.keys, "sk").filter(|sk| !sk.is_empty()) else {
         return malformed("Keys.sk is missing, empty or not a string");
     };
+    if typed.event_name == "REMOVE" {
+        return Parsed::Relevant(MessageChange::remove(record, group_uuid, created_at));
+    }
     let Some(text) = string_attr(&typed.change.new_image, "message") else {
         return malformed("NewImage.message is not a string");
     };
-    Parsed::Relevant(NewMessage {
-        group_uuid: group_uuid.to_owned(),
-        created_at: created_at.to_owned(),
-        text: MessageText::new(text),
+    Parsed::Relevant(MessageChange::write(
         record,
-    })
+        group_uuid,
+        created_at,
+        MessageText::new(text),
+    ))
 }
 
 /// serde's messages quote the offending value (`invalid type: string "..."`, an enum's
@@ -309,24 +349,48 @@ mod tests {
         };
         assert_eq!(message.group_uuid, "g1");
         assert_eq!(message.created_at, "2023-03-25T18:11:15+00:00");
-        assert_eq!(message.text.as_str(), "hi");
+        assert_eq!(message.change, Change::Write(MessageText::new("hi")));
         assert_eq!(message.record.position, 3);
         assert_eq!(message.record.sequence_number.as_deref(), Some("100"));
     }
 
     #[test]
-    fn modify_is_relevant_remove_and_group_rows_are_ignored() {
+    fn modify_and_remove_of_messages_are_relevant_group_rows_are_ignored() {
         assert!(matches!(
             parse_record(0, &record("MODIFY", "MSG#g", "t", Some("x"))),
-            Parsed::Relevant(_)
+            Parsed::Relevant(MessageChange {
+                change: Change::Write(_),
+                ..
+            })
         ));
+        // A NEW_IMAGE stream's REMOVE carries the keys only.
+        let mut remove = record("REMOVE", "MSG#g", "t", None);
+        remove["dynamodb"]
+            .as_object_mut()
+            .unwrap()
+            .remove("NewImage");
+        let Parsed::Relevant(removed) = parse_record(0, &remove) else {
+            panic!("a REMOVE of a message is relevant")
+        };
+        assert_eq!(
+            (
+                removed.group_uuid.as_str(),
+                removed.created_at.as_str(),
+                &removed.change
+            ),
+            ("g", "t", &Change::Remove)
+        );
         let ignored = |raw: Value| match parse_record(0, &raw) {
             Parsed::Ignored { reason, .. } => reason,
             other => panic!("expected ignored, got {other:?}"),
         };
         assert_eq!(
-            ignored(record("REMOVE", "MSG#g", "t", Some("x"))),
-            IgnoreReason::NotInsertOrModify
+            ignored(record("REMOVE", "GRP#u", "t", None)),
+            IgnoreReason::NotAMessage
+        );
+        assert_eq!(
+            ignored(record("TRUNCATE", "MSG#g", "t", Some("x"))),
+            IgnoreReason::UnknownEventName
         );
         assert_eq!(
             ignored(record("INSERT", "GRP#u", "t", Some("x"))),

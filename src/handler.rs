@@ -1,7 +1,7 @@
 //! The Lambda handler: one batch of stream records in, one batch response out.
 //!
-//! Parse every record on its own, coalesce to the newest message per group, bring the groups up to
-//! date concurrently (bounded by `GROUP_CONCURRENCY`), log one summary line, and answer with the
+//! Parse every record on its own, coalesce per group (newest message, edits, removals), bring the
+//! groups up to date concurrently (bounded by `GROUP_CONCURRENCY`), log one summary line, and answer with the
 //! earliest failed record's sequence number. Message text never reaches a log line.
 
 use crate::apply::{self, GroupError, GroupOutcome};
@@ -76,8 +76,14 @@ pub struct Summary {
     pub malformed: usize,
     pub groups: usize,
     pub rows_moved: usize,
+    pub rows_edited: usize,
+    pub rows_fallen_back: usize,
+    pub rows_nudged: usize,
+    pub rows_truncated: usize,
     pub rows_current: usize,
     pub rows_gone: usize,
+    pub condition_rereads: usize,
+    pub conflict_retries: usize,
     pub failed_groups: usize,
 }
 
@@ -202,15 +208,29 @@ async fn process_parsed(
     let mut earliest_failed = None;
     for (update, result) in results {
         match result {
-            Ok(GroupOutcome {
-                moved,
-                current,
-                gone,
-                ..
-            }) => {
+            Ok(outcome) => {
+                let GroupOutcome {
+                    moved,
+                    edited,
+                    fallen_back,
+                    nudged,
+                    truncated,
+                    current,
+                    gone,
+                    conflict_retries,
+                    rereads,
+                    changed_owners: _,
+                    current_owners: _,
+                } = outcome;
                 summary.rows_moved += moved;
+                summary.rows_edited += edited;
+                summary.rows_fallen_back += fallen_back;
+                summary.rows_nudged += nudged;
+                summary.rows_truncated += truncated;
                 summary.rows_current += current;
                 summary.rows_gone += gone;
+                summary.condition_rereads += rereads as usize;
+                summary.conflict_retries += conflict_retries as usize;
             }
             Err(error) => {
                 summary.failed_groups += 1;
@@ -236,8 +256,14 @@ async fn process_parsed(
         malformed = summary.malformed,
         groups = summary.groups,
         rows_moved = summary.rows_moved,
+        rows_edited = summary.rows_edited,
+        rows_fallen_back = summary.rows_fallen_back,
+        rows_nudged = summary.rows_nudged,
+        rows_truncated = summary.rows_truncated,
         rows_current = summary.rows_current,
         rows_gone = summary.rows_gone,
+        condition_rereads = summary.condition_rereads,
+        conflict_retries = summary.conflict_retries,
         failed_groups = summary.failed_groups,
         retry_from = earliest_failed.and_then(|r| r.sequence_number.as_deref()),
         duration_ms = started.elapsed().as_millis() as u64,
@@ -248,15 +274,23 @@ async fn process_parsed(
 }
 
 /// Brings one group up to date, then, when the app has a cache, invalidates the lists it made stale:
-/// the group's messages and the conversations of every owner whose row changed, in one request per
-/// 25 keys. An invalidation that still fails fails the group, so Lambda retries it.
+/// the group's messages and the conversations of every owner whose row was written, or found
+/// already current (a retry after a failed invalidation finds its rows current and must invalidate
+/// again), in one request per 25 keys. An invalidation that still fails fails the group, so Lambda
+/// retries it.
 pub async fn apply_and_invalidate(
     app: &App,
     update: &plan::GroupUpdate,
 ) -> Result<GroupOutcome, GroupError> {
     let outcome = apply::apply_group(&app.store, &app.config, update).await?;
     if let Some(cache) = &app.cache {
-        let keys = cache::invalidation_keys(&update.group_uuid, &outcome.changed_owners);
+        let owners: Vec<String> = outcome
+            .changed_owners
+            .iter()
+            .chain(&outcome.current_owners)
+            .cloned()
+            .collect();
+        let keys = cache::invalidation_keys(&update.group_uuid, &owners);
         cache
             .invalidate(&keys)
             .await

@@ -18,6 +18,7 @@ pub mod logging;
 pub mod plan;
 pub mod request_log;
 pub mod response;
+pub mod size;
 pub mod store;
 pub mod timestamp;
 

@@ -1,18 +1,33 @@
 //! The only module that talks to DynamoDB.
 //!
 //! It reads a group's rows from the GSI (all pages), re-reads one owner's row with a strongly
-//! consistent query of the base table, and moves rows to a new sort key in transactions of at
-//! most [`MAX_ROWS_PER_TRANSACTION`] rows, each row a conditional Delete of the old key plus a
-//! conditional Put of the new one, so a row is never lost and never doubled. Retrying throttling
-//! and 5xx is the SDK's job (see [`crate::config::Config::retry_config`]); deciding what to do about
-//! a cancelled transaction is the caller's.
+//! consistent query of the base table, reads the group's newest remaining messages after a
+//! REMOVE, lists the keys an owner holds around an instant (to find a free one), and writes rows in
+//! one transaction: a move is a conditional Delete of the old key plus a conditional Put of the
+//! new one (a row is never lost and never doubled), an in-place rewrite is a conditional Update.
+//! Every request asks for its consumed capacity, which the store adds up ([`Store::consumed`]).
+//! Retrying throttling and 5xx is the SDK's job (see [`crate::config::Config::retry_config`]);
+//! deciding what to do about a cancelled transaction is the caller's.
 
 use crate::config::Config;
-use crate::plan::{GroupRow, GroupUpdate, Item, GROUP_PK_PREFIX, MAX_ROWS_PER_TRANSACTION};
+use crate::event::{MessageText, MESSAGE_PK_PREFIX};
+use crate::plan::{
+    Fallback, GroupRow, Message, RowWrite, GROUP_ATTR, GROUP_PK_PREFIX, MESSAGE_ATTR,
+    MESSAGE_SK_ATTR, TRUNCATED_ATTR,
+};
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConsumedCapacity, Delete, Put, ReturnConsumedCapacity, TransactWriteItem,
+    Update,
+};
 use aws_sdk_dynamodb::Client;
+use std::sync::{Arc, Mutex};
+
+/// How many of a group's newest messages (by sort key string) the fallback after a REMOVE reads.
+/// Sort key strings order like instants except across timestamp forms; the newest instant among
+/// these is taken. Ten small messages cost the same read unit as one.
+pub const FALLBACK_CANDIDATES: i32 = 10;
 
 /// A request DynamoDB (or the network) refused after the SDK's retries.
 #[derive(Debug, thiserror::Error)]
@@ -29,21 +44,25 @@ pub enum StoreError {
         group: String,
         detail: String,
     },
-    #[error("moving {rows} rows of group {group}: {detail}")]
+    #[error("reading the newest messages of group {group}: {detail}")]
+    ReadMessages { group: String, detail: String },
+    #[error("writing {rows} rows of group {group}: {detail}")]
     Transaction {
         group: String,
         rows: usize,
         detail: String,
     },
-    #[error("too many rows for one transaction: {0} (at most {MAX_ROWS_PER_TRANSACTION})")]
-    TooManyRows(usize),
 }
 
 /// Why DynamoDB cancelled one row's part of a transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CancelReason {
-    /// The old key was gone or no longer this group's, or the new key was taken.
-    Condition,
+pub enum RowFailure {
+    /// The row is no longer at its old key as this group's row (another invocation wrote it, or
+    /// the GSI was stale): re-read it.
+    OldKey,
+    /// The old key was fine but the new key is taken: by another conversation of the owner (a
+    /// same-instant collision) or by this group's own row.
+    NewKeyTaken,
     /// Another transaction was writing the same item.
     Conflict,
     /// The item's partition was throttled.
@@ -52,13 +71,22 @@ pub enum CancelReason {
     Other(String),
 }
 
-/// The result of one move transaction that DynamoDB answered.
+/// The result of one write transaction that DynamoDB answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MoveOutcome {
-    Moved,
+pub enum WriteOutcome {
+    Written,
     /// Nothing was written. One entry per row, in order; `None` for rows that were not at fault.
     /// Empty when DynamoDB gave no reasons.
-    Cancelled(Vec<Option<CancelReason>>),
+    Cancelled(Vec<Option<RowFailure>>),
+}
+
+/// Capacity units consumed, as DynamoDB reports them (`ReturnConsumedCapacity: TOTAL`).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Capacity {
+    pub read_units: f64,
+    pub write_units: f64,
+    /// Requests whose response carried no figure (DynamoDB Local may leave it out).
+    pub unreported: u64,
 }
 
 /// DynamoDB access for one table and its group index.
@@ -67,6 +95,7 @@ pub struct Store {
     client: Client,
     table: String,
     index: String,
+    consumed: Arc<Mutex<Capacity>>,
 }
 
 impl Store {
@@ -75,6 +104,7 @@ impl Store {
             client,
             table: config.table_name.clone(),
             index: config.group_index_name.clone(),
+            consumed: Arc::default(),
         }
     }
 
@@ -86,6 +116,32 @@ impl Store {
         &self.table
     }
 
+    /// Capacity consumed by this store's requests so far (all clones share it).
+    pub fn consumed(&self) -> Capacity {
+        *self.consumed.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sets the consumed capacity back to zero.
+    pub fn reset_consumed(&self) {
+        *self.consumed.lock().unwrap_or_else(|e| e.into_inner()) = Capacity::default();
+    }
+
+    fn count<'a>(&self, reports: impl IntoIterator<Item = Option<&'a ConsumedCapacity>>) {
+        let mut total = self.consumed.lock().unwrap_or_else(|e| e.into_inner());
+        for report in reports {
+            match report {
+                Some(c) => {
+                    total.read_units += c.read_capacity_units().unwrap_or_default();
+                    total.write_units += c.write_capacity_units().unwrap_or_default();
+                    if c.read_capacity_units().is_none() && c.write_capacity_units().is_none() {
+                        total.read_units += c.capacity_units().unwrap_or_default();
+                    }
+                }
+                None => total.unreported += 1,
+            }
+        }
+    }
+
     /// Every row of a group, from the GSI (eventually consistent: may lag the table briefly).
     pub async fn group_rows(&self, group: &str) -> Result<Vec<GroupRow>, StoreError> {
         let pages = self
@@ -95,20 +151,22 @@ impl Store {
             .index_name(&self.index)
             .key_condition_expression("message_group_uuid = :g")
             .expression_attribute_values(":g", AttributeValue::S(group.to_owned()))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .into_paginator()
-            .items()
             .send()
-            .collect::<Result<Vec<Item>, _>>()
+            .collect::<Result<Vec<_>, _>>()
             .await
             .map_err(|error| StoreError::QueryGroup {
                 index: self.index.clone(),
                 group: group.to_owned(),
                 detail: DisplayErrorContext(error).to_string(),
             })?;
+        self.count(pages.iter().map(|page| page.consumed_capacity()));
         // Only group rows carry `message_group_uuid`, so the index holds nothing else; a row
         // without string keys cannot be moved and is left alone.
         Ok(pages
             .into_iter()
+            .flat_map(|page| page.items.unwrap_or_default())
             .filter_map(GroupRow::from_item)
             .filter(|row| row.pk.starts_with(GROUP_PK_PREFIX))
             .collect())
@@ -117,7 +175,7 @@ impl Store {
     /// The current row of `group` under owner partition `pk`, read strongly consistently from the
     /// base table; the newest if there were ever several, `None` if there is none.
     pub async fn owner_row(&self, pk: &str, group: &str) -> Result<Option<GroupRow>, StoreError> {
-        let items = self
+        let pages = self
             .client
             .query()
             .table_name(&self.table)
@@ -126,52 +184,145 @@ impl Store {
             .filter_expression("message_group_uuid = :g")
             .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
             .expression_attribute_values(":g", AttributeValue::S(group.to_owned()))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .into_paginator()
-            .items()
             .send()
-            .collect::<Result<Vec<Item>, _>>()
+            .collect::<Result<Vec<_>, _>>()
             .await
             .map_err(|error| StoreError::ReadOwner {
                 pk: pk.to_owned(),
                 group: group.to_owned(),
                 detail: DisplayErrorContext(error).to_string(),
             })?;
-        Ok(items
+        self.count(pages.iter().map(|page| page.consumed_capacity()));
+        Ok(pages
             .into_iter()
+            .flat_map(|page| page.items.unwrap_or_default())
             .filter_map(GroupRow::from_item)
             .max_by(|a, b| crate::timestamp::compare(&a.sk, &b.sk)))
     }
 
-    /// Moves `rows` to the update's sort key and text in one transaction: all or nothing.
-    ///
-    /// Each row is a Delete of the old key, conditioned on it still being this group's row, and a
-    /// Put of the new key, conditioned on it not existing. The client request token makes the SDK's
-    /// own retry of a transaction that did apply (its response lost) succeed instead of failing.
-    pub async fn move_rows(
+    /// The sort keys under owner partition `pk` from `low` to `high` (string order, inclusive),
+    /// strongly consistent, each with the group whose row holds it.
+    pub async fn owner_keys_between(
         &self,
-        rows: &[GroupRow],
-        update: &GroupUpdate,
-    ) -> Result<MoveOutcome, StoreError> {
-        if rows.len() > MAX_ROWS_PER_TRANSACTION {
-            return Err(StoreError::TooManyRows(rows.len()));
-        }
+        pk: &str,
+        low: &str,
+        high: &str,
+        group: &str,
+    ) -> Result<Vec<(String, Option<String>)>, StoreError> {
+        let pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :low AND :high")
+            .projection_expression("sk, message_group_uuid")
+            .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
+            .expression_attribute_values(":low", AttributeValue::S(low.to_owned()))
+            .expression_attribute_values(":high", AttributeValue::S(high.to_owned()))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .into_paginator()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(|error| StoreError::ReadOwner {
+                pk: pk.to_owned(),
+                group: group.to_owned(),
+                detail: DisplayErrorContext(error).to_string(),
+            })?;
+        self.count(pages.iter().map(|page| page.consumed_capacity()));
+        Ok(pages
+            .into_iter()
+            .flat_map(|page| page.items.unwrap_or_default())
+            .filter_map(|item| {
+                let sk = item.get("sk")?.as_s().ok()?.clone();
+                let holder = item.get(GROUP_ATTR).and_then(|g| g.as_s().ok()).cloned();
+                Some((sk, holder))
+            })
+            .collect())
+    }
+
+    /// The group's newest remaining message, read strongly consistently from its `MSG#` partition
+    /// (see [`FALLBACK_CANDIDATES`]); [`Fallback::NoMessageLeft`] when it has none.
+    pub async fn newest_message(&self, group: &str) -> Result<Fallback, StoreError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(
+                ":pk",
+                AttributeValue::S(format!("{MESSAGE_PK_PREFIX}{group}")),
+            )
+            .scan_index_forward(false)
+            .limit(FALLBACK_CANDIDATES)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(|error| StoreError::ReadMessages {
+                group: group.to_owned(),
+                detail: DisplayErrorContext(error).to_string(),
+            })?;
+        self.count([output.consumed_capacity()]);
+        Ok(output
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|mut item| {
+                let Some(AttributeValue::S(sk)) = item.remove("sk") else {
+                    return None;
+                };
+                let Some(AttributeValue::S(text)) = item.remove(MESSAGE_ATTR) else {
+                    return None;
+                };
+                Some(Message {
+                    sk,
+                    text: MessageText::new(text),
+                })
+            })
+            .max_by(|a, b| crate::timestamp::compare(&a.sk, &b.sk))
+            .map_or(Fallback::NoMessageLeft, Fallback::Newest))
+    }
+
+    /// Writes `rows` in one transaction: all or nothing.
+    ///
+    /// A move is a Delete of the old key, conditioned on it still being this group's row, and a
+    /// Put of the new key, conditioned on it not existing. An in-place rewrite is an Update of the
+    /// text (and the flags beside it), conditioned on the row still being this group's row
+    /// previewing the same message. The client request token makes the SDK's own retry of a
+    /// transaction that did apply (its response lost) succeed instead of failing.
+    pub async fn write_rows(
+        &self,
+        rows: &[RowWrite],
+        group: &str,
+    ) -> Result<WriteOutcome, StoreError> {
         if rows.is_empty() {
-            return Ok(MoveOutcome::Moved);
+            return Ok(WriteOutcome::Written);
         }
-        let group = AttributeValue::S(update.group_uuid.clone());
+        let group_value = AttributeValue::S(group.to_owned());
         let mut actions = Vec::with_capacity(rows.len() * 2);
-        for row in rows {
+        for write in rows {
+            if write.in_place() {
+                actions.push(
+                    TransactWriteItem::builder()
+                        .update(self.update(write, &group_value))
+                        .build(),
+                );
+                continue;
+            }
             let delete = Delete::builder()
                 .table_name(&self.table)
-                .key("pk", AttributeValue::S(row.pk.clone()))
-                .key("sk", AttributeValue::S(row.sk.clone()))
+                .key("pk", AttributeValue::S(write.row.pk.clone()))
+                .key("sk", AttributeValue::S(write.row.sk.clone()))
                 .condition_expression("message_group_uuid = :g")
-                .expression_attribute_values(":g", group.clone())
+                .expression_attribute_values(":g", group_value.clone())
                 .build()
                 .expect("table, key and condition are set");
             let put = Put::builder()
                 .table_name(&self.table)
-                .set_item(Some(row.moved_to(update)))
+                .set_item(Some(write.item.clone()))
                 .condition_expression("attribute_not_exists(pk)")
                 .build()
                 .expect("table and item are set");
@@ -183,58 +334,133 @@ impl Store {
             .transact_write_items()
             .set_transact_items(Some(actions))
             .client_request_token(uuid::Uuid::new_v4().to_string())
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
         match result {
-            Ok(_) => Ok(MoveOutcome::Moved),
+            Ok(output) => {
+                let reports = output.consumed_capacity();
+                if reports.is_empty() {
+                    self.count([None]);
+                } else {
+                    self.count(reports.iter().map(Some));
+                }
+                Ok(WriteOutcome::Written)
+            }
             Err(SdkError::ServiceError(service))
                 if service.err().is_transaction_canceled_exception() =>
             {
+                // A cancelled transaction consumes no write capacity.
                 let TransactWriteItemsError::TransactionCanceledException(cancelled) =
                     service.err()
                 else {
                     unreachable!("checked just above")
                 };
-                Ok(MoveOutcome::Cancelled(row_reasons(
+                Ok(WriteOutcome::Cancelled(row_failures(
                     cancelled.cancellation_reasons(),
-                    rows.len(),
+                    rows,
                 )))
             }
             Err(error) => Err(StoreError::Transaction {
-                group: update.group_uuid.clone(),
+                group: group.to_owned(),
                 rows: rows.len(),
                 detail: DisplayErrorContext(error).to_string(),
             }),
         }
     }
+
+    /// The Update of a row rewritten where it is: SET the text and whichever flags it has now,
+    /// REMOVE those it no longer has.
+    fn update(&self, write: &RowWrite, group: &AttributeValue) -> Update {
+        let mut set = vec!["#message = :message"];
+        let mut remove = Vec::new();
+        let mut builder = Update::builder()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(write.row.pk.clone()))
+            .key("sk", AttributeValue::S(write.row.sk.clone()))
+            .expression_attribute_names("#message", MESSAGE_ATTR)
+            .expression_attribute_values(":g", group.clone());
+        if let Some(text) = write.item.get(MESSAGE_ATTR) {
+            builder = builder.expression_attribute_values(":message", text.clone());
+        }
+        for (name, placeholder) in [
+            (TRUNCATED_ATTR, ":truncated"),
+            (MESSAGE_SK_ATTR, ":message_sk"),
+        ] {
+            match write.item.get(name) {
+                Some(value) => {
+                    set.push(if name == TRUNCATED_ATTR {
+                        "message_truncated = :truncated"
+                    } else {
+                        "message_sk = :message_sk"
+                    });
+                    builder = builder.expression_attribute_values(placeholder, value.clone());
+                }
+                None if write.row.item.contains_key(name) => remove.push(name),
+                None => {}
+            }
+        }
+        let mut expression = format!("SET {}", set.join(", "));
+        if !remove.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
+        }
+        // Still this group's row, still previewing the message it previewed when read.
+        let condition = match write.row.item.get(MESSAGE_SK_ATTR) {
+            Some(previewed) => {
+                builder = builder.expression_attribute_values(":previewed", previewed.clone());
+                "message_group_uuid = :g AND message_sk = :previewed"
+            }
+            None => "message_group_uuid = :g AND attribute_not_exists(message_sk)",
+        };
+        builder
+            .update_expression(expression)
+            .condition_expression(condition)
+            .build()
+            .expect("table, key and expressions are set")
+    }
 }
 
-/// Folds DynamoDB's per-item reasons (Delete, Put, Delete, Put, ...) into one per row.
-fn row_reasons(
+/// Folds DynamoDB's per-action reasons (Delete + Put for a move, Update for an in-place rewrite)
+/// into one per row.
+fn row_failures(
     reasons: &[aws_sdk_dynamodb::types::CancellationReason],
-    rows: usize,
-) -> Vec<Option<CancelReason>> {
-    if reasons.len() != rows * 2 {
+    rows: &[RowWrite],
+) -> Vec<Option<RowFailure>> {
+    let actions: usize = rows.iter().map(RowWrite::actions).sum();
+    if reasons.len() != actions {
         return Vec::new();
     }
-    reasons
-        .chunks(2)
-        .map(|pair| {
-            pair.iter()
-                .filter_map(|reason| match reason.code() {
-                    None | Some("None") => None,
-                    Some("ConditionalCheckFailed") => Some(CancelReason::Condition),
-                    Some("TransactionConflict") => Some(CancelReason::Conflict),
-                    Some("ThrottlingError") | Some("ProvisionedThroughputExceeded") => {
-                        Some(CancelReason::Throttled)
-                    }
-                    Some(other) => Some(CancelReason::Other(other.to_owned())),
-                })
-                // A condition failure needs a re-read, so it outranks a transient reason.
-                .min_by_key(|reason| match reason {
-                    CancelReason::Condition => 0,
-                    CancelReason::Other(_) => 1,
-                    CancelReason::Conflict | CancelReason::Throttled => 2,
+    let code = |reason: &aws_sdk_dynamodb::types::CancellationReason| match reason.code() {
+        None | Some("None") => None,
+        Some("ConditionalCheckFailed") => Some(RowFailure::OldKey),
+        Some("TransactionConflict") => Some(RowFailure::Conflict),
+        Some("ThrottlingError") | Some("ProvisionedThroughputExceeded") => {
+            Some(RowFailure::Throttled)
+        }
+        Some(other) => Some(RowFailure::Other(other.to_owned())),
+    };
+    let mut at = 0;
+    rows.iter()
+        .map(|write| {
+            let first = code(&reasons[at]);
+            let second = (write.actions() == 2)
+                .then(|| code(&reasons[at + 1]))
+                .flatten();
+            at += write.actions();
+            // The Put's condition alone failing means its new key is held (the Delete's passed).
+            let second = match (&first, second) {
+                (None, Some(RowFailure::OldKey)) => Some(RowFailure::NewKeyTaken),
+                (_, other) => other,
+            };
+            // A condition failure needs a re-read, so it outranks a transient reason.
+            [first, second]
+                .into_iter()
+                .flatten()
+                .min_by_key(|failure| match failure {
+                    RowFailure::OldKey => 0,
+                    RowFailure::NewKeyTaken => 1,
+                    RowFailure::Other(_) => 2,
+                    RowFailure::Conflict | RowFailure::Throttled => 3,
                 })
         })
         .collect()
@@ -243,41 +469,81 @@ fn row_reasons(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::{MessageChange, RecordRef};
+    use crate::plan::{self, Item, RowPlan};
     use aws_sdk_dynamodb::types::CancellationReason;
 
     fn reason(code: &str) -> CancellationReason {
         CancellationReason::builder().code(code).build()
     }
 
+    /// A move (two actions) when `sk` is older than the message, an in-place edit (one) when equal.
+    fn write(sk: &str) -> RowWrite {
+        let t = "2023-03-25T18:00:00";
+        let update = plan::coalesce([MessageChange::write(
+            RecordRef {
+                position: 0,
+                event_id: None,
+                sequence_number: None,
+            },
+            "g",
+            t,
+            MessageText::new("new"),
+        )])
+        .remove(0);
+        let mut item = Item::new();
+        item.insert("pk".into(), AttributeValue::S("GRP#u".into()));
+        item.insert("sk".into(), AttributeValue::S(sk.into()));
+        item.insert(MESSAGE_ATTR.into(), AttributeValue::S("old".into()));
+        match plan::plan_row(&GroupRow::from_item(item).unwrap(), &update, None, None) {
+            RowPlan::Write(w) => w,
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn reasons_fold_per_row() {
-        let folded = row_reasons(
+        let rows = [
+            write("2023-03-25T17:00:00"),
+            write("2023-03-25T17:00:00"),
+            write("2023-03-25T18:00:00"),
+            write("2023-03-25T17:00:00"),
+            write("2023-03-25T17:00:00"),
+            write("2023-03-25T17:00:00"),
+        ];
+        let folded = row_failures(
             &[
                 reason("None"),
                 reason("None"),
                 reason("ConditionalCheckFailed"),
                 reason("None"),
+                reason("ConditionalCheckFailed"),
                 reason("TransactionConflict"),
+                reason("None"),
+                reason("None"),
                 reason("ConditionalCheckFailed"),
                 reason("None"),
                 reason("ValidationError"),
             ],
-            4,
+            &rows,
         );
         assert_eq!(
             folded,
             vec![
                 None,
-                Some(CancelReason::Condition),
-                Some(CancelReason::Condition),
-                Some(CancelReason::Other("ValidationError".into()))
+                Some(RowFailure::OldKey),
+                Some(RowFailure::OldKey),
+                Some(RowFailure::Conflict),
+                Some(RowFailure::NewKeyTaken),
+                Some(RowFailure::Other("ValidationError".into()))
             ]
         );
     }
 
     #[test]
     fn missing_or_mismatched_reasons_are_unknown() {
-        assert!(row_reasons(&[], 2).is_empty());
-        assert!(row_reasons(&[reason("None")], 1).is_empty());
+        let rows = [write("2023-03-25T17:00:00")];
+        assert!(row_failures(&[], &rows).is_empty());
+        assert!(row_failures(&[reason("None")], &rows).is_empty());
     }
 }

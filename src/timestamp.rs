@@ -43,6 +43,39 @@ pub fn is_newer(candidate: &str, current: &str) -> bool {
     compare(candidate, current) == Ordering::Greater
 }
 
+/// The timestamp `micros` microseconds after `raw`, written in `raw`'s own form: the same date-time
+/// separator and offset suffix (`Z`, `+05:30` or none), with at least six fraction digits (more if
+/// `raw` had more), so it names the instant the app shows to within a millisecond for
+/// `micros < 1000`. `None` when `raw` is not a timestamp (there is no instant to count from).
+pub fn nudge(raw: &str, micros: u32) -> Option<String> {
+    parse_instant(raw)?;
+    let raw = raw.trim();
+    let (body, suffix) = match raw.rfind(['Z', 'z', '+', '-']) {
+        // A suffix starts after the time of day (index 19 is just past `HH:MM:SS`).
+        Some(at) if at >= 19 => raw.split_at(at),
+        _ => (raw, ""),
+    };
+    let separator = body.get(10..11)?;
+    let fraction_digits = body.find('.').map_or(0, |dot| body.len() - dot - 1);
+    if fraction_digits > 9 {
+        return None;
+    }
+    let local = NaiveDateTime::parse_from_str(
+        &format!("{}T{}", body.get(..10)?, body.get(11..)?),
+        "%Y-%m-%dT%H:%M:%S%.f",
+    )
+    .ok()?
+    .checked_add_signed(chrono::TimeDelta::microseconds(i64::from(micros)))?;
+    let digits = fraction_digits.max(6);
+    let fraction =
+        (local.and_utc().timestamp_subsec_nanos() % 1_000_000_000) / 10u32.pow(9 - digits as u32);
+    Some(format!(
+        "{}{separator}{}.{fraction:0digits$}{suffix}",
+        local.format("%Y-%m-%d"),
+        local.format("%H:%M:%S"),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,6 +117,56 @@ mod tests {
             parse_instant("2023-03-25T18:11:15.000+00:00")
         );
         assert!(parse_instant("2023-03-25T18:11:15").is_some());
+    }
+
+    #[test]
+    fn nudge_keeps_the_form_and_adds_microseconds() {
+        let cases = [
+            (
+                "2023-03-25T18:11:15.897345+00:00",
+                1,
+                "2023-03-25T18:11:15.897346+00:00",
+            ),
+            (
+                "2023-03-25T18:11:15+00:00",
+                1,
+                "2023-03-25T18:11:15.000001+00:00",
+            ),
+            (
+                "2023-03-25T18:11:15.897345",
+                2,
+                "2023-03-25T18:11:15.897347",
+            ),
+            ("2023-03-25 18:11:15", 1, "2023-03-25 18:11:15.000001"),
+            ("2023-03-25T18:11:15.5Z", 1, "2023-03-25T18:11:15.500001Z"),
+            (
+                "2023-03-25T23:59:59.999999-05:30",
+                1,
+                "2023-03-26T00:00:00.000000-05:30",
+            ),
+            (
+                "2023-03-25T18:11:15.123456789+00:00",
+                1,
+                "2023-03-25T18:11:15.123457789+00:00",
+            ),
+        ];
+        for (raw, micros, expected) in cases {
+            let nudged = nudge(raw, micros).unwrap();
+            assert_eq!(nudged, expected, "{raw} + {micros} us");
+            let gap = parse_instant(&nudged).unwrap() - parse_instant(raw).unwrap();
+            assert_eq!(
+                gap,
+                chrono::TimeDelta::microseconds(i64::from(micros)),
+                "{raw}"
+            );
+        }
+    }
+
+    #[test]
+    fn nudge_of_a_non_timestamp_is_none() {
+        assert_eq!(nudge("not a time", 1), None);
+        assert_eq!(nudge("", 1), None);
+        assert_eq!(nudge("2023-03-25T18:11:15.1234567891+00:00", 1), None);
     }
 
     #[test]

@@ -22,7 +22,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, Mutex};
 
-const NOW: i64 = 1_700_000_000;
 const T0: &str = "2024-05-06T09:00:00+00:00";
 const T1: &str = "2025-01-15T10:00:00+00:00";
 const T2: &str = "2025-01-15T11:00:00+00:00";
@@ -30,6 +29,7 @@ const T3: &str = "2025-01-15T12:00:00+00:00";
 
 /// A test table, a cache table beside it, and the handler's app invalidating that cache.
 struct Fixture {
+    now: i64,
     table: TestTable,
     cache_table: String,
     clock: Arc<ManualClock>,
@@ -45,10 +45,14 @@ impl Fixture {
             .await
             .expect("create the cache table");
         table.requests.reset();
-        let clock = Arc::new(ManualClock::at(NOW));
+        // The test's clock starts at the real time: DynamoDB Local's TTL really deletes items whose
+        // `expires_at` is in the past, which would turn a test's entry into a miss behind its back.
+        let now = chrono::Utc::now().timestamp();
+        let clock = Arc::new(ManualClock::at(now));
         let cache = Arc::new(cache_on(table.client.clone(), &cache_table, clock.clone()));
         let app = table.app.clone().with_cache(cache.clone());
         Self {
+            now,
             table,
             cache_table,
             clock,
@@ -158,7 +162,7 @@ async fn set_then_get_serves_the_value_expiring_ttl_seconds_from_now() {
     assert_eq!(s(&raw, CACHED_VALUE), "[1]");
     assert_eq!(
         raw[EXPIRES_AT].as_n().unwrap(),
-        &(NOW + 600).to_string(),
+        &(f.now + 600).to_string(),
         "expires_at is now + the 600 s default, in epoch seconds"
     );
     assert!(!raw.contains_key("lease"), "the fill replaces the lease");
@@ -172,8 +176,7 @@ async fn a_value_set_with_an_expired_ttl_is_a_miss_and_setting_again_serves_the_
     f.cache
         .set(&key, &lease, &value("old"), Duration::ZERO)
         .await;
-    assert!(f.raw(&key).await.is_some(), "still in the table");
-    assert_eq!(f.cache.get(&key).await, None, "but expired: a miss");
+    assert_eq!(f.cache.get(&key).await, None, "expired at once: a miss");
 
     let lease = f
         .cache
@@ -225,6 +228,28 @@ async fn the_local_cache_table_has_its_time_to_live_on_expires_at() {
         schema::Created::AlreadyThere,
         "schema-load --cache twice is fine"
     );
+}
+
+/// The table's TTL at work: DynamoDB Local deletes an item whose `expires_at` is past (here within 2-20 s
+/// of the write; DynamoDB within about two days). So the tests' clock starts at the real time.
+#[tokio::test]
+async fn the_cache_tables_ttl_deletes_expired_items() {
+    let f = Fixture::new().await;
+    let key = key();
+    let lease = f.cache.lease(&key).await.unwrap();
+    f.clock.set(f.now - 700);
+    assert_eq!(
+        f.cache.set(&key, &lease, &value("old"), DEFAULT_TTL).await,
+        Filled::Stored
+    );
+    let started = std::time::Instant::now();
+    while f.raw(&key).await.is_some() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "an item expired 100 s ago is still in the table after 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 #[tokio::test]
@@ -708,6 +733,95 @@ async fn a_message_through_the_handler_invalidates_the_groups_message_list() {
         }
     );
     assert_eq!(groups(&after.entries), ["m2", "m1", "m0"]);
+}
+
+/// An edit rewrites the row's text in place, a delete makes it fall back: both lists follow.
+#[tokio::test]
+async fn an_edit_and_a_delete_through_the_handler_invalidate_both_lists() {
+    let f = Fixture::new().await;
+    let mut first = message_item("g", T0, "m0");
+    first.insert("message".into(), common::attr("first"));
+    let mut last = message_item("g", T1, "m1");
+    last.insert("message".into(), common::attr("hi"));
+    f.table
+        .put([group_row("a", "g", T1, "hi"), first, last.clone()])
+        .await;
+    let reader = f.reader();
+    let fill = |reader: Reader| async move {
+        reader.conversations("a", None).await.unwrap();
+        reader.messages("g", None).await.unwrap();
+        assert_eq!(
+            reader.conversations("a", None).await.unwrap().served,
+            Served::Hit
+        );
+        assert_eq!(
+            reader.messages("g", None).await.unwrap().served,
+            Served::Hit
+        );
+    };
+    fill(reader.clone()).await;
+
+    // The app edits the last message; the stream brings the MODIFY.
+    last.insert("message".into(), common::attr("hi, edited"));
+    f.table.put([last]).await;
+    let response = f
+        .invoke(
+            &f.app,
+            event(vec![common::edit_record("g", T1, "hi, edited", "20")]),
+        )
+        .await;
+    assert!(response.batch_item_failures.is_empty());
+    let list = reader.conversations("a", None).await.unwrap();
+    assert_eq!(
+        list.served,
+        Served::Miss {
+            fill: Some(Filled::Stored)
+        }
+    );
+    assert_eq!(list.entries[0].message, "hi, edited");
+    let messages = reader.messages("g", None).await.unwrap();
+    assert_eq!(
+        messages.served,
+        Served::Miss {
+            fill: Some(Filled::Stored)
+        }
+    );
+    assert_eq!(messages.entries[0].message, "hi, edited");
+
+    // The app deletes it; the row falls back to the message before.
+    f.table
+        .client
+        .delete_item()
+        .table_name(f.table.table())
+        .key("pk", common::attr("MSG#g"))
+        .key("sk", common::attr(T1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        reader.conversations("a", None).await.unwrap().served,
+        Served::Hit
+    );
+    let response = f
+        .invoke(&f.app, event(vec![common::remove_record("g", T1, "21")]))
+        .await;
+    assert!(response.batch_item_failures.is_empty());
+    let list = reader.conversations("a", None).await.unwrap();
+    assert_eq!(
+        list.served,
+        Served::Miss {
+            fill: Some(Filled::Stored)
+        }
+    );
+    assert_eq!(
+        (
+            list.entries[0].created_at.as_str(),
+            list.entries[0].message.as_str()
+        ),
+        (T0, "first")
+    );
+    let messages = reader.messages("g", None).await.unwrap();
+    assert_eq!(groups(&messages.entries), ["m0"]);
 }
 
 #[tokio::test]

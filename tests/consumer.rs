@@ -3,7 +3,7 @@
 mod common;
 
 use common::{event, group_row, message_record, s, TestTable};
-use messaging_stream::event::{MessageText, NewMessage, RecordRef};
+use messaging_stream::event::{MessageChange, MessageText, RecordRef};
 use messaging_stream::plan::{self, GroupUpdate};
 use messaging_stream::{apply, store::Store};
 use serde_json::json;
@@ -26,16 +26,16 @@ fn response_ids(response: &aws_lambda_events::streams::DynamoDbEventResponse) ->
 }
 
 fn update(group: &str, created_at: &str, text: &str) -> GroupUpdate {
-    plan::coalesce([NewMessage {
-        record: RecordRef {
+    plan::coalesce([MessageChange::write(
+        RecordRef {
             position: 0,
             event_id: Some("e".into()),
             sequence_number: Some("1".into()),
         },
-        group_uuid: group.into(),
-        created_at: created_at.into(),
-        text: MessageText::new(text),
-    }])
+        group,
+        created_at,
+        MessageText::new(text),
+    )])
     .remove(0)
 }
 
@@ -250,8 +250,8 @@ async fn a_message_for_a_group_with_no_rows_writes_nothing() {
 async fn ignored_and_malformed_records_never_fail_the_batch() {
     let table = TestTable::new().await;
     table.put([group_row("a", "g", T0, "x")]).await;
-    let mut remove = message_record("g", T3, "gone", "1");
-    remove["eventName"] = json!("REMOVE");
+    // A REMOVE of a message no row previews: relevant, and it changes nothing.
+    let remove = common::remove_record("g", T3, "1");
     let own_write = {
         let mut r = message_record("g", T3, "x", "2");
         r["dynamodb"]["Keys"]["pk"] = json!({"S": "GRP#a"});
@@ -282,7 +282,7 @@ async fn ignored_and_malformed_records_never_fail_the_batch() {
             summary.ignored,
             summary.malformed
         ),
-        (5, 1, 2, 2)
+        (5, 2, 1, 2)
     );
     assert_eq!(rows(&table, "g").await[0].1, T1);
 }
@@ -354,18 +354,19 @@ async fn concurrent_invocations_on_one_group_leave_one_row_per_owner_at_the_newe
 #[tokio::test]
 async fn a_failing_group_reports_its_earliest_record_and_the_others_still_move() {
     let table = TestTable::with_config(|c| c.condition_retries = 1).await;
-    // Owner "a" already has another group's row at T1: moving g-bad's row there can never succeed.
+    // Sort keys that are not timestamps (outside the data model): owner "a"'s other conversation
+    // holds the key g-bad's row must move to, and there is no instant to nudge it from.
     table
         .put([
-            group_row("a", "g-bad", T0, "x"),
-            group_row("a", "g-other", T1, "taken"),
+            group_row("a", "g-bad", "garbage-1", "x"),
+            group_row("a", "g-other", "garbage-2", "taken"),
             group_row("b", "g-ok", T0, "x"),
         ])
         .await;
     let batch = event(vec![
         message_record("g-ok", T2, "fine", "10"),
-        message_record("g-bad", T0, "older than the row: no-op", "11"),
-        message_record("g-bad", T1, "collides", "12"),
+        message_record("g-bad", "garbage-0", "older than the row: no-op", "11"),
+        message_record("g-bad", "garbage-2", "collides", "12"),
         message_record("g-ok", T3, "fine", "13"),
     ]);
 
@@ -375,7 +376,7 @@ async fn a_failing_group_reports_its_earliest_record_and_the_others_still_move()
     assert_eq!(rows(&table, "g-ok").await[0].1, T3);
     assert_eq!(
         rows(&table, "g-bad").await[0].1,
-        T0,
+        "garbage-1",
         "the failed row stays where it was"
     );
     assert_eq!(table.all_items().await.len(), 3);
@@ -391,10 +392,8 @@ async fn dynamodb_unreachable_fails_from_the_earliest_relevant_record() {
     let mut config = common::config_for(&format!("http://127.0.0.1:{closed_port}"), "t");
     config.max_attempts = 2;
     let app = messaging_stream::App::from_config(config).await;
-    let mut remove = message_record("g1", T1, "x", "100");
-    remove["eventName"] = json!("REMOVE");
     let batch = event(vec![
-        remove,
+        common::remove_record("g1", T1, "100"),
         message_record("g2", T2, "x", "101"),
         message_record("g1", T1, "x", "102"),
         message_record("g2", T3, "x", "103"),
@@ -407,7 +406,8 @@ async fn dynamodb_unreachable_fails_from_the_earliest_relevant_record() {
     .await
     .unwrap();
 
-    assert_eq!(response_ids(&response), vec!["101".to_owned()]);
+    // The REMOVE is relevant (a deleted message), so it is where the retry starts.
+    assert_eq!(response_ids(&response), vec!["100".to_owned()]);
 }
 
 #[tokio::test]
@@ -518,6 +518,45 @@ async fn the_execution_policy_allows_exactly_what_the_handler_does() {
     apply::move_rows(&store, &table.config, &update("g", T2, "two"), stale)
         .await
         .unwrap();
+    // An edit (an Update in place), a REMOVE's fallback (a Query of the MSG# partition) and a
+    // same-instant collision (a Query of the owner's keys around the instant).
+    table
+        .put([
+            common::message_item("g", T0, "zero"),
+            group_row("a", "g-other", T3, "other conversation"),
+        ])
+        .await;
+    table
+        .invoke(event(vec![common::edit_record(
+            "g",
+            T2,
+            "two, edited",
+            "2",
+        )]))
+        .await
+        .unwrap();
+    table
+        .invoke(event(vec![common::remove_record("g", T2, "3")]))
+        .await
+        .unwrap();
+    table
+        .invoke(event(vec![message_record("g", T3, "same instant", "4")]))
+        .await
+        .unwrap();
+    let counts = table.requests.counts();
+    // T1; the stale move and its retry; the edit; the fallback; the collision and its nudged retry.
+    assert_eq!(counts.get("TransactWriteItems"), Some(&7), "{counts:?}");
+    assert_eq!(
+        table.row_summaries("g").await,
+        vec![
+            (
+                "GRP#a".into(),
+                "2025-01-15T12:00:00.000001+00:00".into(),
+                "same instant".into()
+            ),
+            ("GRP#b".into(), T3.into(), "same instant".into()),
+        ]
+    );
     let used = table.requests.iam_uses();
 
     let policy: serde_json::Value = serde_json::from_str(

@@ -296,7 +296,7 @@ fn guard_rejects_a_dynamodb_star_action_in_the_role() {
 #[test]
 fn guard_rejects_a_star_action_in_the_endpoint_policy() {
     let bad = broken(
-        "            Action:\n              - dynamodb:DeleteItem\n              - dynamodb:PutItem\n              - dynamodb:Query\n",
+        "            Action:\n              - dynamodb:DeleteItem\n              - dynamodb:PutItem\n              - dynamodb:Query\n              - dynamodb:UpdateItem\n",
         "            Action: \"*\"\n",
     );
     guard_rejects(&bad, "no_wildcard_actions_in_documents");

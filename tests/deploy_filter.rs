@@ -139,18 +139,29 @@ fn a_weaker_filter_is_caught() {
                 .map(move |(change, v)| (format!("events/{file} Records[{i}] with {change}"), v))
         })
         .collect();
+    const WRITES: &str = r#"{"eventName":["INSERT","MODIFY"],"dynamodb":{"Keys":{"pk":{"S":[{"prefix":"MSG#"}]}},"NewImage":{"message":{"S":[{"exists":true}]}}}}"#;
+    const REMOVES: &str =
+        r#"{"eventName":["REMOVE"],"dynamodb":{"Keys":{"pk":{"S":[{"prefix":"MSG#"}]}}}}"#;
     for weaker in [
+        // deleted messages missed
+        vec![WRITES],
         // no NewImage.message condition
-        r#"{"eventName":["INSERT","MODIFY"],"dynamodb":{"Keys":{"pk":{"S":[{"prefix":"MSG#"}]}}}}"#,
-        // REMOVE let through
-        r#"{"eventName":["INSERT","MODIFY","REMOVE"],"dynamodb":{"Keys":{"pk":{"S":[{"prefix":"MSG#"}]}},"NewImage":{"message":{"S":[{"exists":true}]}}}}"#,
+        vec![
+            r#"{"eventName":["INSERT","MODIFY"],"dynamodb":{"Keys":{"pk":{"S":[{"prefix":"MSG#"}]}}}}"#,
+            REMOVES,
+        ],
+        // the function's own GRP# deletes let through
+        vec![WRITES, r#"{"eventName":["REMOVE"]}"#],
         // the function's own GRP# writes let through
-        r#"{"eventName":["INSERT","MODIFY"],"dynamodb":{"NewImage":{"message":{"S":[{"exists":true}]}}}}"#,
+        vec![
+            r#"{"eventName":["INSERT","MODIFY"],"dynamodb":{"NewImage":{"message":{"S":[{"exists":true}]}}}}"#,
+            REMOVES,
+        ],
     ] {
-        let filter = EventFilter::from_patterns([weaker]).unwrap();
+        let filter = EventFilter::from_patterns(weaker.clone()).unwrap();
         assert!(
             !disagreements(&filter, &records).is_empty(),
-            "a weaker filter went unnoticed: {weaker}"
+            "a weaker filter went unnoticed: {weaker:?}"
         );
     }
 }

@@ -141,12 +141,16 @@ fn dynamodb_grants(document: &Json) -> BTreeSet<(String, String, String)> {
 #[test]
 fn execution_policy_grants_exactly_the_function_data_plane() {
     let leading_grp = r#"{"ForAllValues:StringLike":{"dynamodb:LeadingKeys":["GRP#*"]}}"#;
+    // Reads of an owner's rows and of a group's newest messages (the fallback after a REMOVE).
+    let leading_grp_msg =
+        r#"{"ForAllValues:StringLike":{"dynamodb:LeadingKeys":["GRP#*","MSG#*"]}}"#;
     let index_arn = format!("{TABLE_ARN}/index/message-group-sk-index");
     let expected: BTreeSet<(String, String, String)> = [
         ("dynamodb:Query", index_arn.as_str(), ""),
-        ("dynamodb:Query", TABLE_ARN, leading_grp),
+        ("dynamodb:Query", TABLE_ARN, leading_grp_msg),
         ("dynamodb:PutItem", TABLE_ARN, leading_grp),
         ("dynamodb:DeleteItem", TABLE_ARN, leading_grp),
+        ("dynamodb:UpdateItem", TABLE_ARN, leading_grp),
     ]
     .into_iter()
     .map(|(a, r, c)| (a.to_owned(), r.to_owned(), c.to_owned()))

@@ -14,6 +14,50 @@ async fn seeded() -> TestTable {
     table
 }
 
+fn read_event(file: &str) -> serde_json::Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("events")
+        .join(file);
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// A seeded table as it is when `file`'s records arrive: the messages its REMOVEs name are
+/// already deleted from the table (the stream reports a delete after it happened).
+async fn seeded_for(file: &str) -> TestTable {
+    let table = seeded().await;
+    for record in read_event(file)["Records"].as_array().unwrap() {
+        if record["eventName"] == "REMOVE" {
+            let keys = &record["dynamodb"]["Keys"];
+            table
+                .client
+                .delete_item()
+                .table_name(table.table())
+                .key("pk", common::attr(keys["pk"]["S"].as_str().unwrap()))
+                .key("sk", common::attr(keys["sk"]["S"].as_str().unwrap()))
+                .send()
+                .await
+                .expect("delete the removed message");
+        }
+    }
+    table
+}
+
+/// The Andrew-Bayko conversation's messages in the seed, oldest first.
+fn andrew_bayko_messages() -> Vec<seed::SeedMessage> {
+    let conversation = seed::conversations()
+        .into_iter()
+        .find(|c| c.group_uuid == seed::GROUP_ANDREW_BAYKO)
+        .unwrap();
+    seed::messages(&conversation)
+}
+
+const ALL_FILES: [&str; 4] = [
+    "new-message.json",
+    "batch-mixed.json",
+    "edit-message.json",
+    "delete-message.json",
+];
+
 fn members(group: &str) -> usize {
     seed::conversations()
         .into_iter()
@@ -63,11 +107,9 @@ async fn new_message_moves_the_andrew_londo_rows_only() {
 
 #[tokio::test]
 async fn batch_mixed_moves_two_groups_and_skips_the_rest() {
-    let table = seeded().await;
+    let table = seeded_for("batch-mixed.json").await;
     let londo_before = table.row_summaries(seed::GROUP_ANDREW_LONDO).await;
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("events/batch-mixed.json");
-    let payload: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let payload = read_event("batch-mixed.json");
 
     let (response, summary) = messaging_stream::handler::process(&table.app, &payload)
         .await
@@ -81,7 +123,7 @@ async fn batch_mixed_moves_two_groups_and_skips_the_rest() {
             summary.ignored,
             summary.malformed
         ),
-        (8, 5, 2, 1)
+        (8, 6, 1, 1)
     );
     let crew = table.row_summaries(seed::GROUP_CREW).await;
     assert_eq!(crew.len(), members(seed::GROUP_CREW));
@@ -102,29 +144,102 @@ async fn batch_mixed_moves_two_groups_and_skips_the_rest() {
 
 #[tokio::test]
 async fn every_event_file_replays_twice_to_the_same_table() {
-    for file in ["new-message.json", "batch-mixed.json"] {
-        let table = seeded().await;
+    for file in ALL_FILES {
+        let table = seeded_for(file).await;
         replay(&table, file).await;
         let once = table.all_items().await.len();
         let first = table.row_summaries(seed::GROUP_CREW).await;
+        let first_bayko = table.row_summaries(seed::GROUP_ANDREW_BAYKO).await;
         let response = replay(&table, file).await;
         assert!(response.batch_item_failures.is_empty(), "{file}");
         assert_eq!(table.all_items().await.len(), once, "{file}");
         assert_eq!(table.row_summaries(seed::GROUP_CREW).await, first, "{file}");
+        assert_eq!(
+            table.row_summaries(seed::GROUP_ANDREW_BAYKO).await,
+            first_bayko,
+            "{file}"
+        );
     }
+}
+
+#[tokio::test]
+async fn edit_message_rewrites_the_andrew_bayko_rows_in_place() {
+    let table = seeded_for("edit-message.json").await;
+    let others_before = (
+        table.row_summaries(seed::GROUP_ANDREW_LONDO).await,
+        table.row_summaries(seed::GROUP_CREW).await,
+    );
+    let last = andrew_bayko_messages().pop().unwrap();
+    let edited = read_event("edit-message.json")["Records"][0]["dynamodb"]["NewImage"]["message"]
+        ["S"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(edited, last.text);
+
+    assert!(replay(&table, "edit-message.json")
+        .await
+        .batch_item_failures
+        .is_empty());
+
+    let rows = table.row_summaries(seed::GROUP_ANDREW_BAYKO).await;
+    assert_eq!(rows.len(), 2);
+    for (_, sk, text) in &rows {
+        assert_eq!(
+            (sk, text),
+            (&last.created_at, &edited),
+            "same key, new text"
+        );
+    }
+    assert_eq!(
+        (
+            table.row_summaries(seed::GROUP_ANDREW_LONDO).await,
+            table.row_summaries(seed::GROUP_CREW).await
+        ),
+        others_before
+    );
+}
+
+#[tokio::test]
+async fn delete_message_falls_back_to_the_previous_message() {
+    let mut messages = andrew_bayko_messages();
+    let removed = messages.pop().unwrap();
+    let previous = messages.pop().unwrap();
+
+    // As it happens: the message is gone from the table when its REMOVE arrives.
+    let table = seeded_for("delete-message.json").await;
+    assert!(replay(&table, "delete-message.json")
+        .await
+        .batch_item_failures
+        .is_empty());
+    let rows = table.row_summaries(seed::GROUP_ANDREW_BAYKO).await;
+    assert_eq!(rows.len(), 2);
+    for (_, sk, text) in &rows {
+        assert_eq!((sk, text), (&previous.created_at, &previous.text));
+    }
+
+    // Replayed on a table that still holds the message, the table wins: nothing changes.
+    let table = seeded().await;
+    let before = table.row_summaries(seed::GROUP_ANDREW_BAYKO).await;
+    assert!(replay(&table, "delete-message.json")
+        .await
+        .batch_item_failures
+        .is_empty());
+    assert_eq!(table.row_summaries(seed::GROUP_ANDREW_BAYKO).await, before);
+    assert!(before.iter().all(|(_, sk, _)| *sk == removed.created_at));
 }
 
 /// The Lambda binary's entry point (records kept as raw JSON text) does exactly what `handle` does.
 #[tokio::test]
 async fn the_binary_entry_point_matches_the_handler_on_every_file() {
-    for file in ["new-message.json", "batch-mixed.json"] {
+    for file in ALL_FILES {
         let text = std::fs::read_to_string(
             Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("events")
                 .join(file),
         )
         .unwrap();
-        let (tree, raw) = (seeded().await, seeded().await);
+        let (tree, raw) = (seeded_for(file).await, seeded_for(file).await);
         let context = lambda_runtime::Context::default;
         let by_tree = messaging_stream::handle(
             &tree.app,

@@ -303,6 +303,41 @@ pub fn message_record(
     })
 }
 
+/// A message item as the app writes it (pattern C), for the table itself.
+pub fn message_item(group: &str, created_at: &str, text: &str) -> Item {
+    Item::from([
+        ("pk".to_owned(), attr(&format!("MSG#{group}"))),
+        ("sk".to_owned(), attr(created_at)),
+        ("message_uuid".to_owned(), attr(&format!("m-{created_at}"))),
+        ("message".to_owned(), attr(text)),
+        ("user_uuid".to_owned(), attr("sender")),
+        ("user_display_name".to_owned(), attr("Sender")),
+        ("user_handle".to_owned(), attr("sender")),
+    ])
+}
+
+/// The stream record of an edit: a MODIFY of the message item at `created_at` with new text.
+pub fn edit_record(
+    group: &str,
+    created_at: &str,
+    text: &str,
+    sequence_number: &str,
+) -> serde_json::Value {
+    let mut record = message_record(group, created_at, text, sequence_number);
+    record["eventName"] = serde_json::json!("MODIFY");
+    record
+}
+
+/// The stream record of a deleted message: a REMOVE, which a NEW_IMAGE stream sends with the keys only.
+pub fn remove_record(group: &str, created_at: &str, sequence_number: &str) -> serde_json::Value {
+    let mut record = message_record(group, created_at, "", sequence_number);
+    record["eventName"] = serde_json::json!("REMOVE");
+    let change = record["dynamodb"].as_object_mut().expect("an object");
+    change.remove("NewImage");
+    change.insert("SizeBytes".into(), serde_json::json!(60));
+    record
+}
+
 /// A Lambda event of `records`.
 pub fn event(records: Vec<serde_json::Value>) -> serde_json::Value {
     serde_json::json!({ "Records": records })

@@ -13,7 +13,7 @@ use crate::common;
 use crate::common::TestTable;
 use crate::support::{self, Ledger, Tally};
 use messaging_stream::apply;
-use messaging_stream::event::{MessageText, NewMessage, RecordRef};
+use messaging_stream::event::{MessageChange, MessageText, RecordRef};
 use messaging_stream::plan::{self, GroupRow};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, RngSeed};
@@ -124,16 +124,16 @@ async fn invoke(
 }
 
 fn update_for(sent: &support::Sent) -> plan::GroupUpdate {
-    plan::coalesce([NewMessage {
-        record: RecordRef {
+    plan::coalesce([MessageChange::write(
+        RecordRef {
             position: 0,
             event_id: Some("stale".into()),
             sequence_number: Some("1".into()),
         },
-        group_uuid: sent.group.clone(),
-        created_at: sent.created_at.clone(),
-        text: MessageText::new(sent.text.clone()),
-    }])
+        &sent.group,
+        &sent.created_at,
+        MessageText::new(sent.text.clone()),
+    )])
     .remove(0)
 }
 

@@ -10,7 +10,7 @@
 use crate::common;
 use crate::common::{group_row, TestTable};
 use crate::support;
-use messaging_stream::event::{MessageText, NewMessage, RecordRef};
+use messaging_stream::event::{MessageChange, MessageText, RecordRef};
 use messaging_stream::local::proxy::{Fault, FaultPlan, Proxy};
 use messaging_stream::local::{replay, seed};
 use messaging_stream::request_log::RequestLog;
@@ -51,16 +51,16 @@ fn texts_in(value: &Value, out: &mut Vec<String>) {
 }
 
 fn update(group: &str, created_at: &str, text: &str) -> plan::GroupUpdate {
-    plan::coalesce([NewMessage {
-        record: RecordRef {
+    plan::coalesce([MessageChange::write(
+        RecordRef {
             position: 0,
             event_id: Some("privacy".into()),
             sequence_number: Some("1".into()),
         },
-        group_uuid: group.into(),
-        created_at: created_at.into(),
-        text: MessageText::new(text),
-    }])
+        group,
+        created_at,
+        MessageText::new(text),
+    )])
     .remove(0)
 }
 
