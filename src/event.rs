@@ -403,6 +403,25 @@ mod tests {
     }
 
     #[test]
+    fn a_ttl_expiry_is_a_remove_like_any_other() {
+        // TTL deletes arrive as REMOVE records made by the DynamoDB service itself.
+        let mut expiry = record("REMOVE", "MSG#g", "t", None);
+        expiry["dynamodb"]
+            .as_object_mut()
+            .unwrap()
+            .remove("NewImage");
+        expiry["userIdentity"] =
+            json!({"type": "Service", "principalId": "dynamodb.amazonaws.com"});
+        assert!(matches!(
+            parse_record(0, &expiry),
+            Parsed::Relevant(MessageChange {
+                change: Change::Remove,
+                ..
+            })
+        ));
+    }
+
+    #[test]
     fn missing_required_field_is_malformed_with_identity() {
         let mut raw = record("INSERT", "MSG#g", "t", Some("x"));
         raw.as_object_mut().unwrap().remove("awsRegion");

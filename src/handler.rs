@@ -220,7 +220,6 @@ async fn process_parsed(
                     conflict_retries,
                     rereads,
                     changed_owners: _,
-                    current_owners: _,
                 } = outcome;
                 summary.rows_moved += moved;
                 summary.rows_edited += edited;
@@ -274,9 +273,9 @@ async fn process_parsed(
 }
 
 /// Brings one group up to date, then, when the app has a cache, invalidates the lists it made stale:
-/// the group's messages and the conversations of every owner whose row was written, or found
-/// already current (a retry after a failed invalidation finds its rows current and must invalidate
-/// again), in one request per 25 keys. An invalidation that still fails fails the group, so Lambda
+/// the group's messages and the conversations of every owner in `changed_owners` (rows written, or
+/// already showing the batch's change: a retry after a failed invalidation must invalidate again),
+/// in one request per 25 keys. An invalidation that still fails fails the group, so Lambda
 /// retries it.
 pub async fn apply_and_invalidate(
     app: &App,
@@ -284,13 +283,7 @@ pub async fn apply_and_invalidate(
 ) -> Result<GroupOutcome, GroupError> {
     let outcome = apply::apply_group(&app.store, &app.config, update).await?;
     if let Some(cache) = &app.cache {
-        let owners: Vec<String> = outcome
-            .changed_owners
-            .iter()
-            .chain(&outcome.current_owners)
-            .cloned()
-            .collect();
-        let keys = cache::invalidation_keys(&update.group_uuid, &owners);
+        let keys = cache::invalidation_keys(&update.group_uuid, &outcome.changed_owners);
         cache
             .invalidate(&keys)
             .await

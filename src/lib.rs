@@ -4,7 +4,8 @@
 //! [`event`] (parse each record) -> [`plan`] (pure: coalesce per group, decide moves) ->
 //! [`store`] (the only module that talks to DynamoDB) driven per group by [`apply`] ->
 //! [`handler`] (bounded concurrency, summary log) -> [`response`] (the batch response).
-//! [`config`] is read once at start-up; [`aws`] builds the SDK clients from it.
+//! [`config`] is read once at start-up; [`aws`] builds the SDK clients from it. [`timestamp`] orders
+//! and nudges sort keys by instant; [`size`] is DynamoDB's item-size arithmetic.
 
 pub mod apply;
 pub mod aws;

@@ -12,10 +12,11 @@
 use crate::config::Config;
 use crate::event::{MessageText, MESSAGE_PK_PREFIX};
 use crate::plan::{
-    Fallback, GroupRow, Message, RowWrite, GROUP_ATTR, GROUP_PK_PREFIX, MESSAGE_ATTR,
+    Fallback, GroupRow, Item, Message, RowWrite, GROUP_ATTR, GROUP_PK_PREFIX, MESSAGE_ATTR,
     MESSAGE_SK_ATTR, TRUNCATED_ATTR,
 };
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConsumedCapacity, Delete, Put, ReturnConsumedCapacity, TransactWriteItem,
@@ -144,29 +145,24 @@ impl Store {
 
     /// Every row of a group, from the GSI (eventually consistent: may lag the table briefly).
     pub async fn group_rows(&self, group: &str) -> Result<Vec<GroupRow>, StoreError> {
-        let pages = self
+        let query = self
             .client
             .query()
             .table_name(&self.table)
             .index_name(&self.index)
             .key_condition_expression("message_group_uuid = :g")
-            .expression_attribute_values(":g", AttributeValue::S(group.to_owned()))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .into_paginator()
-            .send()
-            .collect::<Result<Vec<_>, _>>()
-            .await
-            .map_err(|error| StoreError::QueryGroup {
+            .expression_attribute_values(":g", AttributeValue::S(group.to_owned()));
+        let items = self
+            .all_pages(query, |detail| StoreError::QueryGroup {
                 index: self.index.clone(),
                 group: group.to_owned(),
-                detail: DisplayErrorContext(error).to_string(),
-            })?;
-        self.count(pages.iter().map(|page| page.consumed_capacity()));
+                detail,
+            })
+            .await?;
         // Only group rows carry `message_group_uuid`, so the index holds nothing else; a row
         // without string keys cannot be moved and is left alone.
-        Ok(pages
+        Ok(items
             .into_iter()
-            .flat_map(|page| page.items.unwrap_or_default())
             .filter_map(GroupRow::from_item)
             .filter(|row| row.pk.starts_with(GROUP_PK_PREFIX))
             .collect())
@@ -175,7 +171,7 @@ impl Store {
     /// The current row of `group` under owner partition `pk`, read strongly consistently from the
     /// base table; the newest if there were ever several, `None` if there is none.
     pub async fn owner_row(&self, pk: &str, group: &str) -> Result<Option<GroupRow>, StoreError> {
-        let pages = self
+        let query = self
             .client
             .query()
             .table_name(&self.table)
@@ -183,21 +179,12 @@ impl Store {
             .key_condition_expression("pk = :pk")
             .filter_expression("message_group_uuid = :g")
             .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
-            .expression_attribute_values(":g", AttributeValue::S(group.to_owned()))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .into_paginator()
-            .send()
-            .collect::<Result<Vec<_>, _>>()
-            .await
-            .map_err(|error| StoreError::ReadOwner {
-                pk: pk.to_owned(),
-                group: group.to_owned(),
-                detail: DisplayErrorContext(error).to_string(),
-            })?;
-        self.count(pages.iter().map(|page| page.consumed_capacity()));
-        Ok(pages
+            .expression_attribute_values(":g", AttributeValue::S(group.to_owned()));
+        let items = self
+            .all_pages(query, |detail| read_owner(pk, group, detail))
+            .await?;
+        Ok(items
             .into_iter()
-            .flat_map(|page| page.items.unwrap_or_default())
             .filter_map(GroupRow::from_item)
             .max_by(|a, b| crate::timestamp::compare(&a.sk, &b.sk)))
     }
@@ -211,7 +198,7 @@ impl Store {
         high: &str,
         group: &str,
     ) -> Result<Vec<(String, Option<String>)>, StoreError> {
-        let pages = self
+        let query = self
             .client
             .query()
             .table_name(&self.table)
@@ -220,26 +207,37 @@ impl Store {
             .projection_expression("sk, message_group_uuid")
             .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
             .expression_attribute_values(":low", AttributeValue::S(low.to_owned()))
-            .expression_attribute_values(":high", AttributeValue::S(high.to_owned()))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .into_paginator()
-            .send()
-            .collect::<Result<Vec<_>, _>>()
-            .await
-            .map_err(|error| StoreError::ReadOwner {
-                pk: pk.to_owned(),
-                group: group.to_owned(),
-                detail: DisplayErrorContext(error).to_string(),
-            })?;
-        self.count(pages.iter().map(|page| page.consumed_capacity()));
-        Ok(pages
+            .expression_attribute_values(":high", AttributeValue::S(high.to_owned()));
+        let items = self
+            .all_pages(query, |detail| read_owner(pk, group, detail))
+            .await?;
+        Ok(items
             .into_iter()
-            .flat_map(|page| page.items.unwrap_or_default())
             .filter_map(|item| {
                 let sk = item.get("sk")?.as_s().ok()?.clone();
                 let holder = item.get(GROUP_ATTR).and_then(|g| g.as_s().ok()).cloned();
                 Some((sk, holder))
             })
+            .collect())
+    }
+
+    /// Every page of `query`, its consumed capacity counted; a failure becomes `error(detail)`.
+    async fn all_pages(
+        &self,
+        query: QueryFluentBuilder,
+        error: impl Fn(String) -> StoreError,
+    ) -> Result<Vec<Item>, StoreError> {
+        let pages = query
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .into_paginator()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| error(DisplayErrorContext(e).to_string()))?;
+        self.count(pages.iter().map(|page| page.consumed_capacity()));
+        Ok(pages
+            .into_iter()
+            .flat_map(|page| page.items.unwrap_or_default())
             .collect())
     }
 
@@ -420,6 +418,14 @@ impl Store {
     }
 }
 
+fn read_owner(pk: &str, group: &str, detail: String) -> StoreError {
+    StoreError::ReadOwner {
+        pk: pk.to_owned(),
+        group: group.to_owned(),
+        detail,
+    }
+}
+
 /// Folds DynamoDB's per-action reasons (Delete + Put for a move, Update for an in-place rewrite)
 /// into one per row.
 fn row_failures(
@@ -470,7 +476,7 @@ fn row_failures(
 mod tests {
     use super::*;
     use crate::event::{MessageChange, RecordRef};
-    use crate::plan::{self, Item, RowPlan};
+    use crate::plan::{self, RowPlan};
     use aws_sdk_dynamodb::types::CancellationReason;
 
     fn reason(code: &str) -> CancellationReason {

@@ -20,6 +20,10 @@ const GROUPS: usize = 20;
 #[derive(Debug, serde::Serialize)]
 struct Cell {
     fault: String,
+    /// Of the records: edits, deletes and same-instant messages of two conversations of one owner.
+    edits: usize,
+    removes: usize,
+    collisions: usize,
     /// Messages in the cell's stream.
     records: usize,
     mode: String,
@@ -67,7 +71,19 @@ async fn run_cell(
     let mut rng = fastrand::Rng::with_seed(seed);
     let (groups, model, items) = support::world("f", GROUPS, &mut rng);
     support::load(&table.client, table.table(), items).await;
-    let sent = support::messages(&groups, batches * batch_size, 1_000, &mut rng);
+    let mut model = model;
+    let chat = support::chat(&groups, batches * batch_size, 1_000, &mut rng);
+    // The table as it is once all the traffic happened: the stream reports writes after them.
+    support::load(&table.client, table.table(), support::seed_messages(&model)).await;
+    support::load(&table.client, table.table(), chat.items()).await;
+    for (group, messages) in &chat.table {
+        model
+            .messages
+            .entry(group.clone())
+            .or_default()
+            .extend(messages.clone());
+    }
+    let sent = chat.sent.clone();
 
     let proxy = Proxy::start(support::local_addr(), plan.seed(seed))
         .await
@@ -99,6 +115,9 @@ async fn run_cell(
     Cell {
         fault: name.to_owned(),
         records: sent.len(),
+        edits: chat.edits,
+        removes: chat.removes,
+        collisions: chat.collisions,
         mode: format!("{mode:?}").to_lowercase(),
         rate,
         delivery,

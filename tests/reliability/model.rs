@@ -1,11 +1,17 @@
 //! Part 2 of the reliability proof: a model-based property test on DynamoDB Local.
 //!
 //! proptest generates a program of operations on a few groups: new messages (some older than
-//! messages already sent), batches delivering any of them (duplicates, out of order), two
+//! messages already sent, some at exactly the instant of another conversation's message), edits
+//! and deletes of sent messages, batches delivering any of them (duplicates, out of order), two
 //! invocations at once on overlapping groups, and stale reads (a group's rows read, then moved by
 //! other invocations, then written from the old read through `apply::move_rows`). After every
 //! operation the touched rows are checked, and at the end every row, against the model (newest
-//! acknowledged message wins). A failure shrinks to a minimal program.
+//! acknowledged message wins; an edit rewrites the row previewing it; a delete falls back to the
+//! group's newest message in the table). A failure shrinks to a minimal program.
+//!
+//! Like DynamoDB Streams, a message key's records come in order: an edit or a delete replaces the
+//! message's record, so a later delivery of that message delivers its newest record (a redelivery),
+//! never an older one after it.
 //!
 //! Quick slice in `make test`: 12 programs from a fixed seed; `make reliability`: 500.
 
@@ -15,6 +21,7 @@ use crate::support::{self, Ledger, Tally};
 use messaging_stream::apply;
 use messaging_stream::event::{MessageChange, MessageText, RecordRef};
 use messaging_stream::plan::{self, GroupRow};
+use messaging_stream::timestamp;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, RngSeed};
 use std::collections::HashMap;
@@ -36,6 +43,13 @@ enum Op {
     Snapshot { group: usize },
     /// Apply a sent message from the last snapshot of its group: a stale read.
     StaleApply(usize),
+    /// A new message in `group` at exactly the instant of sent message `pick` (another
+    /// conversation's, maybe of a shared owner: a same-instant collision).
+    SendAt { group: usize, pick: usize },
+    /// The author edits sent message `pick` (the table changes; its record becomes a MODIFY).
+    Edit(usize),
+    /// The author deletes sent message `pick` (gone from the table; its record becomes a REMOVE).
+    Remove(usize),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -46,6 +60,9 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (picks(), picks()).prop_map(|(a, b)| Op::Concurrent(a, b)),
         1 => (0..GROUPS).prop_map(|group| Op::Snapshot { group }),
         2 => (0usize..64).prop_map(Op::StaleApply),
+        1 => (0..GROUPS, 0usize..64).prop_map(|(group, pick)| Op::SendAt { group, pick }),
+        2 => (0usize..64).prop_map(Op::Edit),
+        2 => (0usize..64).prop_map(Op::Remove),
     ]
 }
 
@@ -74,9 +91,60 @@ struct Run {
     used_seconds: std::collections::HashSet<i64>,
     next_sequence: u64,
     invocations: usize,
+    /// Sent messages deleted: their record is a REMOVE now.
+    removed: std::collections::HashSet<usize>,
 }
 
 impl Run {
+    /// A sent message not deleted, chosen by `pick`.
+    fn live(&self, pick: usize) -> Option<usize> {
+        let live: Vec<usize> = (0..self.sent.len())
+            .filter(|i| !self.removed.contains(i))
+            .collect();
+        (!live.is_empty()).then(|| live[pick % live.len()])
+    }
+
+    /// Writes a new message to the table (as the app does) and keeps its record to deliver.
+    async fn send(&mut self, table: &TestTable, group: &str, created_at: &str, text: &str) {
+        table
+            .put([common::message_item(group, created_at, text)])
+            .await;
+        self.ledger
+            .model
+            .messages
+            .entry(group.to_owned())
+            .or_default()
+            .insert(created_at.to_owned(), text.to_owned());
+        self.sent.push(support::Sent {
+            group: group.to_owned(),
+            created_at: created_at.to_owned(),
+            text: text.to_owned(),
+            remove: false,
+            record: common::message_record(group, created_at, text, "0"),
+        });
+    }
+
+    fn records_without_removes(&self, picks: &[usize]) -> Vec<(usize, serde_json::Value)> {
+        let mut records = self.records(picks);
+        records.retain(|(i, _)| !self.sent[*i].remove);
+        records
+    }
+
+    /// The records of one invocation were acknowledged: the model learns them as one batch. A
+    /// delivered REMOVE may move its group's rows back (a fallback): not a regression.
+    fn acknowledge(&mut self, acked: &[usize], touched: &mut Vec<String>) {
+        let batch: Vec<&support::Sent> = acked.iter().map(|&i| &self.sent[i]).collect();
+        self.ledger.model.apply_batch(&batch);
+        for s in batch {
+            touched.push(s.group.clone());
+            if s.remove {
+                for key in self.ledger.model.keys_of(&s.group) {
+                    self.ledger.seen.remove(&key);
+                }
+            }
+        }
+    }
+
     fn records(&self, picks: &[usize]) -> Vec<(usize, serde_json::Value)> {
         if self.sent.is_empty() {
             return Vec::new();
@@ -143,6 +211,7 @@ async fn run_program(ops: Vec<Op>) -> Result<(Tally, Tally), String> {
     let mut rng = fastrand::Rng::with_seed(7);
     let (groups, model, items) = support::world(&prefix, GROUPS, &mut rng);
     support::load(&table.client, table.table(), items).await;
+    support::load(&table.client, table.table(), support::seed_messages(&model)).await;
     let mut run = Run {
         groups,
         ledger: Ledger::new(model),
@@ -151,6 +220,7 @@ async fn run_program(ops: Vec<Op>) -> Result<(Tally, Tally), String> {
         used_seconds: Default::default(),
         next_sequence: 0,
         invocations: 0,
+        removed: Default::default(),
     };
     for (step, op) in ops.into_iter().enumerate() {
         let mut touched: Vec<String> = Vec::new();
@@ -164,38 +234,81 @@ async fn run_program(ops: Vec<Op>) -> Result<(Tally, Tally), String> {
                 let form = (step as i64 + offset).rem_euclid(4) as usize;
                 let created_at = support::timestamp(seconds, (step as u32) * 1_000, form);
                 let text = format!("secret-{prefix}-{step}");
-                run.sent.push(support::Sent {
-                    group: group.uuid.clone(),
-                    created_at: created_at.clone(),
-                    text: text.clone(),
-                    record: common::message_record(&group.uuid, &created_at, &text, "0"),
+                let uuid = group.uuid.clone();
+                run.send(table, &uuid, &created_at, &text).await;
+            }
+            Op::SendAt { group, pick } => {
+                let Some(i) = run.live(pick) else { continue };
+                let uuid = run.groups[group].uuid.clone();
+                let created_at = run.sent[i].created_at.clone();
+                // One message per instant in a group: the model does not follow a tie's winner.
+                let taken = run.sent.iter().any(|s| {
+                    s.group == uuid && timestamp::compare(&s.created_at, &created_at).is_eq()
                 });
+                if taken {
+                    continue;
+                }
+                let text = format!("secret-{prefix}-{step}");
+                run.send(table, &uuid, &created_at, &text).await;
+            }
+            Op::Edit(pick) => {
+                let Some(i) = run.live(pick) else { continue };
+                let text = format!("secret-{prefix}-{step}-edited");
+                let s = &mut run.sent[i];
+                table
+                    .put([common::message_item(&s.group, &s.created_at, &text)])
+                    .await;
+                run.ledger
+                    .model
+                    .messages
+                    .entry(s.group.clone())
+                    .or_default()
+                    .insert(s.created_at.clone(), text.clone());
+                s.record = common::edit_record(&s.group, &s.created_at, &text, "0");
+                s.text = text;
+            }
+            Op::Remove(pick) => {
+                let Some(i) = run.live(pick) else { continue };
+                run.removed.insert(i);
+                let s = &mut run.sent[i];
+                table
+                    .client
+                    .delete_item()
+                    .table_name(table.table())
+                    .key("pk", common::attr(&format!("MSG#{}", s.group)))
+                    .key("sk", common::attr(&s.created_at))
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if let Some(messages) = run.ledger.model.messages.get_mut(&s.group) {
+                    messages.remove(&s.created_at);
+                }
+                s.record = common::remove_record(&s.group, &s.created_at, "0");
+                s.text = String::new();
+                s.remove = true;
             }
             Op::Deliver(picks) => {
                 let records = run.records(&picks);
                 let records = run.renumber(records);
                 if !records.is_empty() {
                     run.invocations += 1;
-                    for i in invoke(table, &records).await? {
-                        let s = &run.sent[i];
-                        run.ledger.model.apply(&s.group, &s.created_at, &s.text);
-                        touched.push(s.group.clone());
-                    }
+                    let acked = invoke(table, &records).await?;
+                    run.acknowledge(&acked, &mut touched);
                 }
             }
             Op::Concurrent(a, b) => {
-                let a = run.records(&a);
+                // Lambda never runs two invocations on one message group at once; concurrent
+                // deliveries of new messages still meet here, so deletes stay out of them.
+                let a = run.records_without_removes(&a);
                 let a = run.renumber(a);
-                let b = run.records(&b);
+                let b = run.records_without_removes(&b);
                 let b = run.renumber(b);
                 if !a.is_empty() {
                     run.invocations += 2;
-                    let (a, b) = tokio::join!(invoke(table, &a), invoke(table, &b));
-                    for i in a?.into_iter().chain(b?) {
-                        let s = &run.sent[i];
-                        run.ledger.model.apply(&s.group, &s.created_at, &s.text);
-                        touched.push(s.group.clone());
-                    }
+                    let (ack_a, ack_b) = tokio::join!(invoke(table, &a), invoke(table, &b));
+                    let (ack_a, ack_b) = (ack_a?, ack_b?);
+                    run.acknowledge(&ack_a, &mut touched);
+                    run.acknowledge(&ack_b, &mut touched);
                 }
             }
             Op::Snapshot { group } => {
@@ -209,10 +322,8 @@ async fn run_program(ops: Vec<Op>) -> Result<(Tally, Tally), String> {
                 run.snapshots.insert(uuid, rows);
             }
             Op::StaleApply(pick) => {
-                if run.sent.is_empty() {
-                    continue;
-                }
-                let s = run.sent[pick % run.sent.len()].clone();
+                let Some(i) = run.live(pick) else { continue };
+                let s = run.sent[i].clone();
                 let rows = match run.snapshots.get(&s.group) {
                     Some(rows) => rows.clone(),
                     None => table
@@ -226,7 +337,7 @@ async fn run_program(ops: Vec<Op>) -> Result<(Tally, Tally), String> {
                 apply::move_rows(&table.app.store, &table.app.config, &update_for(&s), rows)
                     .await
                     .map_err(|e| format!("a stale write failed: {e}"))?;
-                run.ledger.model.apply(&s.group, &s.created_at, &s.text);
+                run.ledger.model.apply_batch(&[&s]);
                 touched.push(s.group.clone());
             }
         }
