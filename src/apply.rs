@@ -114,6 +114,11 @@ pub enum GroupError {
     DeadlineReached,
     #[error("group {group}: transaction cancelled: {reason}")]
     Cancelled { group: String, reason: String },
+    #[error("group {group}: {source}")]
+    CacheInvalidation {
+        group: String,
+        source: crate::cache::CacheError,
+    },
     #[error("group {group}: no free sort key for {pk} within {MAX_NUDGE_MICROS} us of {at:?}")]
     NoFreeKey {
         group: String,

@@ -5,6 +5,7 @@
 //! earliest failed record's sequence number. Message text never reaches a log line.
 
 use crate::apply::{self, GroupError, GroupOutcome};
+use crate::cache::{self, dynamo::DynamoCache, Cache};
 use crate::config::Config;
 use crate::event::{self, EventError, Parsed, RawEvent};
 use crate::plan;
@@ -14,6 +15,7 @@ use aws_lambda_events::streams::DynamoDbEventResponse;
 use futures::StreamExt;
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 /// What every invocation shares: built once at start-up.
@@ -23,15 +25,17 @@ pub struct App {
     pub config: Config,
     /// One EMF document per invocation; off unless set with [`App::with_metrics`].
     pub metrics: crate::metrics::Metrics,
+    /// The read-path cache whose lists a processed group invalidates; `None`: the cache is off.
+    pub cache: Option<Arc<dyn Cache>>,
 }
 
 impl App {
     pub fn new(store: Store, config: Config) -> Self {
-        let metrics = crate::metrics::Metrics::off();
         Self {
             store,
             config,
-            metrics,
+            metrics: crate::metrics::Metrics::off(),
+            cache: None,
         }
     }
 
@@ -40,10 +44,25 @@ impl App {
         Self { metrics, ..self }
     }
 
-    /// Builds the DynamoDB client from `config` and the standard AWS environment.
+    /// The same app, invalidating `cache` after each group.
+    pub fn with_cache(mut self, cache: Arc<dyn Cache>) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// Builds the DynamoDB client from `config` and the standard AWS environment; with
+    /// `CACHE_TABLE_NAME` set, the cache in that table shares the client.
     pub async fn from_config(config: Config) -> Self {
         let client = crate::aws::dynamodb_client(&config).await;
-        Self::new(Store::new(client, &config), config)
+        let cache = config
+            .cache_table_name
+            .clone()
+            .map(|table| DynamoCache::new(client.clone(), table));
+        let app = Self::new(Store::new(client, &config), config);
+        match cache {
+            Some(cache) => app.with_cache(Arc::new(cache)),
+            None => app,
+        }
     }
 }
 
@@ -198,13 +217,12 @@ async fn process_batch(
             (
                 update,
                 match deadline {
-                    Some(at) => tokio::time::timeout_at(
-                        at.into(),
-                        apply::apply_group(&app.store, &app.config, update),
-                    )
-                    .await
-                    .unwrap_or(Err(GroupError::DeadlineReached)),
-                    None => apply::apply_group(&app.store, &app.config, update).await,
+                    Some(at) => {
+                        tokio::time::timeout_at(at.into(), apply_and_invalidate(app, update))
+                            .await
+                            .unwrap_or(Err(GroupError::DeadlineReached))
+                    }
+                    None => apply_and_invalidate(app, update).await,
                 },
             )
         })
@@ -280,6 +298,30 @@ async fn process_batch(
     );
     let response = response::batch_response(earliest_failed)?;
     Ok((response, summary))
+}
+
+/// Brings one group up to date, then, when the app has a cache, invalidates the lists it made stale:
+/// the group's messages and the conversations of every owner in `changed_owners` (rows written, or
+/// already showing the batch's change: a retry after a failed invalidation must invalidate again),
+/// in one request per 25 keys. An invalidation that still fails fails the group, so Lambda
+/// retries it.
+pub async fn apply_and_invalidate(
+    app: &App,
+    update: &plan::GroupUpdate,
+) -> Result<GroupOutcome, GroupError> {
+    let outcome = apply::apply_group(&app.store, &app.config, update).await?;
+    if let Some(cache) = &app.cache {
+        let keys = cache::invalidation_keys(&update.group_uuid, &outcome.changed_owners);
+        cache
+            .invalidate(&keys)
+            .await
+            .map_err(|source| GroupError::CacheInvalidation {
+                group: update.group_uuid.clone(),
+                source,
+            })?;
+        tracing::debug!(group = %update.group_uuid, keys = keys.len(), "cache invalidated");
+    }
+    Ok(outcome)
 }
 
 impl From<HandlerError> for lambda_runtime::Diagnostic {

@@ -10,6 +10,7 @@
 
 pub mod apply;
 pub mod aws;
+pub mod cache;
 pub mod config;
 pub mod event;
 pub mod filter;

@@ -292,9 +292,33 @@ fn endpoint_policy_mirrors_the_execution_data_plane() {
             .map(|(a, r, _)| (a, r))
             .collect()
     };
+    let mut execution = without_conditions(&policy_file("execution-dynamodb"));
+    execution.extend(without_conditions(&policy_file("execution-cache")));
+    assert_eq!(without_conditions(&endpoint), execution);
+}
+
+/// The cache table: only the invalidations' BatchWriteItem, on that table, on the cache's two key prefixes.
+#[test]
+fn execution_cache_policy_grants_only_invalidation_on_the_cache_table() {
+    let leading =
+        r#"{"ForAllValues:StringLike":{"dynamodb:LeadingKeys":["conversations#*","messages#*"]}}"#;
+    let cache_arn =
+        "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/${AppName}-cache-${Env}";
     assert_eq!(
-        without_conditions(&endpoint),
-        without_conditions(&policy_file("execution-dynamodb"))
+        dynamodb_grants(&policy_file("execution-cache")),
+        BTreeSet::from([(
+            "dynamodb:BatchWriteItem".to_owned(),
+            cache_arn.to_owned(),
+            leading.to_owned()
+        )])
+    );
+    let template = template();
+    assert_eq!(
+        at(
+            resource(&template, "CacheTable"),
+            &["Properties", "TableName"]
+        ),
+        &serde_yaml::from_str::<serde_yaml::Value>("!Sub ${AppName}-cache-${Env}").unwrap()
     );
 }
 

@@ -19,6 +19,7 @@ mod footprint;
 mod latency;
 mod machine;
 mod process;
+mod reads;
 mod report;
 mod table;
 mod workloads;
@@ -62,6 +63,13 @@ struct Args {
     /// Seconds of untimed traffic before the first measurement (DynamoDB Local's JIT).
     #[arg(long, default_value_t = 60.0)]
     warm_up_s: f64,
+    /// Which part: `all` (the write path against the seed, process figures, then the read table),
+    /// or `reads` alone (the cache's read table: no Python, and the doc is left alone).
+    #[arg(long, value_enum, default_value = "all")]
+    part: Part,
+    /// Operations of each read soak (messages and reads mixed).
+    #[arg(long, default_value_t = 2000)]
+    soak_operations: usize,
     /// Only these workloads (single, groups20, groupchat, groups500, replay).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
@@ -98,6 +106,12 @@ struct Args {
     value_memory: Option<PathBuf>,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Part {
+    All,
+    Reads,
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if let Some(file) = &args.value_memory {
@@ -132,6 +146,25 @@ async fn run(
     load_at_start: String,
 ) -> anyhow::Result<()> {
     let upstream: SocketAddr = endpoint.trim_start_matches("http://").parse()?;
+    if args.part == Part::Reads {
+        let measured = reads::measure(
+            upstream,
+            &endpoint,
+            &args.latencies_ms,
+            args.repeats,
+            args.soak_operations,
+        )
+        .await?;
+        std::fs::create_dir_all(&args.out_dir)?;
+        let json = args.out_dir.join("reads.json");
+        std::fs::write(&json, serde_json::to_string_pretty(&measured)?)?;
+        println!("\n{}", measured.markdown(&args.command));
+        println!(
+            "results: {} (docs/PERFORMANCE.md left alone)",
+            json.display()
+        );
+        return Ok(());
+    }
     let direct = common::client_for(
         &common::config_for(&endpoint, table::TABLE),
         &RequestLog::new(),
@@ -276,12 +309,32 @@ async fn run(
         goals: Vec::new(),
     };
     results.evaluate_goals();
+    println!("\n== reads (the cache)");
+    let measured = reads::measure(
+        upstream,
+        &endpoint,
+        &args.latencies_ms,
+        args.repeats,
+        args.soak_operations,
+    )
+    .await?;
+    let reads_markdown = measured.markdown(&args.command);
+    std::fs::write(
+        args.out_dir.join("reads.json"),
+        serde_json::to_string_pretty(&measured)?,
+    )?;
     let json = args.out_dir.join("results.json");
     std::fs::write(&json, serde_json::to_string_pretty(&results)?)?;
     println!("\nresults: {}", json.display());
     if !args.doc.as_os_str().is_empty() {
         let doc = std::fs::read_to_string(&args.doc).unwrap_or_default();
-        std::fs::write(&args.doc, report::splice(&doc, &results.markdown()))?;
+        let section = results.markdown();
+        // The read table goes inside the generated section, before its END marker.
+        let section = match section.rfind(report::END) {
+            Some(end) => format!("{}{reads_markdown}\n{}", &section[..end], &section[end..]),
+            None => format!("{section}\n{reads_markdown}"),
+        };
+        std::fs::write(&args.doc, report::splice(&doc, &section))?;
         println!("updated: {}", args.doc.display());
     }
     results.print_goals();

@@ -5,6 +5,8 @@
 
 use anyhow::{bail, Context as _, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use messaging_stream::cache::dynamo::DynamoCache;
+use messaging_stream::cache::read::{Entry, Reader};
 use messaging_stream::filter::EventFilter;
 use messaging_stream::local::watch::{StartingPosition, StatsSnapshot, Trigger, WatchOptions};
 use messaging_stream::local::{
@@ -15,12 +17,15 @@ use messaging_stream::plan::Item;
 use messaging_stream::{App, Config};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Where the Makefile runs DynamoDB Local.
 const LOCAL_ENDPOINT: &str = "http://127.0.0.1:8000";
 /// `--endpoint aws`: no endpoint override, the SDK's own (DynamoDB and DynamoDB Streams differ there).
 const AWS_ENDPOINTS: &str = "aws";
+/// The cache table `schema-load --cache` creates when none is named.
+const LOCAL_CACHE_TABLE: &str = "cruddur-cache-local";
 
 #[derive(Parser)]
 #[command(
@@ -39,6 +44,9 @@ struct Cli {
     /// Print JSON lines instead of a table
     #[arg(long, global = true)]
     json: bool,
+    /// The read-path cache table [env: CACHE_TABLE_NAME; default: none, reads go to the table]
+    #[arg(long, global = true)]
+    cache_table: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -46,21 +54,32 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Create the table (pk/sk, the group GSI, a NEW_IMAGE stream); an existing table is fine.
-    SchemaLoad,
+    SchemaLoad {
+        /// Also create the cache table (key id, TTL on expires_at): --cache-table, CACHE_TABLE_NAME,
+        /// or cruddur-cache-local.
+        #[arg(long)]
+        cache: bool,
+    },
     /// Write users, conversations and messages (idempotent).
     Seed,
-    /// Pattern B: a user's conversation list, newest first.
+    /// Pattern B: a user's conversation list, newest first (through the cache if one is set).
     Conversations {
         /// The user's uuid (or a seed user's handle).
         user_uuid: String,
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
         limit: Option<u32>,
+        /// Read the table even when a cache table is set.
+        #[arg(long)]
+        no_cache: bool,
     },
-    /// Pattern A: a group's messages, newest first.
+    /// Pattern A: a group's messages, newest first (through the cache if one is set).
     Messages {
         group_uuid: String,
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
         limit: Option<u32>,
+        /// Read the table even when a cache table is set.
+        #[arg(long)]
+        no_cache: bool,
     },
     /// Run the Lambda handler in-process on event files; prints each batch response as a JSON line.
     Replay {
@@ -214,6 +233,9 @@ impl Cli {
         if let Some(table) = &self.table {
             config.table_name = table.clone();
         }
+        if let Some(cache) = &self.cache_table {
+            config.cache_table_name = Some(cache.clone());
+        }
         Ok(config)
     }
 }
@@ -237,7 +259,7 @@ async fn run(cli: Cli) -> Result<()> {
         .clone()
         .unwrap_or_else(|| "AWS".to_owned());
     match cli.command {
-        Command::SchemaLoad => {
+        Command::SchemaLoad { cache } => {
             let client = messaging_stream::aws::dynamodb_client(&config).await;
             let created =
                 schema::create_table(&client, &config.table_name, &config.group_index_name)
@@ -246,6 +268,21 @@ async fn run(cli: Cli) -> Result<()> {
                         format!("creating table {} at {endpoint}", config.table_name)
                     })?;
             println!("table {}: {:?}", config.table_name, created);
+            if cache {
+                let table = config
+                    .cache_table_name
+                    .clone()
+                    .unwrap_or_else(|| LOCAL_CACHE_TABLE.to_owned());
+                let created = schema::create_cache_table(&client, &table)
+                    .await
+                    .with_context(|| format!("creating cache table {table} at {endpoint}"))?;
+                println!("cache table {table}: {created:?} (time to live on expires_at)");
+                if config.cache_table_name.is_none() {
+                    eprintln!(
+                        "ddb: reads use it with --cache-table {table} or CACHE_TABLE_NAME={table}"
+                    );
+                }
+            }
         }
         Command::Seed => {
             let client = messaging_stream::aws::dynamodb_client(&config).await;
@@ -257,10 +294,19 @@ async fn run(cli: Cli) -> Result<()> {
                 config.table_name, seeded.messages, seeded.group_rows, seeded.skipped
             );
         }
-        Command::Conversations { user_uuid, limit } => {
+        Command::Conversations {
+            user_uuid,
+            limit,
+            no_cache,
+        } => {
             let client = messaging_stream::aws::dynamodb_client(&config).await;
             // A seed user's handle is accepted for convenience; anything else is taken as a uuid.
             let user_uuid = write::user(&user_uuid).map_or(user_uuid, |u| u.uuid.to_owned());
+            if let Some(reader) = cached_reader(&config, &client, no_cache) {
+                let read = reader.conversations(&user_uuid, limit).await?;
+                eprintln!("ddb: cache {} (conversations#{user_uuid})", read.served);
+                return print_entries(&read.entries, cli.json);
+            }
             let rows = queries::conversations(
                 &client,
                 &config.table_name,
@@ -274,8 +320,17 @@ async fn run(cli: Cli) -> Result<()> {
                 &["sk", "user_handle", "message_group_uuid", "message"],
             )?;
         }
-        Command::Messages { group_uuid, limit } => {
+        Command::Messages {
+            group_uuid,
+            limit,
+            no_cache,
+        } => {
             let client = messaging_stream::aws::dynamodb_client(&config).await;
+            if let Some(reader) = cached_reader(&config, &client, no_cache) {
+                let read = reader.messages(&group_uuid, limit).await?;
+                eprintln!("ddb: cache {} (messages#{group_uuid})", read.served);
+                return print_entries(&read.entries, cli.json);
+            }
             let items = queries::messages(
                 &client,
                 &config.table_name,
@@ -351,6 +406,29 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Redrive(args) => redrive(config, &args, cli.json).await?,
     }
     Ok(())
+}
+
+/// The read-through reader when a cache table is set and not bypassed.
+fn cached_reader(
+    config: &Config,
+    client: &aws_sdk_dynamodb::Client,
+    no_cache: bool,
+) -> Option<Reader> {
+    let table = config.cache_table_name.as_ref().filter(|_| !no_cache)?;
+    let cache = DynamoCache::new(client.clone(), table.clone());
+    Some(
+        Reader::new(client.clone(), config.table_name.clone())
+            .with_cache(Arc::new(cache), config.cache_ttl),
+    )
+}
+
+/// Prints the app's list entries (docs/CACHE.md) as JSON lines or columns.
+fn print_entries(entries: &[Entry], json: bool) -> Result<()> {
+    let items: Vec<Item> = entries
+        .iter()
+        .map(serde_dynamo::to_item)
+        .collect::<Result<_, _>>()?;
+    print_items(&items, json, &["created_at", "handle", "uuid", "message"])
 }
 
 /// `ddb watch`: builds the trigger, prints progress on stderr, stops on Ctrl-C (or SIGTERM).
