@@ -5,16 +5,19 @@
 //! handler (`handler::process`, in this process) and the seed (bench/seed_baseline.py in a Python
 //! worker, baseline.rs) each run the batch several times (cells.rs), every run on a table reset to
 //! the workload's starting state (table.rs). Then the real Lambda binary is started against a stub
-//! runtime API (process.rs) for its initialisation and memory (footprint.rs). Results go to
-//! target/bench/results.json (for bench/plot.py), the console (goals met / not met), and the
-//! generated section of docs/PERFORMANCE.md (report.rs). It is not a test: nothing here fails on a
-//! slow figure, only on a run that did not do its work.
+//! runtime API (process.rs) for its initialisation and memory (footprint.rs). The cost cells
+//! (cost.rs, `--only cost`) run each cost workload once per side at 0 ms and price its capacity.
+//! Results go to target/bench/results.json (for bench/plot.py), the console (goals met / not met),
+//! and the generated sections of docs/PERFORMANCE.md (report.rs, cost.rs): a run rewrites only the
+//! sections it measured. It is not a test: nothing here fails on a slow figure, only on a run that
+//! did not do its work.
 
 #[path = "../../tests/common/mod.rs"]
 mod common;
 
 mod baseline;
 mod cells;
+mod cost;
 mod footprint;
 mod latency;
 mod machine;
@@ -62,7 +65,8 @@ struct Args {
     /// Seconds of untimed traffic before the first measurement (DynamoDB Local's JIT).
     #[arg(long, default_value_t = 60.0)]
     warm_up_s: f64,
-    /// Only these workloads (single, groups20, groupchat, groups500, replay).
+    /// Only these workloads (single, groups20, groupchat, groups500, replay) and/or `cost` (the
+    /// cost table alone: its five workloads once per side at 0 ms, no timing, no process figures).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Times the Lambda binary and the Python interpreter are started to measure initialisation.
@@ -153,10 +157,24 @@ async fn run(
         python.seed_file.display()
     );
 
+    let known: Vec<&str> = workloads::all().iter().map(|w| w.name).collect();
+    for name in &args.only {
+        ensure!(
+            name == "cost" || known.contains(&name.as_str()),
+            "--only {name}: no such workload (known: {}, cost)",
+            known.join(", ")
+        );
+    }
     let workloads: Vec<Workload> = workloads::all()
         .into_iter()
         .filter(|w| args.only.is_empty() || args.only.iter().any(|o| o == w.name))
         .collect();
+    let cost_workloads: Vec<Workload> =
+        if args.only.is_empty() || args.only.iter().any(|o| o == "cost") {
+            workloads::cost()
+        } else {
+            Vec::new()
+        };
     let events_dir = args.out_dir.join("events");
     std::fs::create_dir_all(&events_dir)?;
     let mut event_files = BTreeMap::new();
@@ -165,13 +183,23 @@ async fn run(
         std::fs::write(&path, w.event.to_string())?;
         event_files.insert(w.name, path);
     }
+    let mut cost_files = BTreeMap::new();
+    for w in &cost_workloads {
+        let path = events_dir.join(format!("cost-{}.json", w.name));
+        std::fs::write(&path, w.event.to_string())?;
+        cost_files.insert(w.name, path);
+    }
 
     let mut cells: Vec<Cell> = Vec::new();
     let mut calibration = Vec::new();
     let mut python_peak_rss = None;
     let mut hello = None;
     // In the order given (ascending by default: a seed cell's estimate comes from a lower RTT).
-    let latencies = args.latencies_ms.clone();
+    let latencies = if workloads.is_empty() {
+        Vec::new()
+    } else {
+        args.latencies_ms.clone()
+    };
     for (round, &latency_ms) in latencies.iter().enumerate() {
         let proxy = Proxy::start(
             upstream,
@@ -236,8 +264,30 @@ async fn run(
         side.worker.stop().await;
     }
 
-    println!("\n== process figures");
-    let mut process = footprint::figures(&args, &python, &direct, &endpoint).await?;
+    let mut cost_cells = Vec::new();
+    if !cost_workloads.is_empty() {
+        // Capacity does not depend on latency: one proxy adding nothing, both sides through it.
+        let proxy = Proxy::start(upstream, FaultPlan::with_latency(Duration::ZERO)).await?;
+        let mut side = cells::side(proxy, &python).await?;
+        hello.get_or_insert((
+            side.worker.hello.python.clone(),
+            side.worker.hello.boto3.clone(),
+            side.worker.hello.function_bytes,
+        ));
+        println!("\n== cost: capacity per delivered message (once per side, 0 ms)");
+        for w in &cost_workloads {
+            cost_cells.push(cost::rust_cost(&mut side, &direct, w).await?);
+            cost_cells.push(cost::seed_cost(&mut side, &direct, w, &cost_files[w.name]).await?);
+        }
+        side.worker.stop().await;
+    }
+
+    let mut process = if workloads.is_empty() {
+        report::Process::default()
+    } else {
+        println!("\n== process figures");
+        footprint::figures(&args, &python, &direct, &endpoint).await?
+    };
     process.python_peak_rss_bytes = python_peak_rss;
     let (python_version, boto3_version, function_bytes) = hello.unwrap_or_default();
     process.python_function_bytes = Some(function_bytes);
@@ -274,16 +324,35 @@ async fn run(
         cells,
         process,
         goals: Vec::new(),
+        cost: cost_cells,
     };
-    results.evaluate_goals();
+    let timed = !results.cells.is_empty();
+    if timed {
+        results.evaluate_goals();
+    }
     let json = args.out_dir.join("results.json");
     std::fs::write(&json, serde_json::to_string_pretty(&results)?)?;
     println!("\nresults: {}", json.display());
     if !args.doc.as_os_str().is_empty() {
-        let doc = std::fs::read_to_string(&args.doc).unwrap_or_default();
-        std::fs::write(&args.doc, report::splice(&doc, &results.markdown()))?;
+        // Only the sections this run measured: a cost-only run leaves the timed section alone.
+        let mut doc = std::fs::read_to_string(&args.doc).unwrap_or_default();
+        if timed {
+            doc = report::splice(&doc, report::BEGIN, report::END, &results.markdown());
+        }
+        if !results.cost.is_empty() {
+            let section = cost::markdown(
+                &results.cost,
+                &results.date,
+                &results.command,
+                &args.dynamodb_local,
+            );
+            doc = report::splice(&doc, cost::BEGIN, cost::END, &section);
+        }
+        std::fs::write(&args.doc, doc)?;
         println!("updated: {}", args.doc.display());
     }
-    results.print_goals();
+    if timed {
+        results.print_goals();
+    }
     Ok(())
 }
