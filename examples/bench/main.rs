@@ -87,9 +87,10 @@ struct Args {
     /// Where results.json and the event files go.
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/target/bench"))]
     out_dir: PathBuf,
-    /// The doc whose generated section is rewritten (empty: none).
+    /// The doc whose generated sections are rewritten (empty: none).
+    // A String: clap's PathBuf parser refuses the empty value of `--doc ''`.
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/PERFORMANCE.md"))]
-    doc: PathBuf,
+    doc: String,
     /// Which DynamoDB Local this is, for the doc (the jar carries no version).
     #[arg(long, default_value = "DynamoDB Local")]
     dynamodb_local: String,
@@ -333,7 +334,7 @@ async fn run(
     let json = args.out_dir.join("results.json");
     std::fs::write(&json, serde_json::to_string_pretty(&results)?)?;
     println!("\nresults: {}", json.display());
-    if !args.doc.as_os_str().is_empty() {
+    if !args.doc.is_empty() {
         // Only the sections this run measured: a cost-only run leaves the timed section alone.
         let mut doc = std::fs::read_to_string(&args.doc).unwrap_or_default();
         if timed {
@@ -349,7 +350,7 @@ async fn run(
             doc = report::splice(&doc, cost::BEGIN, cost::END, &section);
         }
         std::fs::write(&args.doc, doc)?;
-        println!("updated: {}", args.doc.display());
+        println!("updated: {}", args.doc);
     }
     if timed {
         results.print_goals();
