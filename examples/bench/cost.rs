@@ -24,7 +24,11 @@ use crate::report::Runner;
 use crate::table;
 use crate::workloads::Workload;
 use anyhow::{ensure, Context};
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, Put,
+    ReturnConsumedCapacity, ScalarAttributeType, TransactWriteItem,
+};
 use messaging_stream::handler::process as handle_batch;
 use messaging_stream::plan::{Item, GROUP_ATTR, MAX_ACTIONS_PER_TRANSACTION, MESSAGE_ATTR};
 use messaging_stream::size::item_size;
@@ -94,6 +98,128 @@ impl Ledger {
         self.local.write_table += local;
         self.local.write_index += local;
     }
+}
+
+/// The table the probe writes to: no index, so each figure is the table's alone.
+const PROBE_TABLE: &str = "bench-capacity-probe";
+
+/// Lengths of the `message` of the new items each probe transaction puts.
+const PROBE_CASES: &[&[usize]] = &[
+    &[100],
+    &[100, 100],
+    &[400, 400, 400],
+    &[2000, 100],
+    &[2000, 2000],
+    &[4096],
+    &[4096, 4096],
+    &[4096, 100],
+    &[2000, 2000, 100, 4096],
+    &[100, 1100, 2100, 3100],
+];
+
+/// One TransactWriteItems of the probe: what DynamoDB Local reported, and both rules' prices.
+#[derive(Debug, Clone, Serialize)]
+pub struct Probe {
+    pub item_bytes: Vec<usize>,
+    pub reported: f64,
+    pub local_rules: f64,
+    pub aws_rules: f64,
+}
+
+/// How DynamoDB Local counts a transaction's write units: one TransactWriteItems of new items per
+/// case of [`PROBE_CASES`] on a table without an index, straight to the server (`client`).
+pub async fn probe(client: &aws_sdk_dynamodb::Client) -> anyhow::Result<Vec<Probe>> {
+    let key = |name: &str, key_type| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(key_type)
+            .build()
+            .expect("name and type are set")
+    };
+    let attribute = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .expect("name and type are set")
+    };
+    let created = client
+        .create_table()
+        .table_name(PROBE_TABLE)
+        .attribute_definitions(attribute("pk"))
+        .attribute_definitions(attribute("sk"))
+        .key_schema(key("pk", KeyType::Hash))
+        .key_schema(key("sk", KeyType::Range))
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await;
+    if let Err(error) = created {
+        ensure!(
+            error
+                .as_service_error()
+                .is_some_and(|e| e.is_resource_in_use_exception()),
+            "CreateTable {PROBE_TABLE}: {}",
+            DisplayErrorContext(error)
+        );
+    }
+    let mut probes = Vec::new();
+    for (case, texts) in PROBE_CASES.iter().enumerate() {
+        let items: Vec<Item> = texts
+            .iter()
+            .enumerate()
+            .map(|(i, &len)| {
+                Item::from([
+                    ("pk".to_owned(), AttributeValue::S(format!("Q{case}-{i}"))),
+                    ("sk".to_owned(), AttributeValue::S("s".into())),
+                    (MESSAGE_ATTR.to_owned(), AttributeValue::S("x".repeat(len))),
+                ])
+            })
+            .collect();
+        let actions = items.iter().map(|item| {
+            TransactWriteItem::builder()
+                .put(
+                    Put::builder()
+                        .table_name(PROBE_TABLE)
+                        .set_item(Some(item.clone()))
+                        .condition_expression("attribute_not_exists(pk)")
+                        .build()
+                        .expect("table and item are set"),
+                )
+                .build()
+        });
+        let output = client
+            .transact_write_items()
+            .set_transact_items(Some(actions.collect()))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("TransactWriteItems: {}", DisplayErrorContext(e)))?;
+        let reported = output
+            .consumed_capacity()
+            .iter()
+            .map(|c| {
+                c.write_capacity_units()
+                    .or(c.capacity_units())
+                    .unwrap_or(0.0)
+            })
+            .sum();
+        let item_bytes: Vec<usize> = items.iter().map(item_size).collect();
+        let mut ledger = Ledger::default();
+        ledger.transaction(&[], &item_bytes);
+        probes.push(Probe {
+            item_bytes,
+            reported,
+            local_rules: ledger.local.write_table,
+            aws_rules: ledger.aws.write_table,
+        });
+    }
+    client
+        .delete_table()
+        .table_name(PROBE_TABLE)
+        .send()
+        .await
+        .ok();
+    Ok(probes)
 }
 
 /// One side's cost of one workload.
@@ -410,7 +536,13 @@ pub const BEGIN: &str = "<!-- BEGIN make bench cost: generated, do not edit by h
 pub const END: &str = "<!-- END make bench cost -->";
 
 /// The generated cost section of docs/PERFORMANCE.md.
-pub fn markdown(cells: &[CostCell], date: &str, command: &str, dynamodb_local: &str) -> String {
+pub fn markdown(
+    cells: &[CostCell],
+    probes: &[Probe],
+    date: &str,
+    command: &str,
+    dynamodb_local: &str,
+) -> String {
     use std::fmt::Write as _;
     let mut md = String::new();
     let _ = writeln!(md, "{BEGIN}\n");
@@ -497,6 +629,29 @@ pub fn markdown(cells: &[CostCell], date: &str, command: &str, dynamodb_local: &
             units(rust.per_message(rust.aws_rules.read)),
             units(seed.per_message(seed.aws_rules.read)),
         );
+    }
+    if !probes.is_empty() {
+        let _ = writeln!(
+            md,
+            "\n**How DynamoDB Local counted transactions in this run** (the probe: one \
+             TransactWriteItems of new items per line, on a table without an index, \
+             `ReturnConsumedCapacity: TOTAL`):\n"
+        );
+        let _ = writeln!(
+            md,
+            "| items, bytes | DynamoDB Local reported | DynamoDB Local's rule: 4 × started KB, equal figures once | AWS's rule: 2 × started KB, per item |\n|---|---:|---:|---:|"
+        );
+        for p in probes {
+            let bytes: Vec<String> = p.item_bytes.iter().map(usize::to_string).collect();
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} |",
+                bytes.join(", "),
+                units(p.reported),
+                units(p.local_rules),
+                units(p.aws_rules)
+            );
+        }
     }
     let _ = writeln!(md, "\n{END}");
     md

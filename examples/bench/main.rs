@@ -266,7 +266,19 @@ async fn run(
     }
 
     let mut cost_cells = Vec::new();
+    let mut cost_probe = Vec::new();
     if !cost_workloads.is_empty() {
+        println!("\n== cost: how DynamoDB Local counts a transaction's write units");
+        cost_probe = cost::probe(&direct).await?;
+        for p in &cost_probe {
+            println!(
+                "  items of {:?} bytes: reported {}, DynamoDB Local's rule {}, AWS's rule {}",
+                p.item_bytes,
+                cost::units(p.reported),
+                cost::units(p.local_rules),
+                cost::units(p.aws_rules)
+            );
+        }
         // Capacity does not depend on latency: one proxy adding nothing, both sides through it.
         let proxy = Proxy::start(upstream, FaultPlan::with_latency(Duration::ZERO)).await?;
         let mut side = cells::side(proxy, &python).await?;
@@ -326,6 +338,7 @@ async fn run(
         process,
         goals: Vec::new(),
         cost: cost_cells,
+        cost_probe,
     };
     let timed = !results.cells.is_empty();
     if timed {
@@ -343,6 +356,7 @@ async fn run(
         if !results.cost.is_empty() {
             let section = cost::markdown(
                 &results.cost,
+                &results.cost_probe,
                 &results.date,
                 &results.command,
                 &args.dynamodb_local,

@@ -197,6 +197,8 @@ pub struct Results {
     pub goals: Vec<Goal>,
     /// The cost table's cells (cost.rs), Rust and seed per workload.
     pub cost: Vec<crate::cost::CostCell>,
+    /// How DynamoDB Local counted the probe's transactions (cost.rs).
+    pub cost_probe: Vec<crate::cost::Probe>,
 }
 
 impl Results {
