@@ -7,10 +7,12 @@
 #   make bench BENCH_ARGS='--only groups20 --latencies-ms 5'   any option of the bench program (--help)
 #   make bench-reads           only the cache's read table (no Python; prints it, writes target/bench/reads.json,
 #                              leaves docs/PERFORMANCE.md alone); BENCH_ARGS as above, e.g. '--latencies-ms 0,2'
+#   make bench BENCH_ARGS='--only cost'   the cost table alone (capacity per message; ~2 min, no timing)
 #
 # Builds (release, LTO; first time ~5 min each on 2 cores): the Lambda binary alone, as it ships, whose
 # initialisation and memory are measured, then the bench program (examples/bench/). Writes
-# target/bench/results.json, the generated section of docs/PERFORMANCE.md, and docs/perf-wall-time.png.
+# target/bench/results.json, the generated sections of docs/PERFORMANCE.md that the run measured (timed,
+# cost), and docs/perf-wall-time.png (not on a cost-only run).
 
 BENCH_VENV ?= .venv-bench
 BENCH_PYTHON ?= python3
