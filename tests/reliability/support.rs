@@ -868,6 +868,9 @@ pub async fn deliver(
             .collect();
         keys.sort();
         keys.dedup();
+        // One check per row: a group with two REMOVEs in the batch is named twice above.
+        lenient.sort();
+        lenient.dedup();
         let strict: Vec<(String, String)> = keys
             .iter()
             .filter(|k| !lenient.contains(k))
