@@ -32,6 +32,10 @@ def main():
     workloads = {w["name"]: w for w in results["workloads"]}
     cells = {(c["workload"], c["latency_ms"], c["runner"]): c for c in results["cells"]}
     latencies = results["latencies_ms"]
+    if not results["cells"]:
+        # A cost-only run (`--only cost`) times nothing: the plot of the last timed run stays.
+        print(f"plot: no timed cells in {results_path}; {out_path} left as it is")
+        return
     fig, axes = plt.subplots(1, len(latencies), figsize=(5 * len(latencies), 4.6), sharey=True, squeeze=False)
     for ax, latency in zip(axes[0], latencies):
         for runner, label, color, style in RUNNERS:

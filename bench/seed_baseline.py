@@ -10,12 +10,18 @@ BENCH_SEED_ENDPOINT instead (the bench points them at DynamoDB Local, through it
                                             "ready KIB" (KIB: the interpreter's peak RSS so far) and exit
   seed_baseline.py --seed-file SEED serve   print {"python", "boto3", "function_bytes"}, then answer one
                                             JSON request per line on stdin:
-      {"event": PATH, "variant": "first"|"all"}  -> {"seconds": s, "requests": {op: n}, "error": null|str}
+      {"event": PATH, "variant": "first"|"all"}  -> {"seconds": s, "requests": {op: n},
+                                                      "capacity": {"read_units", "write_units", "unreported"},
+                                                      "error": null|str}
       {"rss": true}                              -> {"max_rss_kb": n}
 
 "first" calls lambda_handler once with the whole event, as Lambda would (the seed reads Records[0] only);
 "all" calls it once per record, so the baseline does the work of the whole batch.
 Requests are counted by operation with botocore's before-send event, which fires once per HTTP attempt.
+Capacity: a before-parameter-build hook adds ReturnConsumedCapacity=TOTAL to every request's parameters
+(the seed's code text is not changed), and an after-call hook sums each response's ConsumedCapacity
+(ReadCapacityUnits / WriteCapacityUnits, or CapacityUnits by operation when only that is given;
+a response without it counts as unreported).
 The seed prints rows and message text; that output goes to /dev/null (it is still formatted and written).
 """
 
@@ -71,13 +77,43 @@ def peak_rss_kib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
+# Operations whose consumed capacity is writes when the response gives only CapacityUnits.
+WRITE_OPERATIONS = {"PutItem", "DeleteItem", "UpdateItem", "BatchWriteItem", "TransactWriteItems"}
+
+
+def add_capacity(capacity, operation, reported):
+    """Adds one response's ConsumedCapacity (a dict, or a list for batch and transaction calls)."""
+    if reported is None:
+        capacity["unreported"] += 1
+        return
+    for c in reported if isinstance(reported, list) else [reported]:
+        read, write = c.get("ReadCapacityUnits"), c.get("WriteCapacityUnits")
+        if read is None and write is None:
+            total = c.get("CapacityUnits", 0.0)
+            read, write = (0.0, total) if operation in WRITE_OPERATIONS else (total, 0.0)
+        capacity["read_units"] += read or 0.0
+        capacity["write_units"] += write or 0.0
+
+
 def serve(module, protocol):
     counts = Counter()
+    capacity = {"read_units": 0.0, "write_units": 0.0, "unreported": 0}
 
     def count(event_name, **_):
         counts[event_name.rsplit(".", 1)[-1]] += 1
 
-    module.dynamodb.meta.client.meta.events.register("before-send.dynamodb", count)
+    def ask_capacity(params, **_):
+        params["ReturnConsumedCapacity"] = "TOTAL"
+
+    def read_capacity(event_name, parsed, **_):
+        add_capacity(capacity, event_name.rsplit(".", 1)[-1], parsed.get("ConsumedCapacity"))
+
+    events = module.dynamodb.meta.client.meta.events
+    events.register("before-send.dynamodb", count)
+    # Every request asks for its consumed capacity (the seed's code text is unchanged: the parameter
+    # is added to the request's parameters), and every response's figure is summed.
+    events.register("before-parameter-build.dynamodb", ask_capacity)
+    events.register("after-call.dynamodb", read_capacity)
     for line in sys.stdin:
         request = json.loads(line)
         if request.get("rss"):
@@ -90,6 +126,7 @@ def serve(module, protocol):
             else:
                 calls = [event]
             counts.clear()
+            capacity.update(read_units=0.0, write_units=0.0, unreported=0)
             error = None
             started = time.perf_counter()
             try:
@@ -98,7 +135,7 @@ def serve(module, protocol):
             except Exception as e:  # reported to the bench, which stops with it
                 error = f"{type(e).__name__}: {e}"
             seconds = time.perf_counter() - started
-            reply = {"seconds": seconds, "requests": dict(counts), "error": error}
+            reply = {"seconds": seconds, "requests": dict(counts), "capacity": dict(capacity), "error": error}
         protocol.write(json.dumps(reply) + "\n")
         protocol.flush()
 

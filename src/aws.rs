@@ -198,9 +198,15 @@ impl ProvideCredentials for Placeholder {
     }
 }
 
+/// The DynamoDB client configuration of `sdk`, with the interceptor that counts each
+/// invocation's requests for its metrics ([`crate::metrics::RequestCounter`]).
+pub fn dynamodb_config(sdk: &SdkConfig) -> aws_sdk_dynamodb::config::Builder {
+    aws_sdk_dynamodb::config::Builder::from(sdk).interceptor(crate::metrics::RequestCounter)
+}
+
 /// A DynamoDB client for `config`.
 pub async fn dynamodb_client(config: &Config) -> aws_sdk_dynamodb::Client {
-    aws_sdk_dynamodb::Client::new(&sdk_config(config).await)
+    aws_sdk_dynamodb::Client::from_conf(dynamodb_config(&sdk_config(config).await).build())
 }
 
 /// DynamoDB's code and message for a service error; for an error on the way (no answer), a short

@@ -49,6 +49,10 @@ pub struct Config {
     /// `PREVIEW_MAX_BYTES`: the longest last-message text a group row keeps (cut at a character
     /// boundary, `message_truncated` set). `None`: as long as the 400 KB item limit allows.
     pub preview_max_bytes: Option<usize>,
+    /// `CACHE_TABLE_NAME`: the read-path cache the function invalidates; unset, the cache is off.
+    pub cache_table_name: Option<String>,
+    /// `CACHE_TTL_SECONDS`: how long readers keep a filled list (default 600).
+    pub cache_ttl: Duration,
 }
 
 impl Default for Config {
@@ -66,6 +70,8 @@ impl Default for Config {
             attempt_timeout: Duration::from_secs(5),
             deadline_margin: Duration::from_millis(1_500),
             preview_max_bytes: None,
+            cache_table_name: None,
+            cache_ttl: crate::cache::DEFAULT_TTL,
         }
     }
 }
@@ -178,6 +184,16 @@ impl Config {
                     "a whole number of bytes from 1 to 409600",
                 )? as usize),
             },
+            cache_table_name: lookup("CACHE_TABLE_NAME")
+                .map(|_| text("CACHE_TABLE_NAME", String::new()))
+                .transpose()?,
+            cache_ttl: Duration::from_secs(u64::from(number(
+                "CACHE_TTL_SECONDS",
+                600,
+                1,
+                86_400,
+                "seconds from 1 to 86400",
+            )?)),
             ..defaults
         })
     }
@@ -258,6 +274,30 @@ mod tests {
         assert!(config.is_local_endpoint());
         assert_eq!(config.deadline_margin, Duration::from_millis(250));
         assert_eq!(config.preview_max_bytes, Some(256));
+    }
+
+    #[test]
+    fn the_cache_is_off_unless_its_table_is_named() {
+        assert_eq!(read(&[]).unwrap().cache_table_name, None);
+        assert_eq!(read(&[]).unwrap().cache_ttl, Duration::from_secs(600));
+        let config = read(&[
+            ("CACHE_TABLE_NAME", "cruddur-cache-prod"),
+            ("CACHE_TTL_SECONDS", "60"),
+        ])
+        .unwrap();
+        assert_eq!(
+            config.cache_table_name.as_deref(),
+            Some("cruddur-cache-prod")
+        );
+        assert_eq!(config.cache_ttl, Duration::from_secs(60));
+        assert_eq!(
+            read(&[("CACHE_TTL_SECONDS", "0")]).unwrap_err().variable,
+            "CACHE_TTL_SECONDS"
+        );
+        assert_eq!(
+            read(&[("CACHE_TABLE_NAME", "")]).unwrap_err().variable,
+            "CACHE_TABLE_NAME"
+        );
     }
 
     #[test]

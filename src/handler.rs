@@ -5,6 +5,7 @@
 //! earliest failed record's sequence number. Message text never reaches a log line.
 
 use crate::apply::{self, GroupError, GroupOutcome};
+use crate::cache::{self, dynamo::DynamoCache, Cache};
 use crate::config::Config;
 use crate::event::{self, EventError, Parsed, RawEvent};
 use crate::plan;
@@ -14,6 +15,7 @@ use aws_lambda_events::streams::DynamoDbEventResponse;
 use futures::StreamExt;
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 /// What every invocation shares: built once at start-up.
@@ -21,17 +23,46 @@ use std::time::{Instant, SystemTime};
 pub struct App {
     pub store: Store,
     pub config: Config,
+    /// One EMF document per invocation; off unless set with [`App::with_metrics`].
+    pub metrics: crate::metrics::Metrics,
+    /// The read-path cache whose lists a processed group invalidates; `None`: the cache is off.
+    pub cache: Option<Arc<dyn Cache>>,
 }
 
 impl App {
     pub fn new(store: Store, config: Config) -> Self {
-        Self { store, config }
+        Self {
+            store,
+            config,
+            metrics: crate::metrics::Metrics::off(),
+            cache: None,
+        }
     }
 
-    /// Builds the DynamoDB client from `config` and the standard AWS environment.
+    /// Emits each invocation's metrics through `metrics`.
+    pub fn with_metrics(self, metrics: crate::metrics::Metrics) -> Self {
+        Self { metrics, ..self }
+    }
+
+    /// The same app, invalidating `cache` after each group.
+    pub fn with_cache(mut self, cache: Arc<dyn Cache>) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// Builds the DynamoDB client from `config` and the standard AWS environment; with
+    /// `CACHE_TABLE_NAME` set, the cache in that table shares the client.
     pub async fn from_config(config: Config) -> Self {
         let client = crate::aws::dynamodb_client(&config).await;
-        Self::new(Store::new(client, &config), config)
+        let cache = config
+            .cache_table_name
+            .clone()
+            .map(|table| DynamoCache::new(client.clone(), table));
+        let app = Self::new(Store::new(client, &config), config);
+        match cache {
+            Some(cache) => app.with_cache(Arc::new(cache)),
+            None => app,
+        }
     }
 }
 
@@ -62,6 +93,9 @@ pub struct Summary {
     pub condition_rereads: usize,
     pub conflict_retries: usize,
     pub failed_groups: usize,
+    /// Why each failed group failed (ids and error kinds only, never message text): `ddb redrive`
+    /// reports them.
+    pub group_errors: Vec<String>,
 }
 
 /// The Lambda entry point, callable from tests with `LambdaEvent::new(event, Context::default())`.
@@ -119,8 +153,24 @@ pub async fn process_until(
     process_parsed(app, event::parse_event(payload)?, deadline).await
 }
 
-/// Coalesces the parsed records, brings each group up to date, and builds the response.
+/// Processes the batch and emits its metrics document (src/metrics.rs) from its summary.
 async fn process_parsed(
+    app: &App,
+    parsed: Vec<Parsed>,
+    deadline: Option<Instant>,
+) -> Result<(DynamoDbEventResponse, Summary), HandlerError> {
+    let started = Instant::now();
+    let (result, requests) =
+        crate::metrics::count_requests(process_batch(app, parsed, deadline)).await;
+    if let Ok((response, summary)) = &result {
+        app.metrics
+            .emit(summary, response, started.elapsed(), requests);
+    }
+    result
+}
+
+/// Coalesces the parsed records, brings each group up to date, and builds the response.
+async fn process_batch(
     app: &App,
     parsed: Vec<Parsed>,
     deadline: Option<Instant>,
@@ -167,13 +217,12 @@ async fn process_parsed(
             (
                 update,
                 match deadline {
-                    Some(at) => tokio::time::timeout_at(
-                        at.into(),
-                        apply::apply_group(&app.store, &app.config, update),
-                    )
-                    .await
-                    .unwrap_or(Err(GroupError::DeadlineReached)),
-                    None => apply::apply_group(&app.store, &app.config, update).await,
+                    Some(at) => {
+                        tokio::time::timeout_at(at.into(), apply_and_invalidate(app, update))
+                            .await
+                            .unwrap_or(Err(GroupError::DeadlineReached))
+                    }
+                    None => apply_and_invalidate(app, update).await,
                 },
             )
         })
@@ -211,6 +260,7 @@ async fn process_parsed(
             }
             Err(error) => {
                 summary.failed_groups += 1;
+                summary.group_errors.push(error.to_string());
                 tracing::error!(
                     group = %update.group_uuid,
                     retry_from = update.first_record.sequence_number.as_deref(),
@@ -248,6 +298,30 @@ async fn process_parsed(
     );
     let response = response::batch_response(earliest_failed)?;
     Ok((response, summary))
+}
+
+/// Brings one group up to date, then, when the app has a cache, invalidates the lists it made stale:
+/// the group's messages and the conversations of every owner in `changed_owners` (rows written, or
+/// already showing the batch's change: a retry after a failed invalidation must invalidate again),
+/// in one request per 25 keys. An invalidation that still fails fails the group, so Lambda
+/// retries it.
+pub async fn apply_and_invalidate(
+    app: &App,
+    update: &plan::GroupUpdate,
+) -> Result<GroupOutcome, GroupError> {
+    let outcome = apply::apply_group(&app.store, &app.config, update).await?;
+    if let Some(cache) = &app.cache {
+        let keys = cache::invalidation_keys(&update.group_uuid, &outcome.changed_owners);
+        cache
+            .invalidate(&keys)
+            .await
+            .map_err(|source| GroupError::CacheInvalidation {
+                group: update.group_uuid.clone(),
+                source,
+            })?;
+        tracing::debug!(group = %update.group_uuid, keys = keys.len(), "cache invalidated");
+    }
+    Ok(outcome)
 }
 
 impl From<HandlerError> for lambda_runtime::Diagnostic {

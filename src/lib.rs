@@ -4,17 +4,20 @@
 //! [`event`] (parse each record) -> [`plan`] (pure: coalesce per group, decide moves) ->
 //! [`store`] (the only module that talks to DynamoDB) driven per group by [`apply`] ->
 //! [`handler`] (bounded concurrency, summary log) -> [`response`] (the batch response).
-//! [`config`] is read once at start-up; [`aws`] builds the SDK clients from it. [`timestamp`] orders
-//! and nudges sort keys by instant; [`size`] is DynamoDB's item-size arithmetic.
+//! [`config`] is read once at start-up; [`aws`] builds the SDK clients from it; [`metrics`]
+//! writes one CloudWatch EMF document per invocation. [`timestamp`] orders and nudges sort keys by
+//! instant; [`size`] is DynamoDB's item-size arithmetic.
 
 pub mod apply;
 pub mod aws;
+pub mod cache;
 pub mod config;
 pub mod event;
 pub mod filter;
 pub mod handler;
 pub mod local;
 pub mod logging;
+pub mod metrics;
 pub mod plan;
 pub mod request_log;
 pub mod response;

@@ -4,6 +4,7 @@
 //! Tests use it to check request budgets and that the IAM policy allows exactly what the code does;
 //! the benchmark prints it.
 
+use aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemInput;
 use aws_sdk_dynamodb::operation::query::QueryInput;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -25,7 +26,7 @@ pub struct IamUse {
     pub action: String,
     /// `table/<name>` or `table/<name>/index/<index>`.
     pub resource: String,
-    /// The `dynamodb:LeadingKeys` value, where the call has one.
+    /// The `dynamodb:LeadingKeys` value, where the call has one (`pk`, or a cache table's `id`).
     pub leading_key: Option<String>,
 }
 
@@ -51,7 +52,7 @@ impl RequestLog {
         self.counts().values().sum()
     }
 
-    /// The IAM authorisations of the Query and TransactWriteItems calls so far.
+    /// The IAM authorisations of the Query, TransactWriteItems and BatchWriteItem calls so far.
     pub fn iam_uses(&self) -> BTreeSet<IamUse> {
         self.iam.lock().expect("request log lock").clone()
     }
@@ -67,7 +68,7 @@ fn string(value: Option<&AttributeValue>) -> Option<String> {
     value.and_then(|v| v.as_s().ok()).cloned()
 }
 
-/// What IAM checks for a Query or a TransactWriteItems call; other calls are not recorded.
+/// What IAM checks for a Query, TransactWriteItems or BatchWriteItem call; other calls are not recorded.
 fn iam_uses_of(
     input: &aws_smithy_runtime_api::client::interceptors::context::Input,
 ) -> Vec<IamUse> {
@@ -90,6 +91,27 @@ fn iam_uses_of(
             resource,
             leading_key,
         }];
+    }
+    if let Some(batch) = input.downcast_ref::<BatchWriteItemInput>() {
+        // BatchWriteItem is authorised as itself, once per item, on each item's table.
+        return batch
+            .request_items()
+            .into_iter()
+            .flatten()
+            .flat_map(|(table, requests)| {
+                requests.iter().map(move |request| {
+                    let key = request
+                        .delete_request()
+                        .map(|d| d.key())
+                        .or_else(|| request.put_request().map(|p| p.item()));
+                    IamUse {
+                        action: "dynamodb:BatchWriteItem".into(),
+                        resource: format!("table/{table}"),
+                        leading_key: key.and_then(|k| string(k.get("pk").or_else(|| k.get("id")))),
+                    }
+                })
+            })
+            .collect();
     }
     let Some(transaction) = input.downcast_ref::<TransactWriteItemsInput>() else {
         return Vec::new();

@@ -449,3 +449,30 @@ async fn preview_max_bytes_caps_the_text_at_a_character_boundary() {
     assert_eq!(s(stored, "message"), "ok");
     assert!(!stored.contains_key(TRUNCATED_ATTR));
 }
+
+#[tokio::test]
+async fn a_fallback_onto_another_conversations_instant_is_nudged_too() {
+    // a's row of g falls back to T1, where a's row of another conversation already sits.
+    let table = conversation(T2, "deleted", &[(T1, "kept")]).await;
+    table.put([group_row("a", "g-other", T1, "other")]).await;
+
+    let (response, summary) =
+        messaging_stream::handler::process(&table.app, &event(vec![remove_record("g", T2, "10")]))
+            .await
+            .unwrap();
+
+    no_failures(&response);
+    assert_eq!((summary.rows_fallen_back, summary.rows_nudged), (2, 1));
+    let nudged = timestamp::nudge(T1, 1).unwrap();
+    assert_eq!(
+        table.row_summaries("g").await,
+        vec![
+            ("GRP#a".into(), nudged, "kept".into()),
+            ("GRP#b".into(), T1.into(), "kept".into()),
+        ]
+    );
+    assert_eq!(
+        table.row_summaries("g-other").await,
+        vec![("GRP#a".into(), T1.into(), "other".into())]
+    );
+}

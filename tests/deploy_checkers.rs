@@ -255,7 +255,7 @@ fn parliament_rejects_list_streams_on_the_table() {
 #[test]
 fn a_placeholder_without_a_value_fails_the_policy_check() {
     let bad = broken_policy(
-        "execution-failure-destination",
+        "execution-failure-queue",
         "${FailureQueue.Arn}",
         "${OtherQueue.Arn}",
     );
@@ -263,7 +263,7 @@ fn a_placeholder_without_a_value_fails_the_policy_check() {
         &check(
             "deploy-parliament",
             &template_text(),
-            &one_policy("execution-failure-destination", &bad),
+            &one_policy("execution-failure-queue", &bad),
         ),
         "placeholder without a value",
     );
@@ -291,6 +291,12 @@ fn guard_rejects_a_dynamodb_star_action_in_the_role() {
         "                  - dynamodb:*\n",
     );
     guard_rejects(&bad, "no_wildcard_actions_in_roles");
+    // A policy under !If (the failure destination's) is checked too.
+    let bad = broken(
+        "                    - s3:PutObject\n",
+        "                    - s3:*\n",
+    );
+    guard_rejects(&bad, "no_wildcard_actions_in_conditional_role_policies");
 }
 
 #[test]
@@ -332,7 +338,7 @@ fn guard_rejects_no_bisect_no_partial_failures_no_destination() {
     );
     guard_rejects(
         &broken(
-            "            DestinationConfig:\n              OnFailure:\n                Destination: !GetAtt FailureQueue.Arn\n",
+            "            DestinationConfig:\n              OnFailure:\n                Destination: !If [FailuresToS3, !GetAtt FailureBucket.Arn, !GetAtt FailureQueue.Arn]\n",
             "",
         ),
         "stream_event_on_failure",
@@ -371,5 +377,29 @@ fn guard_rejects_a_template_without_a_stream_consumer() {
     guard_rejects(
         &broken("          Type: DynamoDB\n", "          Type: SQS\n"),
         "stream_consumer_present",
+    );
+}
+
+#[test]
+fn guard_rejects_a_public_unexpiring_or_plain_http_failure_bucket() {
+    guard_rejects(
+        &broken("        RestrictPublicBuckets: true\n", ""),
+        "bucket_encrypted_private_expiring",
+    );
+    guard_rejects(
+        &broken(
+            "            ExpirationInDays: !Ref FailureRetentionDays\n",
+            "",
+        ),
+        "bucket_encrypted_private_expiring",
+    );
+    let text = template_text();
+    let start = text.find("  FailureBucketPolicy:\n").unwrap();
+    let end = text
+        .find("  # The on-failure destination when FailureDestination is SQS")
+        .unwrap();
+    guard_rejects(
+        &format!("{}{}", &text[..start], &text[end..]),
+        "bucket_tls_only",
     );
 }

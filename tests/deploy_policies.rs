@@ -1,8 +1,10 @@
 //! policies/*.json are exactly what template.yaml embeds, they name no wildcard action, and the DynamoDB
 //! data-plane actions they allow are the ones the function's code calls. No AWS and no DynamoDB needed.
 //!
-//! File naming: `policies/execution-<name>.json` is the execution role's inline policy `execution-<name>`;
-//! `policies/endpoint-dynamodb.json` is the DynamoDB gateway endpoint's policy. Any other file is an error.
+//! File naming: `policies/execution-<name>.json` is the execution role's inline policy `execution-<name>`
+//! (written directly, or under `!If [Condition, policy, !Ref AWS::NoValue]` when it depends on a parameter);
+//! `policies/endpoint-dynamodb.json` is the DynamoDB gateway endpoint's policy; `policies/operator-<name>.json` is
+//! for people (`ddb redrive`), never in the template. Any other file is an error.
 
 mod deploy_support;
 
@@ -24,6 +26,7 @@ fn every_policy_file_is_embedded_in_the_template_and_nothing_else_is() {
     .expect("ExecutionRole Policies is a list");
     let embedded: Vec<(String, Json)> = role_policies
         .iter()
+        .map(|p| conditional(p).1)
         .map(|p| {
             let name = at(p, &["PolicyName"])
                 .as_str()
@@ -42,6 +45,12 @@ fn every_policy_file_is_embedded_in_the_template_and_nothing_else_is() {
                 resource(&template, "DynamoDbEndpoint"),
                 &["Properties", "PolicyDocument"],
             )))
+        } else if stem.starts_with("operator-") {
+            assert!(
+                !template_text().contains(&format!("PolicyName: {stem}")),
+                "policies/{stem}.json is an operator's policy: it must not be attached in template.yaml"
+            );
+            continue;
         } else if stem.starts_with("execution-") {
             embedded
                 .iter()
@@ -49,7 +58,7 @@ fn every_policy_file_is_embedded_in_the_template_and_nothing_else_is() {
                 .map(|(_, doc)| doc.clone())
         } else {
             problems.push(format!(
-                "policies/{stem}.json: name it execution-*.json (role policy) or endpoint-dynamodb.json"
+                "policies/{stem}.json: name it execution-*.json (role policy), operator-*.json or endpoint-dynamodb.json"
             ));
             continue;
         };
@@ -71,6 +80,111 @@ fn every_policy_file_is_embedded_in_the_template_and_nothing_else_is() {
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// A role policy entry as written, or the policy of `!If [Condition, policy, !Ref AWS::NoValue]` with its condition.
+fn conditional(entry: &serde_norway::Value) -> (Option<String>, &serde_norway::Value) {
+    match entry {
+        serde_norway::Value::Tagged(tagged) if tagged.tag == "If" => {
+            let parts = tagged.value.as_sequence().expect("!If takes a list");
+            assert_eq!(parts.len(), 3, "!If [Condition, policy, !Ref AWS::NoValue]");
+            let otherwise = to_policy_json(&parts[2]);
+            assert_eq!(
+                otherwise,
+                serde_json::json!({"!Ref": "AWS::NoValue"}),
+                "a conditional policy is left out, not replaced, when its condition is false"
+            );
+            (parts[0].as_str().map(str::to_owned), &parts[1])
+        }
+        other => (None, other),
+    }
+}
+
+/// Each failure-destination policy is attached exactly when its destination exists, and grants only on it.
+#[test]
+fn the_role_gets_exactly_what_the_chosen_failure_destination_needs() {
+    let template = template();
+    let policies = at(
+        resource(&template, "ExecutionRole"),
+        &["Properties", "Policies"],
+    )
+    .as_sequence()
+    .unwrap();
+    let condition_of = |name: &str| {
+        policies
+            .iter()
+            .map(conditional)
+            .find(|(_, p)| at(p, &["PolicyName"]).as_str() == Some(name))
+            .unwrap_or_else(|| panic!("ExecutionRole has no policy {name}"))
+            .0
+    };
+    for (policy, destination) in [
+        ("execution-failure-bucket", "FailureBucket"),
+        ("execution-failure-queue", "FailureQueue"),
+    ] {
+        let condition = at(resource(&template, destination), &["Condition"])
+            .as_str()
+            .map(str::to_owned);
+        assert!(condition.is_some(), "{destination} has a Condition");
+        assert_eq!(condition_of(policy), condition, "{policy} vs {destination}");
+        for statement in statements(&policy_file(policy)) {
+            for resource in strings(statement.get("Resource")) {
+                assert!(
+                    resource.starts_with(&format!("${{{destination}.Arn}}")),
+                    "{policy}: {resource} is not {destination}"
+                );
+            }
+        }
+    }
+    // What AWS documents for each destination: S3 PutObject + ListBucket, SQS SendMessage.
+    let actions = |name: &str| -> BTreeSet<String> {
+        statements(&policy_file(name))
+            .iter()
+            .flat_map(|s| strings(s.get("Action")))
+            .collect()
+    };
+    assert_eq!(
+        actions("execution-failure-bucket"),
+        BTreeSet::from(["s3:ListBucket".to_owned(), "s3:PutObject".to_owned()])
+    );
+    assert_eq!(
+        actions("execution-failure-queue"),
+        BTreeSet::from(["sqs:SendMessage".to_owned()])
+    );
+}
+
+/// The operator's redrive runs the function's handler: the same table grants, plus reading the failed ranges
+/// back from this stream and the failed batches from the failure bucket. Nothing else.
+#[test]
+fn operator_redrive_policy_is_the_handler_plus_reading_failures() {
+    let operator = policy_file("operator-redrive");
+    assert_eq!(
+        dynamodb_grants(&operator)
+            .into_iter()
+            .filter(|(_, resource, _)| resource.starts_with(TABLE_ARN))
+            .collect::<BTreeSet<_>>(),
+        dynamodb_grants(&policy_file("execution-dynamodb")),
+        "operator-redrive.json must grant on the table exactly what execution-dynamodb.json grants"
+    );
+    let rest: BTreeSet<(String, String)> = statements(&operator)
+        .iter()
+        .flat_map(|s| {
+            let resources = strings(s.get("Resource"));
+            strings(s.get("Action"))
+                .into_iter()
+                .flat_map(move |a| resources.clone().into_iter().map(move |r| (a.clone(), r)))
+        })
+        .filter(|(_, resource)| !resource.starts_with(TABLE_ARN))
+        .collect();
+    let expected: BTreeSet<(String, String)> = [
+        ("dynamodb:GetRecords", "${MessagesTable.StreamArn}"),
+        ("dynamodb:GetShardIterator", "${MessagesTable.StreamArn}"),
+        ("s3:GetObject", "${FailureBucket.Arn}/*"),
+    ]
+    .into_iter()
+    .map(|(a, r)| (a.to_owned(), r.to_owned()))
+    .collect();
+    assert_eq!(rest, expected);
 }
 
 #[test]
@@ -178,9 +292,33 @@ fn endpoint_policy_mirrors_the_execution_data_plane() {
             .map(|(a, r, _)| (a, r))
             .collect()
     };
+    let mut execution = without_conditions(&policy_file("execution-dynamodb"));
+    execution.extend(without_conditions(&policy_file("execution-cache")));
+    assert_eq!(without_conditions(&endpoint), execution);
+}
+
+/// The cache table: only the invalidations' BatchWriteItem, on that table, on the cache's two key prefixes.
+#[test]
+fn execution_cache_policy_grants_only_invalidation_on_the_cache_table() {
+    let leading =
+        r#"{"ForAllValues:StringLike":{"dynamodb:LeadingKeys":["conversations#*","messages#*"]}}"#;
+    let cache_arn =
+        "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/${AppName}-cache-${Env}";
     assert_eq!(
-        without_conditions(&endpoint),
-        without_conditions(&policy_file("execution-dynamodb"))
+        dynamodb_grants(&policy_file("execution-cache")),
+        BTreeSet::from([(
+            "dynamodb:BatchWriteItem".to_owned(),
+            cache_arn.to_owned(),
+            leading.to_owned()
+        )])
+    );
+    let template = template();
+    assert_eq!(
+        at(
+            resource(&template, "CacheTable"),
+            &["Properties", "TableName"]
+        ),
+        &serde_norway::from_str::<serde_norway::Value>("!Sub ${AppName}-cache-${Env}").unwrap()
     );
 }
 
@@ -203,7 +341,7 @@ fn stream_and_queue_statements_name_this_stack_resources() {
         vec!["${MessagesTable.StreamArn}".into()]
     )));
     assert!(grants.contains(&(vec!["dynamodb:ListStreams".into()], vec!["*".into()])));
-    let queue = policy_file("execution-failure-destination");
+    let queue = policy_file("execution-failure-queue");
     assert_eq!(
         strings(statements(&queue)[0].get("Resource")),
         ["${FailureQueue.Arn}"]

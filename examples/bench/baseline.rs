@@ -1,8 +1,9 @@
 //! The seed's Python function as a child process (bench/seed_baseline.py), driven one batch at a time.
 //!
 //! The worker imports the seed once (boto3 and its resource, like a warm Lambda) with the region and
-//! endpoint the bench gives it, then answers one JSON line per batch: wall time and requests by
-//! operation, counted inside Python. It is stopped by its PID (kill_on_drop) when the bench ends.
+//! endpoint the bench gives it, then answers one JSON line per batch: wall time, requests by
+//! operation and consumed capacity, counted inside Python. It is stopped by its PID (kill_on_drop)
+//! when the bench ends.
 
 use anyhow::{anyhow, bail, Context};
 use serde::Deserialize;
@@ -50,7 +51,18 @@ pub struct Hello {
 pub struct Run {
     pub seconds: f64,
     pub requests: BTreeMap<String, u64>,
+    /// The responses' ConsumedCapacity, summed (the worker asks for TOTAL on every request).
+    pub capacity: Option<SeedCapacity>,
     pub error: Option<String>,
+}
+
+/// Capacity the seed's requests consumed, as DynamoDB reported it.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+pub struct SeedCapacity {
+    pub read_units: f64,
+    pub write_units: f64,
+    /// Responses without a ConsumedCapacity.
+    pub unreported: u64,
 }
 
 #[derive(Debug, Deserialize)]

@@ -23,7 +23,9 @@ use std::time::Instant;
 pub struct Side {
     pub proxy: Proxy,
     app: App,
-    log: RequestLog,
+    /// The Rust app's client (the cost cells build apps of their own config on it) and its log.
+    pub client: aws_sdk_dynamodb::Client,
+    pub log: RequestLog,
     pub worker: Worker,
 }
 
@@ -36,11 +38,12 @@ pub async fn side(proxy: Proxy, python: &Python) -> anyhow::Result<Side> {
     };
     let log = RequestLog::new();
     let client = common::client_for(&config, &log).await;
-    let app = App::new(Store::new(client, &config), config);
+    let app = App::new(Store::new(client.clone(), &config), config);
     let worker = python.worker(&proxy.endpoint_url()).await?;
     Ok(Side {
         proxy,
         app,
+        client,
         log,
         worker,
     })
@@ -86,7 +89,7 @@ pub async fn warm_up_server(
 }
 
 /// Requests the proxy saw since `before`, by operation.
-fn since(proxy: &Proxy, before: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+pub fn since(proxy: &Proxy, before: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
     proxy
         .counts()
         .operations

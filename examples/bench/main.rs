@@ -5,20 +5,24 @@
 //! handler (`handler::process`, in this process) and the seed (bench/seed_baseline.py in a Python
 //! worker, baseline.rs) each run the batch several times (cells.rs), every run on a table reset to
 //! the workload's starting state (table.rs). Then the real Lambda binary is started against a stub
-//! runtime API (process.rs) for its initialisation and memory (footprint.rs). Results go to
-//! target/bench/results.json (for bench/plot.py), the console (goals met / not met), and the
-//! generated section of docs/PERFORMANCE.md (report.rs). It is not a test: nothing here fails on a
-//! slow figure, only on a run that did not do its work.
+//! runtime API (process.rs) for its initialisation and memory (footprint.rs). The cost cells
+//! (cost.rs, `--only cost`) run each cost workload once per side at 0 ms and price its capacity.
+//! Results go to target/bench/results.json (for bench/plot.py), the console (goals met / not met),
+//! and the generated sections of docs/PERFORMANCE.md (report.rs, cost.rs): a run rewrites only the
+//! sections it measured. It is not a test: nothing here fails on a slow figure, only on a run that
+//! did not do its work.
 
 #[path = "../../tests/common/mod.rs"]
 mod common;
 
 mod baseline;
 mod cells;
+mod cost;
 mod footprint;
 mod latency;
 mod machine;
 mod process;
+mod reads;
 mod report;
 mod table;
 mod workloads;
@@ -62,7 +66,15 @@ struct Args {
     /// Seconds of untimed traffic before the first measurement (DynamoDB Local's JIT).
     #[arg(long, default_value_t = 60.0)]
     warm_up_s: f64,
-    /// Only these workloads (single, groups20, groupchat, groups500, replay).
+    /// Which part: `all` (the write path against the seed, process figures, then the read table),
+    /// or `reads` alone (the cache's read table: no Python, and the doc is left alone).
+    #[arg(long, value_enum, default_value = "all")]
+    part: Part,
+    /// Operations of each read soak (messages and reads mixed).
+    #[arg(long, default_value_t = 2000)]
+    soak_operations: usize,
+    /// Only these workloads (single, groups20, groupchat, groups500, replay) and/or `cost` (the
+    /// cost table alone: its five workloads once per side at 0 ms, no timing, no process figures).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Times the Lambda binary and the Python interpreter are started to measure initialisation.
@@ -83,9 +95,10 @@ struct Args {
     /// Where results.json and the event files go.
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/target/bench"))]
     out_dir: PathBuf,
-    /// The doc whose generated section is rewritten (empty: none).
+    /// The doc whose generated sections are rewritten (empty: none).
+    // A String: clap's PathBuf parser refuses the empty value of `--doc ''`.
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/PERFORMANCE.md"))]
-    doc: PathBuf,
+    doc: String,
     /// Which DynamoDB Local this is, for the doc (the jar carries no version).
     #[arg(long, default_value = "DynamoDB Local")]
     dynamodb_local: String,
@@ -96,6 +109,12 @@ struct Args {
     /// runs itself with this, so the figure comes from a fresh process).
     #[arg(long, hide = true)]
     value_memory: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Part {
+    All,
+    Reads,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -132,6 +151,25 @@ async fn run(
     load_at_start: String,
 ) -> anyhow::Result<()> {
     let upstream: SocketAddr = endpoint.trim_start_matches("http://").parse()?;
+    if args.part == Part::Reads {
+        let measured = reads::measure(
+            upstream,
+            &endpoint,
+            &args.latencies_ms,
+            args.repeats,
+            args.soak_operations,
+        )
+        .await?;
+        std::fs::create_dir_all(&args.out_dir)?;
+        let json = args.out_dir.join("reads.json");
+        std::fs::write(&json, serde_json::to_string_pretty(&measured)?)?;
+        println!("\n{}", measured.markdown(&args.command));
+        println!(
+            "results: {} (docs/PERFORMANCE.md left alone)",
+            json.display()
+        );
+        return Ok(());
+    }
     let direct = common::client_for(
         &common::config_for(&endpoint, table::TABLE),
         &RequestLog::new(),
@@ -153,10 +191,24 @@ async fn run(
         python.seed_file.display()
     );
 
+    let known: Vec<&str> = workloads::all().iter().map(|w| w.name).collect();
+    for name in &args.only {
+        ensure!(
+            name == "cost" || known.contains(&name.as_str()),
+            "--only {name}: no such workload (known: {}, cost)",
+            known.join(", ")
+        );
+    }
     let workloads: Vec<Workload> = workloads::all()
         .into_iter()
         .filter(|w| args.only.is_empty() || args.only.iter().any(|o| o == w.name))
         .collect();
+    let cost_workloads: Vec<Workload> =
+        if args.only.is_empty() || args.only.iter().any(|o| o == "cost") {
+            workloads::cost()
+        } else {
+            Vec::new()
+        };
     let events_dir = args.out_dir.join("events");
     std::fs::create_dir_all(&events_dir)?;
     let mut event_files = BTreeMap::new();
@@ -165,13 +217,23 @@ async fn run(
         std::fs::write(&path, w.event.to_string())?;
         event_files.insert(w.name, path);
     }
+    let mut cost_files = BTreeMap::new();
+    for w in &cost_workloads {
+        let path = events_dir.join(format!("cost-{}.json", w.name));
+        std::fs::write(&path, w.event.to_string())?;
+        cost_files.insert(w.name, path);
+    }
 
     let mut cells: Vec<Cell> = Vec::new();
     let mut calibration = Vec::new();
     let mut python_peak_rss = None;
     let mut hello = None;
     // In the order given (ascending by default: a seed cell's estimate comes from a lower RTT).
-    let latencies = args.latencies_ms.clone();
+    let latencies = if workloads.is_empty() {
+        Vec::new()
+    } else {
+        args.latencies_ms.clone()
+    };
     for (round, &latency_ms) in latencies.iter().enumerate() {
         let proxy = Proxy::start(
             upstream,
@@ -236,8 +298,42 @@ async fn run(
         side.worker.stop().await;
     }
 
-    println!("\n== process figures");
-    let mut process = footprint::figures(&args, &python, &direct, &endpoint).await?;
+    let mut cost_cells = Vec::new();
+    let mut cost_probe = Vec::new();
+    if !cost_workloads.is_empty() {
+        println!("\n== cost: how DynamoDB Local counts a transaction's write units");
+        cost_probe = cost::probe(&direct).await?;
+        for p in &cost_probe {
+            println!(
+                "  items of {:?} bytes: reported {}, DynamoDB Local's rule {}, AWS's rule {}",
+                p.item_bytes,
+                cost::units(p.reported),
+                cost::units(p.local_rules),
+                cost::units(p.aws_rules)
+            );
+        }
+        // Capacity does not depend on latency: one proxy adding nothing, both sides through it.
+        let proxy = Proxy::start(upstream, FaultPlan::with_latency(Duration::ZERO)).await?;
+        let mut side = cells::side(proxy, &python).await?;
+        hello.get_or_insert((
+            side.worker.hello.python.clone(),
+            side.worker.hello.boto3.clone(),
+            side.worker.hello.function_bytes,
+        ));
+        println!("\n== cost: capacity per delivered message (once per side, 0 ms)");
+        for w in &cost_workloads {
+            cost_cells.push(cost::rust_cost(&mut side, &direct, w).await?);
+            cost_cells.push(cost::seed_cost(&mut side, &direct, w, &cost_files[w.name]).await?);
+        }
+        side.worker.stop().await;
+    }
+
+    let mut process = if workloads.is_empty() {
+        report::Process::default()
+    } else {
+        println!("\n== process figures");
+        footprint::figures(&args, &python, &direct, &endpoint).await?
+    };
     process.python_peak_rss_bytes = python_peak_rss;
     let (python_version, boto3_version, function_bytes) = hello.unwrap_or_default();
     process.python_function_bytes = Some(function_bytes);
@@ -274,16 +370,65 @@ async fn run(
         cells,
         process,
         goals: Vec::new(),
+        cost: cost_cells,
+        cost_probe,
     };
-    results.evaluate_goals();
+    let timed = !results.cells.is_empty();
+    if timed {
+        results.evaluate_goals();
+    }
+    // The cache's read table comes with every timed run (a cost-only run measures no time).
+    let reads_markdown = if timed {
+        println!("\n== reads (the cache)");
+        let measured = reads::measure(
+            upstream,
+            &endpoint,
+            &args.latencies_ms,
+            args.repeats,
+            args.soak_operations,
+        )
+        .await?;
+        std::fs::write(
+            args.out_dir.join("reads.json"),
+            serde_json::to_string_pretty(&measured)?,
+        )?;
+        Some(measured.markdown(&args.command))
+    } else {
+        None
+    };
     let json = args.out_dir.join("results.json");
     std::fs::write(&json, serde_json::to_string_pretty(&results)?)?;
     println!("\nresults: {}", json.display());
-    if !args.doc.as_os_str().is_empty() {
-        let doc = std::fs::read_to_string(&args.doc).unwrap_or_default();
-        std::fs::write(&args.doc, report::splice(&doc, &results.markdown()))?;
-        println!("updated: {}", args.doc.display());
+    if !args.doc.is_empty() {
+        // Only the sections this run measured: a cost-only run leaves the timed section alone.
+        let mut doc = std::fs::read_to_string(&args.doc).unwrap_or_default();
+        if timed {
+            let section = results.markdown();
+            // The read table goes inside the generated section, before its END marker.
+            let section = match (&reads_markdown, section.rfind(report::END)) {
+                (Some(reads), Some(end)) => {
+                    format!("{}{reads}\n{}", &section[..end], &section[end..])
+                }
+                (Some(reads), None) => format!("{section}\n{reads}"),
+                (None, _) => section,
+            };
+            doc = report::splice(&doc, report::BEGIN, report::END, &section);
+        }
+        if !results.cost.is_empty() {
+            let section = cost::markdown(
+                &results.cost,
+                &results.cost_probe,
+                &results.date,
+                &results.command,
+                &args.dynamodb_local,
+            );
+            doc = report::splice(&doc, cost::BEGIN, cost::END, &section);
+        }
+        std::fs::write(&args.doc, doc)?;
+        println!("updated: {}", args.doc);
     }
-    results.print_goals();
+    if timed {
+        results.print_goals();
+    }
     Ok(())
 }

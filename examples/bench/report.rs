@@ -195,6 +195,10 @@ pub struct Results {
     pub cells: Vec<Cell>,
     pub process: Process,
     pub goals: Vec<Goal>,
+    /// The cost table's cells (cost.rs), Rust and seed per workload.
+    pub cost: Vec<crate::cost::CostCell>,
+    /// How DynamoDB Local counted the probe's transactions (cost.rs).
+    pub cost_probe: Vec<crate::cost::Probe>,
 }
 
 impl Results {
@@ -517,14 +521,15 @@ impl Results {
     }
 }
 
-/// Replaces the generated section of `doc` (or appends it when the markers are missing).
-pub fn splice(doc: &str, section: &str) -> String {
-    match (doc.find(BEGIN), doc.find(END)) {
+/// Replaces the generated section of `doc` between the markers `begin` and `end` (or appends it
+/// when the markers are missing).
+pub fn splice(doc: &str, begin_marker: &str, end_marker: &str, section: &str) -> String {
+    match (doc.find(begin_marker), doc.find(end_marker)) {
         (Some(begin), Some(end)) if begin < end => format!(
             "{}{}{}",
             &doc[..begin],
             section.trim_end(),
-            &doc[end + END.len()..]
+            &doc[end + end_marker.len()..]
         ),
         _ => format!("{}\n\n{}\n", doc.trim_end(), section.trim_end()),
     }

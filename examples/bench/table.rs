@@ -74,3 +74,17 @@ async fn write_all(client: &Client, requests: Vec<WriteRequest>) -> anyhow::Resu
     }
     Ok(())
 }
+
+/// Every item of the table, read strongly consistently (the cost table's item sizes after a run).
+pub async fn items(client: &Client) -> anyhow::Result<Vec<Item>> {
+    client
+        .scan()
+        .table_name(TABLE)
+        .consistent_read(true)
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<_, _>>()
+        .await
+        .map_err(|e| anyhow::anyhow!("Scan: {}", DisplayErrorContext(e)))
+}

@@ -2,7 +2,8 @@
 //!
 //! Every workload is a set of group rows (each group's participants, all at an old sort key) and one
 //! Lambda event of new-message records spread round-robin over the groups, newest last. The replay
-//! workload is the 20-group batch again on a table that has already applied it.
+//! workload is the 20-group batch again on a table that has already applied it. The cost workloads
+//! ([`cost`]) add a 4 KB message, alone and with `PREVIEW_MAX_BYTES=256`.
 
 use crate::common::{event, group_row, message_record};
 use messaging_stream::plan::Item;
@@ -21,6 +22,10 @@ pub struct Workload {
     pub rows_per_group: usize,
     /// Apply the batch once, untimed, before each measured run.
     pub replay: bool,
+    /// The `PREVIEW_MAX_BYTES` the Rust side runs with (the seed has no such setting).
+    pub preview_max_bytes: Option<usize>,
+    /// Bytes of each message's text.
+    pub text_bytes: usize,
     pub rows: Vec<Item>,
     pub event: Value,
 }
@@ -32,6 +37,18 @@ impl Workload {
         records: usize,
         groups: usize,
         rows_per_group: usize,
+    ) -> Self {
+        Self::with_text(name, title, records, groups, rows_per_group, None)
+    }
+
+    /// Like [`Workload::new`], each message's text `text_bytes` long (ASCII) when given.
+    fn with_text(
+        name: &'static str,
+        title: &'static str,
+        records: usize,
+        groups: usize,
+        rows_per_group: usize,
+        text_bytes: Option<usize>,
     ) -> Self {
         let group_id = |g: usize| format!("{name}-group-{g:04}");
         let rows = (0..groups)
@@ -47,6 +64,16 @@ impl Workload {
                 })
             })
             .collect();
+        let text = |k: usize| {
+            let line =
+                format!("bench message {k}: a line of ordinary chat text, about as long as most");
+            match text_bytes {
+                None => line,
+                Some(n) => line.repeat(n / line.len() + 1)[..n].to_owned(),
+            }
+        };
+        let texts: Vec<String> = (0..records).map(text).collect();
+        let text_bytes = texts.iter().map(String::len).max().unwrap_or(0);
         let records_json = (0..records)
             .map(|k| {
                 // Distinct, increasing instants: 1 ms apart, newest last.
@@ -59,9 +86,7 @@ impl Workload {
                 message_record(
                     &group_id(k % groups),
                     &created_at,
-                    &format!(
-                        "bench message {k}: a line of ordinary chat text, about as long as most"
-                    ),
+                    &texts[k],
                     &format!("{:021}", 4_000_000 + k),
                 )
             })
@@ -73,6 +98,8 @@ impl Workload {
             groups,
             rows_per_group,
             replay: false,
+            preview_max_bytes: None,
+            text_bytes,
             rows,
             event: event(records_json),
         }
@@ -105,5 +132,31 @@ pub fn all() -> Vec<Workload> {
             2,
         ),
         replay,
+    ]
+}
+
+/// The workloads of the cost table (`--only cost`), in the order they run: the five.
+pub fn cost() -> Vec<Workload> {
+    let mut capped = Workload::with_text(
+        "message4k_cap256",
+        "1 record of 4 KB, 2 rows, PREVIEW_MAX_BYTES=256",
+        1,
+        1,
+        2,
+        Some(4096),
+    );
+    capped.preview_max_bytes = Some(256);
+    vec![
+        Workload::new("single", "1 record, 2 rows", 1, 1, 2),
+        Workload::new("groups20", "100 records, 20 groups of 2 rows", 100, 20, 2),
+        Workload::new(
+            "groupchat",
+            "100 records, 1 group chat of 200 rows",
+            100,
+            1,
+            200,
+        ),
+        Workload::with_text("message4k", "1 record of 4 KB, 2 rows", 1, 1, 2, Some(4096)),
+        capped,
     ]
 }

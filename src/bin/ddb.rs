@@ -6,17 +6,23 @@
 use anyhow::{bail, Context as _, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use messaging_stream::aws::Connection;
+use messaging_stream::cache::dynamo::DynamoCache;
+use messaging_stream::cache::read::{Entry, Reader};
 use messaging_stream::filter::EventFilter;
 use messaging_stream::local::mapping::{self, Settings};
 use messaging_stream::local::render::{self, Style};
 use messaging_stream::local::watch::{StartingPosition, StatsSnapshot, Trigger, WatchOptions};
-use messaging_stream::local::{admin, queries, replay, sample, schema, seed, write, LocalError};
+use messaging_stream::local::{
+    admin, failure_records, queries, redrive, replay, sample, schema, seed, write, LocalError,
+};
+use messaging_stream::metrics::{Metrics, MetricsConfig, Output};
 use messaging_stream::plan::Item;
 use messaging_stream::{App, Config};
 use std::fmt::Display;
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// `ddb replay`: the response named a failed record (Lambda would retry from it).
@@ -26,6 +32,10 @@ const EXIT_UNREADABLE: u8 = 4;
 
 /// Where the Makefile runs DynamoDB Local.
 const LOCAL_ENDPOINT: &str = "http://127.0.0.1:8000";
+/// `--endpoint aws`: no endpoint override, the SDK's own (DynamoDB and DynamoDB Streams differ there).
+const AWS_ENDPOINTS: &str = "aws";
+/// The cache table `schema-load --cache` creates when none is named.
+const LOCAL_CACHE_TABLE: &str = "cruddur-cache-local";
 
 #[derive(Parser)]
 #[command(
@@ -34,8 +44,9 @@ const LOCAL_ENDPOINT: &str = "http://127.0.0.1:8000";
     about = "Run the Cruddur messaging table and its stream consumer locally"
 )]
 struct Cli {
-    /// DynamoDB endpoint, as the AWS CLI's [env: AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL; the
-    /// profile's endpoint_url; default: http://127.0.0.1:8000]
+    /// DynamoDB endpoint, as the AWS CLI's, or `aws` for AWS's own endpoints [env:
+    /// AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL; the profile's endpoint_url; default:
+    /// http://127.0.0.1:8000]
     #[arg(long = "endpoint-url", visible_alias = "endpoint", global = true)]
     endpoint: Option<String>,
     /// AWS region [env: AWS_REGION; the profile's; default with an endpoint: us-east-1]
@@ -56,6 +67,9 @@ struct Cli {
     /// Say more on stderr: the SDK's whole error context, debug logs
     #[arg(short, long, global = true)]
     verbose: bool,
+    /// The read-path cache table [env: CACHE_TABLE_NAME; default: none, reads go to the table]
+    #[arg(long, global = true)]
+    cache_table: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -70,21 +84,31 @@ enum Command {
         /// Repair a missing GSI or stream with UpdateTable (a KEYS_ONLY stream is replaced).
         #[arg(long)]
         fix: bool,
+        /// Also create the cache table (key id, TTL on expires_at): --cache-table, CACHE_TABLE_NAME,
+        /// or cruddur-cache-local.
+        #[arg(long)]
+        cache: bool,
     },
     /// Write users, conversations and messages (idempotent).
     Seed,
-    /// Pattern B: a user's conversation list, newest first.
+    /// Pattern B: a user's conversation list, newest first (through the cache if one is set).
     Conversations {
         /// The user's uuid (or a seed user's handle).
         user_uuid: String,
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
         limit: Option<u32>,
+        /// Read the table even when a cache table is set.
+        #[arg(long)]
+        no_cache: bool,
     },
-    /// Pattern A: a group's messages, newest first.
+    /// Pattern A: a group's messages, newest first (through the cache if one is set).
     Messages {
         group_uuid: String,
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
         limit: Option<u32>,
+        /// Read the table even when a cache table is set.
+        #[arg(long)]
+        no_cache: bool,
     },
     /// Run the Lambda handler in-process on event files; prints each batch response as a JSON line.
     ///
@@ -95,6 +119,9 @@ enum Command {
         /// Lambda event JSON files, one event per file; `-` reads standard input.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Print each invocation's EMF metrics document to stderr.
+        #[arg(long)]
+        metrics: bool,
     },
     /// Print a sample Lambda DynamoDB Streams event (as `sam local generate-event`), for `replay -`.
     Event(EventArgs),
@@ -160,11 +187,31 @@ enum Command {
     },
     /// The table's stream triggering the function in-process, as the Lambda event source mapping does.
     Watch(WatchArgs),
+    /// Run failed batches through the handler again: S3 destination objects (records included),
+    /// SQS/SNS destination messages or `ddb watch` failures (their records, or ranges read back
+    /// from the stream).
+    Redrive(RedriveArgs),
     /// The shared DynamoDB Local (as `make dynamodb-local`): 127.0.0.1:8000, -sharedDb, by PID.
     Local {
         #[command(subcommand)]
         action: LocalAction,
     },
+}
+
+#[derive(Args)]
+struct RedriveArgs {
+    /// Files, folders (every file in them), or - for stdin: JSON, JSON lines or arrays of failure records.
+    #[arg(required = true)]
+    sources: Vec<PathBuf>,
+    /// Most records per invocation [default: the template's BatchSize].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    batch_size: Option<u32>,
+    /// The SAM template whose BatchSize bounds the batches.
+    #[arg(long, default_value = "template.yaml")]
+    template: PathBuf,
+    /// Read the records and plan the moves, without writing.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 #[derive(Subcommand, Clone, Copy)]
@@ -237,6 +284,9 @@ struct WatchArgs {
     /// Drain what the stream holds now, then exit (non-zero if any range was given up).
     #[arg(long)]
     once: bool,
+    /// Print each invocation's EMF metrics document to stderr.
+    #[arg(long)]
+    metrics: bool,
 }
 
 fn record_age(text: &str) -> Result<i64, String> {
@@ -358,6 +408,7 @@ impl Cli {
     /// The Lambda's config, with the flags over the environment.
     fn config(&self) -> Result<Config> {
         let flag_endpoint = self.endpoint.is_some();
+        let aws = self.endpoint.as_deref() == Some(AWS_ENDPOINTS);
         let mut config = Config::from_lookup(|name| {
             // A flag wins over the environment, even over a bad value there.
             let endpoint_variable =
@@ -367,12 +418,20 @@ impl Cli {
             }
             std::env::var(name).ok()
         })?;
-        if let Some(endpoint) = &self.endpoint {
-            messaging_stream::aws::check_endpoint(endpoint)?;
-            config.endpoint_url = Some(endpoint.clone());
+        match &self.endpoint {
+            // DynamoDB and DynamoDB Streams at their AWS endpoints (`ddb redrive` in production).
+            Some(_) if aws => config.endpoint_url = None,
+            Some(endpoint) => {
+                messaging_stream::aws::check_endpoint(endpoint)?;
+                config.endpoint_url = Some(endpoint.clone());
+            }
+            None => {}
         }
         if let Some(table) = &self.table {
             config.table_name = table.clone();
+        }
+        if let Some(cache) = &self.cache_table {
+            config.cache_table_name = Some(cache.clone());
         }
         Ok(config)
     }
@@ -381,7 +440,8 @@ impl Cli {
         Connection {
             profile: self.profile.clone(),
             region: self.region.clone(),
-            default_endpoint: Some(LOCAL_ENDPOINT.to_owned()),
+            default_endpoint: (self.endpoint.as_deref() != Some(AWS_ENDPOINTS))
+                .then(|| LOCAL_ENDPOINT.to_owned()),
         }
     }
 
@@ -470,16 +530,41 @@ async fn run(cli: Cli) -> Result<()> {
         messaging_stream::aws::check_endpoint(endpoint)?;
     }
     tracing::debug!(endpoint = %endpoint, region = ?resolved.sdk.region(), "ddb connects");
-    let client = aws_sdk_dynamodb::Client::new(&resolved.sdk);
+    let client = aws_sdk_dynamodb::Client::from_conf(
+        messaging_stream::aws::dynamodb_config(&resolved.sdk).build(),
+    );
+    // The handler's app on this client; with a cache table set, it invalidates that cache.
     let app = || {
         let store = messaging_stream::store::Store::new(client.clone(), &config);
-        App::new(store, config.clone())
+        let app = App::new(store, config.clone());
+        match config.cache_table_name.clone() {
+            Some(table) => app.with_cache(Arc::new(DynamoCache::new(client.clone(), table))),
+            None => app,
+        }
     };
     let json = cli.json;
     let style = cli.style();
     let table = config.table_name.clone();
     match cli.command {
-        Command::SchemaLoad { fix } => {
+        Command::SchemaLoad { fix, cache } => {
+            if cache {
+                let cache_table = config
+                    .cache_table_name
+                    .clone()
+                    .unwrap_or_else(|| LOCAL_CACHE_TABLE.to_owned());
+                let created = schema::create_cache_table(&client, &cache_table).await?;
+                emit(if json {
+                    serde_json::json!({"cache_table": cache_table, "status": format!("{created:?}")})
+                        .to_string()
+                } else {
+                    format!("cache table {cache_table}: {created:?} (time to live on expires_at)")
+                })?;
+                if config.cache_table_name.is_none() {
+                    eprintln!(
+                        "ddb: reads use it with --cache-table {cache_table} or CACHE_TABLE_NAME={cache_table}"
+                    );
+                }
+            }
             let created = schema::create_table(&client, &table, &config.group_index_name).await?;
             if created == schema::Created::New {
                 return emit(if json {
@@ -552,9 +637,23 @@ async fn run(cli: Cli) -> Result<()> {
                 )
             })?;
         }
-        Command::Conversations { user_uuid, limit } => {
+        Command::Conversations {
+            user_uuid,
+            limit,
+            no_cache,
+        } => {
             // A seed user's handle is accepted for convenience; anything else is taken as a uuid.
             let user_uuid = write::user(&user_uuid).map_or(user_uuid, |u| u.uuid.to_owned());
+            if let Some(reader) = cached_reader(&config, &client, no_cache) {
+                let read = reader.conversations(&user_uuid, limit).await?;
+                eprintln!("ddb: cache {} (conversations#{user_uuid})", read.served);
+                if read.entries.is_empty() {
+                    bail!(
+                        "nothing found for user {user_uuid:?} in table {table}: no conversations"
+                    );
+                }
+                return print_entries(&read.entries, style);
+            }
             let rows =
                 queries::conversations(&client, &table, &user_uuid, limit.map(|l| l as usize))
                     .await?;
@@ -570,7 +669,19 @@ async fn run(cli: Cli) -> Result<()> {
                 &["sk", "user_handle", "message_group_uuid", "message"],
             )?;
         }
-        Command::Messages { group_uuid, limit } => {
+        Command::Messages {
+            group_uuid,
+            limit,
+            no_cache,
+        } => {
+            if let Some(reader) = cached_reader(&config, &client, no_cache) {
+                let read = reader.messages(&group_uuid, limit).await?;
+                eprintln!("ddb: cache {} (messages#{group_uuid})", read.served);
+                if read.entries.is_empty() {
+                    bail!("nothing found for group {group_uuid:?} in table {table}: no messages");
+                }
+                return print_entries(&read.entries, style);
+            }
             let items =
                 queries::messages(&client, &table, &group_uuid, limit.map(|l| l as usize)).await?;
             if items.is_empty() {
@@ -581,8 +692,8 @@ async fn run(cli: Cli) -> Result<()> {
             }
             print_items(&items, style, &["sk", "user_handle", "message"])?;
         }
-        Command::Replay { files } => {
-            let app = app();
+        Command::Replay { files, metrics } => {
+            let app = app().with_metrics(metrics_to_stderr(metrics)?);
             let mut failed_record = false;
             for file in files {
                 let response = match replay::replay_file(&app, &file).await {
@@ -686,7 +797,12 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Watch(args) => {
             let streams = aws_sdk_dynamodbstreams::Client::new(&resolved.sdk);
-            watch(config.clone(), app(), streams, &args, json).await?
+            let app = app().with_metrics(metrics_to_stderr(args.metrics)?);
+            watch(config.clone(), app, streams, &args, json).await?
+        }
+        Command::Redrive(args) => {
+            let streams = aws_sdk_dynamodbstreams::Client::new(&resolved.sdk);
+            redrive(app(), &streams, &args, json).await?
         }
     }
     Ok(())
@@ -819,6 +935,87 @@ async fn watch(
             stats.records_given_up,
             args.failures_file.display()
         );
+    }
+    Ok(())
+}
+
+/// The read-through reader when a cache table is set and not bypassed.
+fn cached_reader(
+    config: &Config,
+    client: &aws_sdk_dynamodb::Client,
+    no_cache: bool,
+) -> Option<Reader> {
+    let table = config.cache_table_name.as_ref().filter(|_| !no_cache)?;
+    let cache = DynamoCache::new(client.clone(), table.clone());
+    Some(
+        Reader::new(client.clone(), config.table_name.clone())
+            .with_cache(Arc::new(cache), config.cache_ttl),
+    )
+}
+
+/// Prints the app's list entries (docs/CACHE.md) as JSON lines or columns.
+fn print_entries(entries: &[Entry], style: Option<Style>) -> Result<()> {
+    let items: Vec<Item> = entries
+        .iter()
+        .map(serde_dynamo::to_item)
+        .collect::<Result<_, _>>()?;
+    print_items(&items, style, &["created_at", "handle", "uuid", "message"])
+}
+
+/// The handler's metrics for a local run: off unless asked for, then to stderr (named as the
+/// environment says, `METRICS` aside: the flag is the switch here).
+fn metrics_to_stderr(asked: bool) -> Result<Metrics> {
+    if !asked {
+        return Ok(Metrics::off());
+    }
+    let config = MetricsConfig {
+        enabled: true,
+        ..MetricsConfig::from_env()?
+    };
+    Ok(Metrics::new(config, Output::Stderr))
+}
+
+/// `ddb redrive`: one report line per failure record; fails when anything still fails.
+async fn redrive(
+    app: App,
+    streams: &aws_sdk_dynamodbstreams::Client,
+    args: &RedriveArgs,
+    json: bool,
+) -> Result<()> {
+    let batch_size = match args.batch_size {
+        Some(size) => size as usize,
+        None => redrive::template_batch_size(&args.template)?,
+    };
+    let records = failure_records::read_sources(&args.sources).await?;
+    let options = redrive::RedriveOptions {
+        batch_size,
+        dry_run: args.dry_run,
+    };
+    let reports = redrive::redrive(&app, streams, records, &options).await;
+    for report in &reports {
+        if json {
+            emit(serde_json::to_string(report)?)?;
+        } else {
+            emit(report)?;
+        }
+    }
+    let failing: usize = reports.iter().map(|r| r.still_failing).sum();
+    if failing > 0 {
+        bail!(
+            "{failing} still failing over {} of {} failure records (reasons above)",
+            reports.iter().filter(|r| r.failed()).count(),
+            reports.len()
+        );
+    }
+    if !json {
+        let applied: usize = reports.iter().map(|r| r.rows_applied).sum();
+        emit(format!(
+            "{} {} failure records: {} rows {}",
+            if args.dry_run { "planned" } else { "redrove" },
+            reports.len(),
+            applied,
+            if args.dry_run { "would move" } else { "moved" }
+        ))?;
     }
     Ok(())
 }

@@ -1,4 +1,5 @@
 //! The Lambda: reads the config and builds the DynamoDB client once, then serves invocations.
+//! Each invocation writes one EMF metrics document to stdout (`METRICS=off` turns it off).
 //!
 //! A setting that cannot be used stops it at start-up with one sentence on stderr (the variable,
 //! its value and what is allowed) and exit status 1, before any invocation.
@@ -7,6 +8,7 @@ use lambda_runtime::{service_fn, LambdaEvent};
 use messaging_stream::event::RawEvent;
 use messaging_stream::handler::handle_raw;
 use messaging_stream::logging::LogSettings;
+use messaging_stream::metrics::{Metrics, MetricsConfig, Output};
 use messaging_stream::{App, Config};
 use std::process::ExitCode;
 
@@ -22,7 +24,11 @@ async fn main() -> ExitCode {
         Ok(config) => config,
         Err(error) => return refuse(&error),
     };
-    let app = App::from_config(config).await;
+    let metrics = match MetricsConfig::from_env() {
+        Ok(metrics) => Metrics::new(metrics, Output::Stdout),
+        Err(error) => return refuse(&error),
+    };
+    let app = App::from_config(config).await.with_metrics(metrics);
     let served = lambda_runtime::run(service_fn(|event: LambdaEvent<RawEvent>| {
         handle_raw(&app, event)
     }))

@@ -1,15 +1,19 @@
 //! What only the developer CLI (`ddb`) needs: the table's schema, seed data, the app's read and
-//! write patterns, replaying event files, and the local stream trigger (`watch`, with `stream`,
-//! `lambda_record`, `batching` and `failures`). The Lambda never uses this module.
+//! write patterns, replaying event files, the local stream trigger (`watch`, with `stream`,
+//! `lambda_record`, `batching` and `failures`), and redriving failed batches (`redrive`, with
+//! `failure_records` and `hydrate`). The Lambda never uses this module.
 
 pub mod admin;
 pub mod batching;
 pub mod checkpoint;
+pub mod failure_records;
 pub mod failures;
+pub mod hydrate;
 pub mod lambda_record;
 pub mod mapping;
 pub mod proxy;
 pub mod queries;
+pub mod redrive;
 pub mod render;
 pub mod replay;
 pub mod sample;

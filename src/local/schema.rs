@@ -1,9 +1,11 @@
-//! The Cruddur single table: pk/sk, the group GSI, and a NEW_IMAGE stream.
+//! The Cruddur single table: pk/sk, the group GSI, and a NEW_IMAGE stream; and the read-path cache's
+//! table: key `id`, time to live on `expires_at` (docs/CACHE.md).
 
 use super::LocalError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
+    ProjectionType, ScalarAttributeType, SseSpecification, StreamSpecification, StreamViewType,
+    TimeToLiveSpecification,
 };
 use aws_sdk_dynamodb::Client;
 
@@ -307,4 +309,80 @@ async fn wait_active(client: &Client, table: &str) -> Result<(), LocalError> {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     Ok(())
+}
+
+/// Creates the cache table (key `id`, on-demand, SSE) and turns its time to live on, on
+/// `expires_at`; an existing table is fine, and its TTL is (re)enabled either way.
+pub async fn create_cache_table(client: &Client, table: &str) -> Result<Created, LocalError> {
+    use crate::cache::dynamo::{EXPIRES_AT, ID};
+    let result = client
+        .create_table()
+        .table_name(table)
+        .attribute_definitions(string_attribute(ID))
+        .key_schema(key(ID, KeyType::Hash))
+        .billing_mode(BillingMode::PayPerRequest)
+        .sse_specification(SseSpecification::builder().enabled(true).build())
+        .send()
+        .await;
+    let created = match result {
+        Ok(_) => Created::New,
+        Err(error)
+            if error
+                .as_service_error()
+                .is_some_and(|e| e.is_resource_in_use_exception()) =>
+        {
+            Created::AlreadyThere
+        }
+        Err(error) => return Err(LocalError::sdk("CreateTable", error).on(table)),
+    };
+    let enabled = client
+        .update_time_to_live()
+        .table_name(table)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .enabled(true)
+                .attribute_name(EXPIRES_AT)
+                .build()
+                .expect("enabled and attribute are set"),
+        )
+        .send()
+        .await;
+    match enabled {
+        Ok(_) => Ok(created),
+        // Already enabled on this attribute: DynamoDB refuses to enable it twice.
+        Err(error) if time_to_live_already_on(client, table).await => {
+            tracing::debug!(error = %aws_sdk_dynamodb::error::DisplayErrorContext(error), "TTL already on");
+            Ok(created)
+        }
+        Err(error) => Err(LocalError::sdk("UpdateTimeToLive", error).on(table)),
+    }
+}
+
+async fn time_to_live_already_on(client: &Client, table: &str) -> bool {
+    time_to_live(client, table)
+        .await
+        .ok()
+        .flatten()
+        .is_some_and(|(status, attribute)| {
+            status == "ENABLED" && attribute == crate::cache::dynamo::EXPIRES_AT
+        })
+}
+
+/// The table's time-to-live status and attribute (`("ENABLED", "expires_at")`), if it has one.
+pub async fn time_to_live(
+    client: &Client,
+    table: &str,
+) -> Result<Option<(String, String)>, LocalError> {
+    let described = client
+        .describe_time_to_live()
+        .table_name(table)
+        .send()
+        .await
+        .map_err(|e| LocalError::sdk("DescribeTimeToLive", e).on(table))?;
+    Ok(described.time_to_live_description().and_then(|d| {
+        Some((
+            d.time_to_live_status()?.as_str().to_owned(),
+            d.attribute_name()?.to_owned(),
+        ))
+    }))
 }

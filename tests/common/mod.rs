@@ -118,7 +118,7 @@ pub fn config_for(endpoint: &str, table: &str) -> Config {
 /// A client for the config, counting requests in `log`.
 pub async fn client_for(config: &Config, log: &RequestLog) -> Client {
     let sdk = messaging_stream::aws::sdk_config(config).await;
-    let dynamodb = aws_sdk_dynamodb::config::Builder::from(&sdk)
+    let dynamodb = messaging_stream::aws::dynamodb_config(&sdk)
         .interceptor(log.clone())
         .build();
     Client::from_conf(dynamodb)

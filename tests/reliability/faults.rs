@@ -196,6 +196,12 @@ async fn every_fault_at_every_rate_loses_nothing() {
     let mut cells = Vec::new();
     for &rate in &rates {
         for (k, (name, plan)) in plans(rate).into_iter().enumerate() {
+            // RELIABILITY_FAULT_KINDS (comma-separated names) runs only those cells, same seeds.
+            if let Ok(kinds) = std::env::var("RELIABILITY_FAULT_KINDS") {
+                if !kinds.split(',').any(|kind| kind.trim() == name) {
+                    continue;
+                }
+            }
             let seed = 0x5eed + (rate * 1000.0) as u64 * 100 + k as u64;
             let cell = run_cell(
                 &name,

@@ -379,9 +379,11 @@ pub async fn drop_table(client: &Client, table: &str) {
         .expect("delete the test table");
 }
 
-/// Writes `items` directly (no proxy), a few at a time.
+/// Writes `items` directly (no proxy), a few at a time: hundreds at once time out on a loaded
+/// DynamoDB Local.
 pub async fn load(client: &Client, table: &str, items: Vec<Item>) {
-    futures::future::join_all(items.into_iter().map(|item| async move {
+    use futures::StreamExt;
+    futures::stream::iter(items.into_iter().map(|item| async move {
         client
             .put_item()
             .table_name(table)
@@ -390,6 +392,8 @@ pub async fn load(client: &Client, table: &str, items: Vec<Item>) {
             .await
             .expect("load a row")
     }))
+    .buffer_unordered(16)
+    .collect::<Vec<_>>()
     .await;
 }
 
@@ -839,14 +843,18 @@ pub async fn deliver(
             .map(|p| by_sequence[&p.sequence_number])
             .collect();
         ledger.model.apply_batch(&acked);
-        // A REMOVE moves rows back (to the group's newest remaining message), and an INSERT
-        // acknowledged before a failure point may be undone by its REMOVE after it in the same
-        // batch: for a group with a REMOVE in the batch, going back or staying behind is no
-        // defect mid-delivery (the end check is exact). Other groups keep every check.
+        // A REMOVE moves rows back (to the group's newest remaining message): no regression. And
+        // when a batch fails part-way, the handler has applied the whole batch for the groups that
+        // succeeded while only the records before the failure point are acknowledged: an edit or a
+        // REMOVE after that point is already in the table (new text, or an INSERT undone) but not
+        // yet in the model. For those groups, mid-delivery, text and "behind" are not defects; they
+        // are redelivered, and the end check is exact. Every other group keeps every check.
         let mut lenient: Vec<(String, String)> = Vec::new();
-        for pending in &batch {
+        for (at, pending) in batch.iter().enumerate() {
             let s = by_sequence[&pending.sequence_number];
-            if s.remove {
+            let unacknowledged_change =
+                at >= acknowledged && (s.remove || s.record["eventName"] == "MODIFY");
+            if s.remove || unacknowledged_change {
                 for key in ledger.model.keys_of(&s.group) {
                     ledger.seen.remove(&key);
                     lenient.push(key);
@@ -860,6 +868,9 @@ pub async fn deliver(
             .collect();
         keys.sort();
         keys.dedup();
+        // One check per row: a group with two REMOVEs in the batch is named twice above.
+        lenient.sort();
+        lenient.dedup();
         let strict: Vec<(String, String)> = keys
             .iter()
             .filter(|k| !lenient.contains(k))
@@ -881,7 +892,7 @@ pub async fn deliver(
             &mut ledger.seen,
         )
         .await;
-        (loose.behind, loose.regressed) = (0, 0);
+        (loose.behind, loose.regressed, loose.wrong_text) = (0, 0, 0);
         tally.add(&loose);
         // Mid-delivery a row may be ahead of what was acknowledged: its group was applied in a
         // batch that failed for another group and will be delivered again.

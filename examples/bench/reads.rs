@@ -1,0 +1,464 @@
+//! The read table: a conversation-list read through the cache (hit, miss) against the table directly,
+//! and the hit ratio over a soak of messages and reads with the consumer invalidating.
+//!
+//! Its own tables (`bench-reads`, `bench-reads-cache`) on the bench's DynamoDB Local. Per read:
+//! requests (the SDK interceptor's count of HTTP attempts), read and write capacity (computed from
+//! the items' sizes by DynamoDB's published rules: DynamoDB Local reports none), and wall time
+//! through the delay proxy at each RTT. "direct" is the read the app makes today (an eventually
+//! consistent Query, `local::queries::conversations`); the cached reader's miss path reads the table
+//! strongly consistently, as the lease protocol needs (docs/CACHE.md).
+
+use crate::common;
+use crate::latency;
+use crate::report::{self, Calibration, Stats};
+use anyhow::ensure;
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+use messaging_stream::cache::dynamo::DynamoCache;
+use messaging_stream::cache::read::{Entry, Reader, Served};
+use messaging_stream::cache::{Cache, CacheKey, Filled, DEFAULT_TTL};
+use messaging_stream::local::proxy::{FaultPlan, Proxy};
+use messaging_stream::local::{queries, schema};
+use messaging_stream::plan::Item;
+use messaging_stream::request_log::RequestLog;
+use messaging_stream::store::Store;
+use messaging_stream::App;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const TABLE: &str = "bench-reads";
+const CACHE_TABLE: &str = "bench-reads-cache";
+/// A typical chat line: the last message a conversation row carries.
+const MESSAGE: &str =
+    "Sounds good, see you at the station at nine. Bring the blue folder, I left mine on the desk.";
+
+/// How one list was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Today's read: an eventually consistent Query.
+    Direct,
+    /// A hit: one consistent GetItem.
+    Hit,
+    /// A miss: GetItem, lease (UpdateItem), consistent Query, fill (PutItem).
+    Miss,
+}
+
+impl Mode {
+    fn title(self) -> &'static str {
+        match self {
+            Mode::Direct => "direct (no cache)",
+            Mode::Hit => "cached: hit",
+            Mode::Miss => "cached: miss + fill",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReadCell {
+    pub conversations: usize,
+    pub limit: Option<u32>,
+    pub latency_ms: u64,
+    pub mode: Mode,
+    pub requests: BTreeMap<String, u64>,
+    pub read_units: f64,
+    pub write_units: f64,
+    pub runs_s: Vec<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Soak {
+    pub users: usize,
+    pub reads_per_message: usize,
+    pub operations: usize,
+    pub reads: usize,
+    pub messages: usize,
+    pub hits: usize,
+    /// Reads whose answer differed from the table read right after: must be 0.
+    pub stale: usize,
+    /// Requests of the whole soak on each table.
+    pub requests: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Reads {
+    pub calibration: Vec<Calibration>,
+    pub cells: Vec<ReadCell>,
+    pub soaks: Vec<Soak>,
+    pub value_bytes: BTreeMap<usize, usize>,
+}
+
+/// DynamoDB's item size: attribute names plus values (strings as UTF-8, numbers ~1 byte per 2 digits + 1).
+fn item_size(item: &Item) -> usize {
+    item.iter()
+        .map(|(name, value)| {
+            name.len()
+                + match value {
+                    AttributeValue::S(s) => s.len(),
+                    AttributeValue::N(n) => n.len().div_ceil(2) + 1,
+                    AttributeValue::Bool(_) => 1,
+                    _ => 8,
+                }
+        })
+        .sum()
+}
+
+fn read_units(bytes: usize, consistent: bool) -> f64 {
+    let units = bytes.div_ceil(4096).max(1) as f64;
+    if consistent {
+        units
+    } else {
+        units / 2.0
+    }
+}
+
+fn write_units(bytes: usize) -> f64 {
+    bytes.div_ceil(1024).max(1) as f64
+}
+
+fn timestamp(i: usize) -> String {
+    (chrono::DateTime::from_timestamp(1_735_725_600 + i as i64 * 60, 0).expect("in range"))
+        .format("%Y-%m-%dT%H:%M:%S%.6f+00:00")
+        .to_string()
+}
+
+fn row(owner: &str, group: &str, sk: &str) -> Item {
+    let mut item = common::group_row(owner, group, sk, MESSAGE);
+    item.insert("user_display_name".into(), common::attr("Londo Mollari"));
+    item.insert("user_handle".into(), common::attr("londo"));
+    item
+}
+
+async fn put_all(client: &Client, table: &str, items: Vec<Item>) -> anyhow::Result<()> {
+    for chunk in items.chunks(25) {
+        let mut pending: Vec<_> = chunk
+            .iter()
+            .map(|item| {
+                aws_sdk_dynamodb::types::WriteRequest::builder()
+                    .put_request(
+                        aws_sdk_dynamodb::types::PutRequest::builder()
+                            .set_item(Some(item.clone()))
+                            .build()
+                            .expect("item"),
+                    )
+                    .build()
+            })
+            .collect();
+        while !pending.is_empty() {
+            pending = client
+                .batch_write_item()
+                .request_items(table, pending)
+                .send()
+                .await?
+                .unprocessed_items()
+                .and_then(|u| u.get(table))
+                .cloned()
+                .unwrap_or_default();
+        }
+    }
+    Ok(())
+}
+
+async fn fresh_tables(direct: &Client) -> anyhow::Result<()> {
+    for table in [TABLE, CACHE_TABLE] {
+        let _ = direct.delete_table().table_name(table).send().await;
+    }
+    schema::create_table(
+        direct,
+        TABLE,
+        messaging_stream::config::DEFAULT_GROUP_INDEX_NAME,
+    )
+    .await?;
+    schema::create_cache_table(direct, CACHE_TABLE).await?;
+    Ok(())
+}
+
+/// The whole read part: cells at each RTT, then the soaks (no added RTT).
+pub async fn measure(
+    upstream: SocketAddr,
+    endpoint: &str,
+    latencies_ms: &[u64],
+    repeats: usize,
+    soak_operations: usize,
+) -> anyhow::Result<Reads> {
+    let direct = common::client_for(&common::config_for(endpoint, TABLE), &RequestLog::new()).await;
+    fresh_tables(&direct).await?;
+    let sizes = [20usize, 200];
+    let mut rows = Vec::new();
+    for &n in &sizes {
+        for i in 0..n {
+            rows.push(row(
+                &format!("u{n}"),
+                &format!("g{n}-{i:03}"),
+                &timestamp(i),
+            ));
+        }
+    }
+    let bytes_of = |n: usize| -> usize {
+        rows.iter()
+            .filter(|r| common::s(r, "pk") == format!("GRP#u{n}"))
+            .map(item_size)
+            .sum()
+    };
+    let mut value_bytes = BTreeMap::new();
+    put_all(&direct, TABLE, rows.clone()).await?;
+
+    let mut calibration = Vec::new();
+    let mut cells = Vec::new();
+    for &latency_ms in latencies_ms {
+        let proxy = Proxy::start(
+            upstream,
+            FaultPlan::with_latency(Duration::from_millis(latency_ms)),
+        )
+        .await?;
+        let tuned = latency::tune(&direct, &proxy, latency_ms).await?;
+        println!(
+            "\n== reads, RTT {latency_ms} ms (the proxy adds {:.2} ms, measured)",
+            tuned.added_ms
+        );
+        calibration.push(tuned);
+        let log = RequestLog::new();
+        let client =
+            common::client_for(&common::config_for(&proxy.endpoint_url(), TABLE), &log).await;
+        let cache = Arc::new(DynamoCache::new(client.clone(), CACHE_TABLE));
+        let reader = Reader::new(client.clone(), TABLE).with_cache(cache.clone(), DEFAULT_TTL);
+        for &(n, limit) in &[(20usize, None), (200, None), (200, Some(20u32))] {
+            let user = format!("u{n}");
+            let key = CacheKey::Conversations(user.clone());
+            let listed = limit.map_or(n, |l| l as usize);
+            let query_bytes: usize = if listed == n {
+                bytes_of(n)
+            } else {
+                bytes_of(n) * listed / n
+            };
+            for mode in [Mode::Direct, Mode::Miss, Mode::Hit] {
+                let mut runs = Vec::new();
+                let mut requests = BTreeMap::new();
+                let mut value_len = 0;
+                for run in 0..=repeats {
+                    if mode == Mode::Miss || (mode == Mode::Hit && run == 0) {
+                        cache.invalidate(std::slice::from_ref(&key)).await?;
+                    }
+                    if mode == Mode::Hit && run == 0 {
+                        reader.conversations(&user, limit).await?; // fills
+                    }
+                    log.reset();
+                    let started = Instant::now();
+                    let count = match mode {
+                        Mode::Direct => {
+                            queries::conversations(&client, TABLE, &user, limit.map(|l| l as usize))
+                                .await?
+                                .len()
+                        }
+                        Mode::Hit | Mode::Miss => {
+                            let read = reader.conversations(&user, limit).await?;
+                            let expected = match mode {
+                                Mode::Hit => Served::Hit,
+                                _ => Served::Miss {
+                                    fill: Some(Filled::Stored),
+                                },
+                            };
+                            ensure!(
+                                read.served == expected,
+                                "{mode:?} read served {}",
+                                read.served
+                            );
+                            value_len = serde_json::to_string(&read.entries)?.len();
+                            read.entries.len()
+                        }
+                    };
+                    let elapsed = started.elapsed().as_secs_f64();
+                    ensure!(
+                        count == listed,
+                        "{mode:?}: {count} entries, expected {listed}"
+                    );
+                    if run > 0 {
+                        runs.push(elapsed);
+                        requests = log.counts();
+                    }
+                }
+                // The cache item: id + value + expires_at (+ covers_limit).
+                let cache_item =
+                    value_len + 2 + key.id().len() + 12 + 10 + if limit.is_some() { 16 } else { 0 };
+                if mode != Mode::Direct {
+                    value_bytes.insert(listed, value_len);
+                }
+                let (read_units, write_units) = match mode {
+                    Mode::Direct => (read_units(query_bytes, false), 0.0),
+                    Mode::Hit => (read_units(cache_item, true), 0.0),
+                    // GetItem of an absent item (0.5 counted as 1 consistent unit), the lease's
+                    // UpdateItem (1 WCU), the consistent Query, the fill's PutItem.
+                    Mode::Miss => (
+                        1.0 + read_units(query_bytes, true),
+                        1.0 + write_units(cache_item),
+                    ),
+                };
+                let stats = report::stats(&runs).expect("runs");
+                println!(
+                    "  {n:>3} conversations{:<10} {:<22} {:>8}  {:>5.1} RCU {:>4.0} WCU  {}",
+                    limit.map_or(String::new(), |l| format!(", limit {l}")),
+                    mode.title(),
+                    report::time(stats.median),
+                    read_units,
+                    write_units,
+                    report::requests(&requests)
+                );
+                cells.push(ReadCell {
+                    conversations: n,
+                    limit,
+                    latency_ms,
+                    mode,
+                    requests,
+                    read_units,
+                    write_units,
+                    runs_s: runs,
+                });
+            }
+        }
+    }
+
+    let mut soaks = Vec::new();
+    for reads_per_message in [10usize, 3] {
+        soaks.push(soak(endpoint, reads_per_message, soak_operations).await?);
+    }
+    Ok(Reads {
+        calibration,
+        cells,
+        soaks,
+        value_bytes,
+    })
+}
+
+/// 40 users with 20 conversations each (every list cached once first); each operation is a message
+/// to a random conversation, through the handler with the cache (1 in `reads_per_message + 1`), or
+/// a random user's list through the cached reader, checked against the table read strongly
+/// consistently right after. Uniform choice: no hot users, so this is a low hit ratio.
+async fn soak(endpoint: &str, reads_per_message: usize, operations: usize) -> anyhow::Result<Soak> {
+    const USERS: usize = 40;
+    const PER_USER: usize = 20;
+    let setup = common::client_for(&common::config_for(endpoint, TABLE), &RequestLog::new()).await;
+    fresh_tables(&setup).await?;
+    let mut rows = Vec::new();
+    let mut groups = Vec::new();
+    // User i talks with users i+1 ... i+PER_USER (mod USERS), PER_USER/2 each way: 20 conversations each.
+    for i in 0..USERS {
+        for k in 1..=PER_USER / 2 {
+            let j = (i + k) % USERS;
+            let group = format!("s-{i}-{j}");
+            let sk = timestamp(groups.len());
+            rows.push(row(&format!("s{i}"), &group, &sk));
+            rows.push(row(&format!("s{j}"), &group, &sk));
+            groups.push(group);
+        }
+    }
+    put_all(&setup, TABLE, rows).await?;
+    let log = RequestLog::new();
+    let mut config = common::config_for(endpoint, TABLE);
+    config.cache_table_name = Some(CACHE_TABLE.to_owned());
+    let client = common::client_for(&config, &log).await;
+    let cache = Arc::new(DynamoCache::new(client.clone(), CACHE_TABLE));
+    let app =
+        App::new(Store::new(client.clone(), &config), config.clone()).with_cache(cache.clone());
+    let reader = Reader::new(client.clone(), TABLE).with_cache(cache, DEFAULT_TTL);
+    let truth = Reader::new(setup.clone(), TABLE);
+    // Every list cached once first: the soak measures the steady state, not the cold start.
+    for i in 0..USERS {
+        reader.conversations(&format!("s{i}"), None).await?;
+    }
+    log.reset();
+    let mut rng = fastrand::Rng::with_seed(12);
+    let (mut reads, mut messages, mut hits, mut stale) = (0, 0, 0, 0);
+    let mut clock = groups.len() + 10;
+    for op in 0..operations {
+        if rng.usize(0..=reads_per_message) == 0 {
+            let group = &groups[rng.usize(0..groups.len())];
+            clock += 1;
+            let record = common::message_record(group, &timestamp(clock), "soak", &op.to_string());
+            let (response, _) =
+                messaging_stream::handler::process(&app, &common::event(vec![record])).await?;
+            ensure!(
+                response.batch_item_failures.is_empty(),
+                "a failed group in the soak"
+            );
+            messages += 1;
+        } else {
+            let user = format!("s{}", rng.usize(0..USERS));
+            let read = reader.conversations(&user, None).await?;
+            reads += 1;
+            hits += usize::from(read.served == Served::Hit);
+            let table: Vec<Entry> = truth.conversations(&user, None).await?.entries;
+            // The table read strongly consistently right after: what a reader must be served.
+            stale += usize::from(read.entries != table);
+        }
+    }
+    println!(
+        "  soak, {reads_per_message} reads per message: {reads} reads, {messages} messages, hit ratio {:.1} %, stale reads {stale}",
+        100.0 * hits as f64 / reads.max(1) as f64
+    );
+    Ok(Soak {
+        users: USERS,
+        reads_per_message,
+        operations,
+        reads,
+        messages,
+        hits,
+        stale,
+        requests: log.counts(),
+    })
+}
+
+impl Reads {
+    pub fn markdown(&self, command: &str) -> String {
+        let mut md = String::new();
+        let _ = writeln!(
+            md,
+            "### Reads: a conversation list through the cache, and directly\n"
+        );
+        let _ = writeln!(md, "Command: `{command}`. Capacity units are computed from item sizes by DynamoDB's rules (DynamoDB Local reports none); requests are HTTP attempts counted by the SDK interceptor; time is the median of the measured runs.\n");
+        let _ = writeln!(md, "| conversations | RTT | read | requests | RCU | WCU | median | min-max |\n|---|---|---|---|---|---|---|---|");
+        for c in &self.cells {
+            let stats: Stats = report::stats(&c.runs_s).expect("runs");
+            let _ = writeln!(
+                md,
+                "| {}{} | {} ms | {} | {} | {:.1} | {:.0} | {} | {} |",
+                c.conversations,
+                c.limit.map_or(String::new(), |l| format!(" (limit {l})")),
+                c.latency_ms,
+                c.mode.title(),
+                report::requests(&c.requests),
+                c.read_units,
+                c.write_units,
+                report::time(stats.median),
+                report::spread(&stats),
+            );
+        }
+        let _ = writeln!(
+            md,
+            "\nCached value sizes (JSON): {}.\n",
+            self.value_bytes
+                .iter()
+                .map(|(n, b)| format!("{n} entries {b} bytes"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let _ = writeln!(md, "| soak | reads | messages | hit ratio | stale reads | requests |\n|---|---|---|---|---|---|");
+        for s in &self.soaks {
+            let _ = writeln!(
+                md,
+                "| {} users x 20 conversations, {} reads per message | {} | {} | {:.1} % | {} | {} |",
+                s.users,
+                s.reads_per_message,
+                s.reads,
+                s.messages,
+                100.0 * s.hits as f64 / s.reads.max(1) as f64,
+                s.stale,
+                report::requests(&s.requests)
+            );
+        }
+        md
+    }
+}

@@ -1,0 +1,343 @@
+//! The read-through functions of the app's two lists: a user's conversations (pattern B) and a
+//! group's messages (pattern A), served from the cache or read from the table and filled.
+//!
+//! Rendering an item into the JSON the app returns is pure ([`conversation_entry`],
+//! [`message_entry`]); [`read_through`] is the protocol (get; on a miss take the lease, *then* read
+//! the table strongly consistently, then set on the lease); [`Reader`] ties both to a table. A reader
+//! never fails because of the cache: only the table's own read can fail it.
+
+use super::{Cache, CacheKey, Cached, Filled};
+use crate::plan::Item;
+use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// One line of either list, as the Cruddur app returns it (docs/CACHE.md).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// The conversation's `message_group_uuid` (conversation list) or the `message_uuid` (messages).
+    pub uuid: String,
+    /// The other participant (conversations) or the sender (messages).
+    pub display_name: String,
+    pub handle: String,
+    /// The last message's text (conversations) or the message's text.
+    pub message: String,
+    /// The sort key: last message time (conversations) or the message's time.
+    pub created_at: String,
+}
+
+/// Never shows the message text.
+impl fmt::Debug for Entry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Entry")
+            .field("uuid", &self.uuid)
+            .field("handle", &self.handle)
+            .field("message", &format_args!("<{} bytes>", self.message.len()))
+            .field("created_at", &self.created_at)
+            .finish()
+    }
+}
+
+fn text(item: &Item, name: &str) -> String {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// A `GRP#<user>` row as a conversation-list entry. Missing attributes render as "".
+pub fn conversation_entry(item: &Item) -> Entry {
+    Entry {
+        uuid: text(item, "message_group_uuid"),
+        display_name: text(item, "user_display_name"),
+        handle: text(item, "user_handle"),
+        message: text(item, "message"),
+        created_at: text(item, "sk"),
+    }
+}
+
+/// A `MSG#<group>` item as a message-list entry. Missing attributes render as "".
+pub fn message_entry(item: &Item) -> Entry {
+    Entry {
+        uuid: text(item, "message_uuid"),
+        display_name: text(item, "user_display_name"),
+        handle: text(item, "user_handle"),
+        message: text(item, "message"),
+        created_at: text(item, "sk"),
+    }
+}
+
+/// What `limit` entries of a list of `len` cover: the whole list when it came back short.
+pub fn covers(limit: Option<u32>, len: usize) -> Option<u32> {
+    limit.filter(|&l| len >= l as usize)
+}
+
+/// Where a read's answer came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Served {
+    /// From the cache.
+    Hit,
+    /// From the table; `fill` is what became of the fill, `None` when no lease was had (another
+    /// reader holds it, a live entry that does not cover the read, or the cache is unreachable).
+    Miss { fill: Option<Filled> },
+    /// From the table, with no cache configured (or bypassed).
+    NoCache,
+}
+
+impl fmt::Display for Served {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Served::Hit => "hit",
+            Served::Miss {
+                fill: Some(Filled::Stored),
+            } => "miss (filled)",
+            Served::Miss {
+                fill: Some(Filled::LeaseLost),
+            } => "miss (fill dropped: invalidated meanwhile)",
+            Served::Miss {
+                fill: Some(Filled::TooLarge),
+            } => "miss (not filled: too large for one item)",
+            Served::Miss {
+                fill: Some(Filled::Failed),
+            } => "miss (fill failed)",
+            Served::Miss { fill: None } => "miss (not filled: no lease)",
+            Served::NoCache => "no cache",
+        })
+    }
+}
+
+/// A list and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Read {
+    pub entries: Vec<Entry>,
+    pub served: Served,
+}
+
+/// The table's read failed (the cache never fails a read).
+#[derive(Debug, thiserror::Error)]
+#[error("querying {pk} in {table}: {detail}")]
+pub struct ReadError {
+    pub table: String,
+    pub pk: String,
+    pub detail: String,
+}
+
+/// Serves `key` from `cache`, or loads it with `load` and fills the cache under a lease.
+///
+/// The order matters: the lease is taken before `load` reads the table, so an invalidation after
+/// that read removes the lease and the (possibly stale) fill is dropped.
+pub async fn read_through<F, Fut>(
+    cache: &dyn Cache,
+    key: &CacheKey,
+    limit: Option<u32>,
+    ttl: Duration,
+    load: F,
+) -> Result<Read, ReadError>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<Vec<Entry>, ReadError>>,
+{
+    if let Some(cached) = cache.get(key).await {
+        if cached.answers(limit) {
+            match serde_json::from_str::<Vec<Entry>>(&cached.value) {
+                Ok(mut entries) => {
+                    if let Some(limit) = limit {
+                        entries.truncate(limit as usize);
+                    }
+                    return Ok(Read {
+                        entries,
+                        served: Served::Hit,
+                    });
+                }
+                Err(error) => {
+                    tracing::warn!(key = %key, error = %error, "cached value is not a list of entries: a miss")
+                }
+            }
+        }
+    }
+    let lease = cache.lease(key).await;
+    let entries = load().await?;
+    let fill = match &lease {
+        Some(lease) => {
+            let cached = Cached {
+                value: serde_json::to_string(&entries).expect("entries serialise"),
+                covers: covers(limit, entries.len()),
+            };
+            Some(cache.set(key, lease, &cached, ttl).await)
+        }
+        None => None,
+    };
+    Ok(Read {
+        entries,
+        served: Served::Miss { fill },
+    })
+}
+
+/// Pattern B from the table: `GRP#<user>` rows newest first, read strongly consistently.
+pub async fn load_conversations(
+    client: &Client,
+    table: &str,
+    user_uuid: &str,
+    limit: Option<u32>,
+) -> Result<Vec<Entry>, ReadError> {
+    let items = newest_first(client, table, &format!("GRP#{user_uuid}"), limit).await?;
+    Ok(items.iter().map(conversation_entry).collect())
+}
+
+/// Pattern A from the table: `MSG#<group>` items newest first, read strongly consistently.
+pub async fn load_messages(
+    client: &Client,
+    table: &str,
+    group_uuid: &str,
+    limit: Option<u32>,
+) -> Result<Vec<Entry>, ReadError> {
+    let items = newest_first(client, table, &format!("MSG#{group_uuid}"), limit).await?;
+    Ok(items.iter().map(message_entry).collect())
+}
+
+/// A partition newest first, page by page, strongly consistent (the lease protocol needs a read
+/// that sees every write acknowledged before it started).
+async fn newest_first(
+    client: &Client,
+    table: &str,
+    pk: &str,
+    limit: Option<u32>,
+) -> Result<Vec<Item>, ReadError> {
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let left = limit.map(|l| (l as usize - items.len()).min(1000) as i32);
+        let page = client
+            .query()
+            .table_name(table)
+            .consistent_read(true)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
+            .scan_index_forward(false)
+            .set_limit(left)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|error| ReadError {
+                table: table.to_owned(),
+                pk: pk.to_owned(),
+                detail: DisplayErrorContext(error).to_string(),
+            })?;
+        items.extend(page.items().iter().cloned());
+        start = page.last_evaluated_key().cloned();
+        if start.is_none() || limit.is_some_and(|l| items.len() >= l as usize) {
+            return Ok(items);
+        }
+    }
+}
+
+/// The app's two reads against one table, through a cache when there is one.
+#[derive(Debug, Clone)]
+pub struct Reader {
+    client: Client,
+    table: String,
+    cache: Option<Arc<dyn Cache>>,
+    ttl: Duration,
+}
+
+impl Reader {
+    /// Reads the table directly.
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+            cache: None,
+            ttl: super::DEFAULT_TTL,
+        }
+    }
+
+    /// Reads through `cache`, filling it for `ttl`.
+    pub fn with_cache(mut self, cache: Arc<dyn Cache>, ttl: Duration) -> Self {
+        self.cache = Some(cache);
+        self.ttl = ttl;
+        self
+    }
+
+    /// A user's conversations, newest first, at most `limit`.
+    pub async fn conversations(
+        &self,
+        user_uuid: &str,
+        limit: Option<u32>,
+    ) -> Result<Read, ReadError> {
+        let load = || load_conversations(&self.client, &self.table, user_uuid, limit);
+        self.read(CacheKey::Conversations(user_uuid.to_owned()), limit, load)
+            .await
+    }
+
+    /// A group's messages, newest first, at most `limit`.
+    pub async fn messages(&self, group_uuid: &str, limit: Option<u32>) -> Result<Read, ReadError> {
+        let load = || load_messages(&self.client, &self.table, group_uuid, limit);
+        self.read(CacheKey::Messages(group_uuid.to_owned()), limit, load)
+            .await
+    }
+
+    async fn read<F, Fut>(
+        &self,
+        key: CacheKey,
+        limit: Option<u32>,
+        load: F,
+    ) -> Result<Read, ReadError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Vec<Entry>, ReadError>>,
+    {
+        match &self.cache {
+            Some(cache) => read_through(cache.as_ref(), &key, limit, self.ttl, load).await,
+            None => Ok(Read {
+                entries: load().await?,
+                served: Served::NoCache,
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(pairs: &[(&str, &str)]) -> Item {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), AttributeValue::S((*v).to_owned())))
+            .collect()
+    }
+
+    #[test]
+    fn rows_render_as_the_app_returns_them() {
+        let row = item(&[
+            ("pk", "GRP#me"),
+            ("sk", "2025-01-15T10:00:00+00:00"),
+            ("message_group_uuid", "g-1"),
+            ("message", "hi"),
+            ("user_display_name", "Bayko"),
+            ("user_handle", "bayko"),
+        ]);
+        let json = serde_json::to_value(conversation_entry(&row)).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"uuid": "g-1", "display_name": "Bayko", "handle": "bayko",
+                "message": "hi", "created_at": "2025-01-15T10:00:00+00:00"})
+        );
+        let message = item(&[("message_uuid", "m-1"), ("sk", "t"), ("message", "yo")]);
+        let entry = message_entry(&message);
+        assert_eq!((entry.uuid.as_str(), entry.handle.as_str()), ("m-1", ""));
+        assert!(!format!("{entry:?}").contains("yo"));
+    }
+
+    #[test]
+    fn a_short_list_covers_everything() {
+        assert_eq!(covers(None, 3), None);
+        assert_eq!(covers(Some(20), 3), None);
+        assert_eq!(covers(Some(20), 20), Some(20));
+    }
+}

@@ -1,0 +1,470 @@
+//! The function's metrics: one CloudWatch Embedded Metric Format (EMF) document per invocation,
+//! written by `metrique`'s EMF writer (AWS's wide-event metrics library) from the batch's
+//! [`Summary`], and the per-invocation count of DynamoDB requests that goes into it.
+//!
+//! Owns: the metric names and units, the dimensions (service and function only), the namespace
+//! and switches read from the environment, where the documents go (stdout in Lambda, stderr for
+//! `ddb --metrics`, memory in tests), and [`RequestCounter`], an SDK interceptor that counts the
+//! HTTP attempts of the invocation it runs in. Does not own what is counted: the handler builds
+//! the [`Summary`]. Identifiers (the sequence number a retry starts from) are properties of the
+//! document, never dimensions; message text never reaches it.
+
+use crate::handler::Summary;
+use aws_lambda_events::streams::DynamoDbEventResponse;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use metrique::emf::Emf;
+use metrique::unit::{Count, Millisecond};
+use metrique::unit_of_work::metrics;
+use metrique::writer::format::Format;
+use metrique::{CloseValue, RootEntry};
+use std::cell::Cell;
+use std::future::Future;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+/// The namespace when `METRICS_NAMESPACE` is not set.
+pub const DEFAULT_NAMESPACE: &str = "Cruddur/MessagingStream";
+/// The service dimension when `POWERTOOLS_SERVICE_NAME` is not set.
+pub const DEFAULT_SERVICE: &str = "messaging-stream";
+
+/// Every metric a document carries, in the order they are declared (for tests and dashboards).
+pub const METRIC_NAMES: [&str; 17] = [
+    "RecordsReceived",
+    "RecordsRelevant",
+    "RecordsIgnored",
+    "RecordsMalformed",
+    "GroupsUpdated",
+    "GroupsFailed",
+    "RowsMoved",
+    "RowsAlreadyCurrent",
+    "RowsEdited",
+    "RowsFallenBack",
+    "RowsNudged",
+    "RowsTruncated",
+    "ConditionRereads",
+    "ConflictRetries",
+    "DynamoDbRequests",
+    "BatchDurationMs",
+    "ColdStart",
+];
+
+/// The dimension names of every metric (one dimension set).
+pub const DIMENSIONS: [&str; 2] = ["Service", "Function"];
+
+/// A metrics setting in the environment that cannot be used.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum MetricsConfigError {
+    #[error("METRICS={0:?}: expected on or off")]
+    Switch(String),
+    #[error("{name} is empty: unset it for the default, or give a name")]
+    Empty { name: &'static str },
+}
+
+/// Where the documents go and what they are filed under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// `METRICS` (`on`, the default, or `off`).
+    pub enabled: bool,
+    /// `METRICS_NAMESPACE`, default [`DEFAULT_NAMESPACE`].
+    pub namespace: String,
+    /// The `Service` dimension: `POWERTOOLS_SERVICE_NAME`, default [`DEFAULT_SERVICE`].
+    pub service: String,
+    /// The `Function` dimension: `AWS_LAMBDA_FUNCTION_NAME` (set by Lambda), default the service.
+    pub function: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            namespace: DEFAULT_NAMESPACE.to_owned(),
+            service: DEFAULT_SERVICE.to_owned(),
+            function: DEFAULT_SERVICE.to_owned(),
+        }
+    }
+}
+
+impl MetricsConfig {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, MetricsConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the settings through `lookup` (the environment, or a map in tests).
+    pub fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, MetricsConfigError> {
+        let enabled = match lookup("METRICS").as_deref().map(str::trim) {
+            None => true,
+            Some(v) if v.eq_ignore_ascii_case("on") => true,
+            Some(v) if v.eq_ignore_ascii_case("off") => false,
+            Some(other) => return Err(MetricsConfigError::Switch(other.to_owned())),
+        };
+        let named = |name: &'static str, default: &str| match lookup(name) {
+            None => Ok(default.to_owned()),
+            Some(v) if v.trim().is_empty() => Err(MetricsConfigError::Empty { name }),
+            Some(v) => Ok(v.trim().to_owned()),
+        };
+        let service = named("POWERTOOLS_SERVICE_NAME", DEFAULT_SERVICE)?;
+        Ok(Self {
+            enabled,
+            namespace: named("METRICS_NAMESPACE", DEFAULT_NAMESPACE)?,
+            function: named("AWS_LAMBDA_FUNCTION_NAME", &service)?,
+            service,
+        })
+    }
+}
+
+/// Where documents are written, one JSON line each.
+#[derive(Debug, Clone)]
+pub enum Output {
+    /// The Lambda's: CloudWatch Logs reads stdout and extracts the metrics.
+    Stdout,
+    /// `ddb replay --metrics` and `ddb watch --metrics`: beside the logs, apart from the results.
+    Stderr,
+    /// Tests: the bytes, shared with a [`Captured`].
+    Memory(Arc<Mutex<Vec<u8>>>),
+}
+
+/// What an [`Output::Memory`] received.
+#[derive(Debug, Clone, Default)]
+pub struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Captured {
+    /// Every document written so far, one per line.
+    pub fn lines(&self) -> Vec<String> {
+        let bytes = self.0.lock().expect("captured metrics lock");
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+/// The document of one invocation. Field names become metric names in PascalCase.
+#[metrics(rename_all = "PascalCase")]
+struct Invocation {
+    #[metrics(timestamp)]
+    timestamp: SystemTime,
+    // Dimensions (strings are properties; the EMF writer declares these two as the dimension set).
+    service: String,
+    function: String,
+    // Properties: identifiers, for Logs Insights; never dimensions.
+    retry_from: Option<String>,
+    #[metrics(unit = Count)]
+    records_received: usize,
+    #[metrics(unit = Count)]
+    records_relevant: usize,
+    #[metrics(unit = Count)]
+    records_ignored: usize,
+    #[metrics(unit = Count)]
+    records_malformed: usize,
+    #[metrics(unit = Count)]
+    groups_updated: usize,
+    #[metrics(unit = Count)]
+    groups_failed: usize,
+    #[metrics(unit = Count)]
+    rows_moved: usize,
+    #[metrics(unit = Count)]
+    rows_already_current: usize,
+    #[metrics(unit = Count)]
+    rows_edited: usize,
+    #[metrics(unit = Count)]
+    rows_fallen_back: usize,
+    #[metrics(unit = Count)]
+    rows_nudged: usize,
+    #[metrics(unit = Count)]
+    rows_truncated: usize,
+    #[metrics(unit = Count)]
+    condition_rereads: usize,
+    #[metrics(unit = Count)]
+    conflict_retries: usize,
+    #[metrics(unit = Count)]
+    dynamo_db_requests: u64,
+    #[metrics(unit = Millisecond)]
+    batch_duration_ms: Duration,
+    #[metrics(unit = Count)]
+    cold_start: bool,
+}
+
+struct Inner {
+    emf: Mutex<Emf>,
+    config: MetricsConfig,
+    output: Output,
+    cold_start: AtomicBool,
+}
+
+/// The invocations' metrics writer: built once at start-up, shared by every invocation (cloning
+/// shares it). [`Metrics::off`] writes nothing.
+#[derive(Clone, Default)]
+pub struct Metrics(Option<Arc<Inner>>);
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            None => f.write_str("Metrics(off)"),
+            Some(inner) => write!(f, "Metrics({:?} -> {:?})", inner.config, inner.output),
+        }
+    }
+}
+
+impl Metrics {
+    /// Writes nothing.
+    pub fn off() -> Self {
+        Self(None)
+    }
+
+    /// Writes one document per invocation to `output`, unless `config` turns metrics off.
+    pub fn new(config: MetricsConfig, output: Output) -> Self {
+        if !config.enabled {
+            return Self::off();
+        }
+        let dimensions = vec![DIMENSIONS.iter().map(|d| (*d).to_owned()).collect()];
+        // All validations: the writer refuses a document whose dimension is missing or whose names
+        // repeat, rather than publishing a broken one. A 15-metric document is cheap either way.
+        let emf = Emf::all_validations(config.namespace.clone(), dimensions);
+        Self(Some(Arc::new(Inner {
+            emf: Mutex::new(emf),
+            config,
+            output,
+            cold_start: AtomicBool::new(true),
+        })))
+    }
+
+    /// A writer into memory, and what it captures (for tests).
+    pub fn captured(config: MetricsConfig) -> (Self, Captured) {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let metrics = Self::new(config, Output::Memory(Arc::clone(&buffer)));
+        (metrics, Captured(buffer))
+    }
+
+    pub fn is_on(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// Writes the document of one invocation. The first document of this writer (the process's
+    /// first invocation, in Lambda) has `ColdStart` 1. A document that cannot be written is logged
+    /// and dropped: metrics never fail a batch.
+    pub fn emit(
+        &self,
+        summary: &Summary,
+        response: &DynamoDbEventResponse,
+        duration: Duration,
+        dynamodb_requests: u64,
+    ) {
+        let Some(inner) = &self.0 else {
+            return;
+        };
+        let entry = Invocation {
+            timestamp: SystemTime::now(),
+            service: inner.config.service.clone(),
+            function: inner.config.function.clone(),
+            retry_from: response
+                .batch_item_failures
+                .first()
+                .and_then(|f| f.item_identifier.clone()),
+            records_received: summary.records,
+            records_relevant: summary.relevant,
+            records_ignored: summary.ignored,
+            records_malformed: summary.malformed,
+            groups_updated: summary.groups - summary.failed_groups.min(summary.groups),
+            groups_failed: summary.failed_groups,
+            rows_moved: summary.rows_moved,
+            rows_already_current: summary.rows_current,
+            rows_edited: summary.rows_edited,
+            rows_fallen_back: summary.rows_fallen_back,
+            rows_nudged: summary.rows_nudged,
+            rows_truncated: summary.rows_truncated,
+            condition_rereads: summary.condition_rereads,
+            conflict_retries: summary.conflict_retries,
+            dynamo_db_requests: dynamodb_requests,
+            batch_duration_ms: duration,
+            cold_start: inner.cold_start.swap(false, Ordering::Relaxed),
+        };
+        let mut line = Vec::with_capacity(1024);
+        let formatted = inner
+            .emf
+            .lock()
+            .expect("EMF writer lock")
+            .format(&RootEntry::new(entry.close()), &mut line);
+        if let Err(error) = formatted {
+            tracing::error!(error = %error, "metrics document not written");
+            return;
+        }
+        let written = match &inner.output {
+            Output::Stdout => std::io::stdout().lock().write_all(&line),
+            Output::Stderr => std::io::stderr().lock().write_all(&line),
+            Output::Memory(buffer) => {
+                buffer
+                    .lock()
+                    .expect("captured metrics lock")
+                    .extend_from_slice(&line);
+                Ok(())
+            }
+        };
+        if let Err(error) = written {
+            tracing::error!(error = %error, "metrics document not written");
+        }
+    }
+}
+
+tokio::task_local! {
+    static REQUESTS: Cell<u64>;
+}
+
+/// Runs `work` and counts the DynamoDB HTTP requests (SDK retries included) that clients with a
+/// [`RequestCounter`] send from inside it. Scoped to the task, so invocations running at once
+/// (`ddb watch` on several shards) are counted apart.
+pub async fn count_requests<T>(work: impl Future<Output = T>) -> (T, u64) {
+    REQUESTS
+        .scope(Cell::new(0), async move {
+            let output = work.await;
+            (output, REQUESTS.with(Cell::get))
+        })
+        .await
+}
+
+/// An SDK interceptor counting each attempt sent within [`count_requests`]; outside it, nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestCounter;
+
+impl Intercept for RequestCounter {
+    fn name(&self) -> &'static str {
+        "RequestCounter"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let _outside_an_invocation = REQUESTS.try_with(|count| count.set(count.get() + 1));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    #[test]
+    fn config_defaults_and_overrides() {
+        assert_eq!(
+            MetricsConfig::from_lookup(lookup(&[])).unwrap(),
+            MetricsConfig::default()
+        );
+        let config = MetricsConfig::from_lookup(lookup(&[
+            ("METRICS", "OFF"),
+            ("METRICS_NAMESPACE", "Ns/X"),
+            ("POWERTOOLS_SERVICE_NAME", "svc"),
+        ]))
+        .unwrap();
+        assert!(!config.enabled);
+        assert_eq!(config.namespace, "Ns/X");
+        assert_eq!(
+            (config.service.as_str(), config.function.as_str()),
+            ("svc", "svc")
+        );
+        assert_eq!(
+            MetricsConfig::from_lookup(lookup(&[("METRICS", "yes")])),
+            Err(MetricsConfigError::Switch("yes".into()))
+        );
+        assert_eq!(
+            MetricsConfig::from_lookup(lookup(&[("METRICS_NAMESPACE", " ")])),
+            Err(MetricsConfigError::Empty {
+                name: "METRICS_NAMESPACE"
+            })
+        );
+    }
+
+    #[test]
+    fn off_writes_nothing() {
+        let config = MetricsConfig {
+            enabled: false,
+            ..MetricsConfig::default()
+        };
+        let (metrics, captured) = Metrics::captured(config);
+        assert!(!metrics.is_on());
+        metrics.emit(
+            &Summary::default(),
+            &DynamoDbEventResponse::default(),
+            Duration::ZERO,
+            0,
+        );
+        assert!(captured.lines().is_empty());
+    }
+
+    #[test]
+    fn one_document_with_every_metric_and_cold_start_once() {
+        let (metrics, captured) = Metrics::captured(MetricsConfig::default());
+        let summary = Summary {
+            records: 3,
+            relevant: 2,
+            ignored: 1,
+            groups: 2,
+            failed_groups: 1,
+            rows_moved: 4,
+            ..Summary::default()
+        };
+        let mut response = DynamoDbEventResponse::default();
+        let mut failure = aws_lambda_events::streams::DynamoDbBatchItemFailure::default();
+        failure.item_identifier = Some("4200".into());
+        response.batch_item_failures.push(failure);
+        metrics.emit(&summary, &response, Duration::from_millis(12), 7);
+        metrics.emit(&summary, &response, Duration::from_millis(12), 7);
+        let docs: Vec<serde_json::Value> = captured
+            .lines()
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(docs.len(), 2);
+        let doc = &docs[0];
+        let directive = &doc["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], DEFAULT_NAMESPACE);
+        assert_eq!(directive["Dimensions"], serde_json::json!([DIMENSIONS]));
+        let names: Vec<&str> = directive["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["Name"].as_str().unwrap())
+            .collect();
+        let mut expected = METRIC_NAMES.to_vec();
+        expected.sort_unstable();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, expected);
+        assert_eq!(doc["GroupsUpdated"], 1);
+        assert_eq!(doc["GroupsFailed"], 1);
+        assert_eq!(doc["DynamoDbRequests"], 7);
+        assert_eq!(doc["BatchDurationMs"], 12.0);
+        assert_eq!(doc["RetryFrom"], "4200");
+        assert_eq!(doc["ColdStart"], 1);
+        assert_eq!(docs[1]["ColdStart"], 0);
+    }
+
+    #[tokio::test]
+    async fn counts_only_inside_the_scope() {
+        let ((), n) = count_requests(async {
+            REQUESTS.with(|c| c.set(c.get() + 2));
+        })
+        .await;
+        assert_eq!(n, 2);
+        assert!(REQUESTS.try_with(Cell::get).is_err());
+    }
+}

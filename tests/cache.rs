@@ -1,0 +1,1093 @@
+//! The read-path cache on DynamoDB Local: the seed's own tests as behaviours (set then get, an expired
+//! TTL is a miss, set again serves the new value, the TTL arithmetic, expiry past and future), the
+//! table's TTL specification, errors and throttling as misses, the lease protocol against the
+//! stale-fill race in every interleaving, and the consumer keeping both cached lists exact.
+
+mod common;
+
+use common::{event, group_row, message_record, s, TestTable};
+use messaging_stream::cache::dynamo::{DynamoCache, CACHED_VALUE, EXPIRES_AT, ID};
+use messaging_stream::cache::read::{load_conversations, read_through, Entry, Reader, Served};
+use messaging_stream::cache::{
+    Cache, CacheError, CacheFuture, CacheKey, Cached, Filled, Lease, ManualClock, DEFAULT_TTL,
+};
+use messaging_stream::local::proxy::{Fault, FaultPlan, Proxy};
+use messaging_stream::local::schema;
+use messaging_stream::plan::Item;
+use messaging_stream::request_log::RequestLog;
+use messaging_stream::App;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, Mutex};
+
+const T0: &str = "2024-05-06T09:00:00+00:00";
+const T1: &str = "2025-01-15T10:00:00+00:00";
+const T2: &str = "2025-01-15T11:00:00+00:00";
+const T3: &str = "2025-01-15T12:00:00+00:00";
+
+/// A test table, a cache table beside it, and the handler's app invalidating that cache.
+struct Fixture {
+    now: i64,
+    table: TestTable,
+    cache_table: String,
+    clock: Arc<ManualClock>,
+    cache: Arc<DynamoCache>,
+    app: App,
+}
+
+impl Fixture {
+    async fn new() -> Self {
+        let table = TestTable::new().await;
+        let cache_table = format!("cache-{}", uuid::Uuid::new_v4().simple());
+        schema::create_cache_table(&table.client, &cache_table)
+            .await
+            .expect("create the cache table");
+        table.requests.reset();
+        // The test's clock starts at the real time: DynamoDB Local's TTL really deletes items whose
+        // `expires_at` is in the past, which would turn a test's entry into a miss behind its back.
+        let now = chrono::Utc::now().timestamp();
+        let clock = Arc::new(ManualClock::at(now));
+        let cache = Arc::new(cache_on(table.client.clone(), &cache_table, clock.clone()));
+        let app = table.app.clone().with_cache(cache.clone());
+        Self {
+            now,
+            table,
+            cache_table,
+            clock,
+            cache,
+            app,
+        }
+    }
+
+    fn reader(&self) -> Reader {
+        Reader::new(self.table.client.clone(), self.table.table())
+            .with_cache(self.cache.clone(), DEFAULT_TTL)
+    }
+
+    async fn invoke(
+        &self,
+        app: &App,
+        payload: serde_json::Value,
+    ) -> aws_lambda_events::streams::DynamoDbEventResponse {
+        messaging_stream::handle(
+            app,
+            lambda_runtime::LambdaEvent::new(payload, lambda_runtime::Context::default()),
+        )
+        .await
+        .expect("the handler answers")
+    }
+
+    /// The cache item as stored, expired or not.
+    async fn raw(&self, key: &CacheKey) -> Option<Item> {
+        self.table
+            .client
+            .get_item()
+            .table_name(&self.cache_table)
+            .key(ID, aws_sdk_dynamodb::types::AttributeValue::S(key.id()))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("read the cache table")
+            .item()
+            .cloned()
+    }
+
+    /// A client of the cache table through `endpoint` (a proxy, a closed port), counting in `log`.
+    async fn client_via(
+        &self,
+        endpoint: &str,
+        max_attempts: u32,
+        log: &RequestLog,
+    ) -> aws_sdk_dynamodb::Client {
+        let mut config = common::config_for(endpoint, &self.cache_table);
+        config.max_attempts = max_attempts;
+        common::client_for(&config, log).await
+    }
+}
+
+fn cache_on(client: aws_sdk_dynamodb::Client, table: &str, clock: Arc<ManualClock>) -> DynamoCache {
+    // Generous: the shared test machine is slow at times, and a timeout here would be a (correct) miss.
+    DynamoCache::new(client, table)
+        .with_clock(clock)
+        .with_read_attempt_timeout(Duration::from_secs(10))
+}
+
+fn local_addr() -> SocketAddr {
+    common::endpoint()
+        .trim_start_matches("http://")
+        .parse()
+        .expect("DynamoDB Local's address")
+}
+
+fn closed_port() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("http://127.0.0.1:{port}")
+}
+
+fn value(text: &str) -> Cached {
+    Cached {
+        value: text.to_owned(),
+        covers: None,
+    }
+}
+
+fn key() -> CacheKey {
+    CacheKey::Conversations(uuid::Uuid::new_v4().to_string())
+}
+
+fn groups(entries: &[Entry]) -> Vec<String> {
+    entries.iter().map(|e| e.uuid.clone()).collect()
+}
+
+// ---- the seed's tests, as behaviours ----
+
+#[tokio::test]
+async fn set_then_get_serves_the_value_expiring_ttl_seconds_from_now() {
+    let f = Fixture::new().await;
+    let key = key();
+    let lease = f.cache.lease(&key).await.expect("a lease on an empty key");
+    assert_eq!(
+        f.cache.set(&key, &lease, &value("[1]"), DEFAULT_TTL).await,
+        Filled::Stored
+    );
+
+    assert_eq!(f.cache.get(&key).await, Some(value("[1]")));
+    let raw = f.raw(&key).await.expect("the item");
+    assert_eq!(s(&raw, CACHED_VALUE), "[1]");
+    assert_eq!(
+        raw[EXPIRES_AT].as_n().unwrap(),
+        &(f.now + 600).to_string(),
+        "expires_at is now + the 600 s default, in epoch seconds"
+    );
+    assert!(!raw.contains_key("lease"), "the fill replaces the lease");
+}
+
+#[tokio::test]
+async fn a_value_set_with_an_expired_ttl_is_a_miss_and_setting_again_serves_the_new_value() {
+    let f = Fixture::new().await;
+    let key = key();
+    let lease = f.cache.lease(&key).await.unwrap();
+    f.cache
+        .set(&key, &lease, &value("old"), Duration::ZERO)
+        .await;
+    assert_eq!(f.cache.get(&key).await, None, "expired at once: a miss");
+
+    let lease = f
+        .cache
+        .lease(&key)
+        .await
+        .expect("an expired entry can be leased again");
+    assert_eq!(
+        f.cache.set(&key, &lease, &value("new"), DEFAULT_TTL).await,
+        Filled::Stored
+    );
+    assert_eq!(f.cache.get(&key).await, Some(value("new")));
+}
+
+#[tokio::test]
+async fn an_entry_is_a_hit_before_its_expiry_and_a_miss_from_it_though_still_in_the_table() {
+    let f = Fixture::new().await;
+    let key = key();
+    let lease = f.cache.lease(&key).await.unwrap();
+    f.cache.set(&key, &lease, &value("v"), DEFAULT_TTL).await;
+
+    f.clock.advance(Duration::from_secs(599));
+    assert_eq!(
+        f.cache.get(&key).await,
+        Some(value("v")),
+        "1 s in the future"
+    );
+    assert!(
+        f.cache.lease(&key).await.is_none(),
+        "a live entry is not leased"
+    );
+    f.clock.advance(Duration::from_secs(1));
+    assert_eq!(f.cache.get(&key).await, None, "expired now");
+    assert!(f.raw(&key).await.is_some(), "DynamoDB's TTL deletes lazily");
+}
+
+#[tokio::test]
+async fn the_local_cache_table_has_its_time_to_live_on_expires_at() {
+    let f = Fixture::new().await;
+    assert_eq!(
+        schema::time_to_live(&f.table.client, &f.cache_table)
+            .await
+            .unwrap(),
+        Some(("ENABLED".to_owned(), "expires_at".to_owned()))
+    );
+    assert_eq!(
+        schema::create_cache_table(&f.table.client, &f.cache_table)
+            .await
+            .unwrap(),
+        schema::Created::AlreadyThere,
+        "schema-load --cache twice is fine"
+    );
+}
+
+/// The table's TTL at work: DynamoDB Local deletes an item whose `expires_at` is past (here within 2-20 s
+/// of the write; DynamoDB within about two days). So the tests' clock starts at the real time.
+#[tokio::test]
+async fn the_cache_tables_ttl_deletes_expired_items() {
+    let f = Fixture::new().await;
+    let key = key();
+    let lease = f.cache.lease(&key).await.unwrap();
+    f.clock.set(f.now - 700);
+    assert_eq!(
+        f.cache.set(&key, &lease, &value("old"), DEFAULT_TTL).await,
+        Filled::Stored
+    );
+    let started = std::time::Instant::now();
+    while f.raw(&key).await.is_some() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "an item expired 100 s ago is still in the table after 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_lease_holds_other_readers_off_until_it_expires_and_a_lost_lease_never_fills() {
+    let f = Fixture::new().await;
+    let key = key();
+    let first = f.cache.lease(&key).await.unwrap();
+    assert!(f.cache.lease(&key).await.is_none(), "one filler at a time");
+    f.clock.advance(Duration::from_secs(10));
+    let second = f
+        .cache
+        .lease(&key)
+        .await
+        .expect("a dead reader's lease expires");
+    assert_eq!(
+        f.cache.set(&key, &first, &value("late"), DEFAULT_TTL).await,
+        Filled::LeaseLost
+    );
+    assert_eq!(
+        f.cache.set(&key, &second, &value("v"), DEFAULT_TTL).await,
+        Filled::Stored
+    );
+    assert_eq!(f.cache.get(&key).await, Some(value("v")));
+}
+
+// ---- a cache never fails a reader ----
+
+#[tokio::test]
+async fn a_cache_on_a_closed_port_is_a_miss_and_the_table_answers() {
+    let f = Fixture::new().await;
+    f.table
+        .put([group_row("u", "g1", T0, "x"), group_row("u", "g2", T1, "y")])
+        .await;
+    let log = RequestLog::new();
+    let down = DynamoCache::new(f.client_via(&closed_port(), 5, &log).await, &f.cache_table);
+    let reader = Reader::new(f.table.client.clone(), f.table.table())
+        .with_cache(Arc::new(down), DEFAULT_TTL);
+
+    let started = std::time::Instant::now();
+    let read = reader
+        .conversations("u", None)
+        .await
+        .expect("the table answers");
+
+    assert_eq!(groups(&read.entries), ["g2", "g1"]);
+    assert_eq!(read.served, Served::Miss { fill: None });
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    // get, lease: two attempts each (one short retry), never the client's five.
+    assert_eq!(log.counts().get("GetItem"), Some(&2), "{:?}", log.counts());
+    assert_eq!(
+        log.counts().get("UpdateItem"),
+        Some(&2),
+        "{:?}",
+        log.counts()
+    );
+}
+
+#[tokio::test]
+async fn throttling_on_get_is_a_miss_after_one_short_retry() {
+    let f = Fixture::new().await;
+    let key = key();
+    let lease = f.cache.lease(&key).await.unwrap();
+    f.cache.set(&key, &lease, &value("[]"), DEFAULT_TTL).await;
+    for fault in [Fault::Throttling, Fault::ProvisionedThroughputExceeded] {
+        let proxy = Proxy::start(
+            local_addr(),
+            FaultPlan::none().probability(fault, 1.0).only(&["GetItem"]),
+        )
+        .await
+        .unwrap();
+        let log = RequestLog::new();
+        let throttled = cache_on(
+            f.client_via(&proxy.endpoint_url(), 5, &log).await,
+            &f.cache_table,
+            f.clock.clone(),
+        );
+
+        assert_eq!(throttled.get(&key).await, None, "{fault:?}");
+        assert_eq!(
+            proxy.counts().operations.get("GetItem"),
+            Some(&2),
+            "{fault:?}"
+        );
+        assert_eq!(proxy.counts().faults_of(fault), 2);
+    }
+    assert_eq!(
+        f.cache.get(&key).await,
+        Some(value("[]")),
+        "the entry is intact"
+    );
+}
+
+// ---- no stale fill: every interleaving of a reader and the consumer ----
+
+/// Holds each call at a gate until the test lets it through.
+#[derive(Debug)]
+struct Gate {
+    arrived: mpsc::UnboundedSender<&'static str>,
+    permits: Mutex<mpsc::UnboundedReceiver<()>>,
+}
+
+impl Gate {
+    fn new() -> (
+        Arc<Self>,
+        mpsc::UnboundedReceiver<&'static str>,
+        mpsc::UnboundedSender<()>,
+    ) {
+        let (arrived, arrivals) = mpsc::unbounded_channel();
+        let (permit, permits) = mpsc::unbounded_channel();
+        (
+            Arc::new(Self {
+                arrived,
+                permits: Mutex::new(permits),
+            }),
+            arrivals,
+            permit,
+        )
+    }
+
+    async fn pass(&self, step: &'static str) {
+        self.arrived.send(step).expect("the test is listening");
+        self.permits.lock().await.recv().await.expect("a permit");
+    }
+}
+
+/// A cache whose every call waits at the gate first.
+#[derive(Debug)]
+struct Gated {
+    inner: Arc<DynamoCache>,
+    gate: Arc<Gate>,
+}
+
+impl Cache for Gated {
+    fn get<'a>(&'a self, key: &'a CacheKey) -> CacheFuture<'a, Option<Cached>> {
+        Box::pin(async move {
+            self.gate.pass("get").await;
+            self.inner.get(key).await
+        })
+    }
+    fn lease<'a>(&'a self, key: &'a CacheKey) -> CacheFuture<'a, Option<Lease>> {
+        Box::pin(async move {
+            self.gate.pass("lease").await;
+            self.inner.lease(key).await
+        })
+    }
+    fn set<'a>(
+        &'a self,
+        key: &'a CacheKey,
+        lease: &'a Lease,
+        value: &'a Cached,
+        ttl: Duration,
+    ) -> CacheFuture<'a, Filled> {
+        Box::pin(async move {
+            self.gate.pass("set").await;
+            self.inner.set(key, lease, value, ttl).await
+        })
+    }
+    fn invalidate<'a>(&'a self, keys: &'a [CacheKey]) -> CacheFuture<'a, Result<(), CacheError>> {
+        Box::pin(async move {
+            self.gate.pass("invalidate").await;
+            self.inner.invalidate(keys).await
+        })
+    }
+}
+
+/// Every order of the reader's 4 steps (get, lease, load, set: whatever order the reader takes
+/// them in, `reader` stands for its next one) and the consumer's 2 (move, invalidate): 15.
+fn interleavings() -> Vec<Vec<&'static str>> {
+    let mut orders = Vec::new();
+    for first in 0..6 {
+        for second in first + 1..6 {
+            orders.push(
+                (0..6)
+                    .map(|position| match position {
+                        p if p == first => "move",
+                        p if p == second => "invalidate",
+                        _ => "reader",
+                    })
+                    .collect(),
+            );
+        }
+    }
+    orders
+}
+
+#[tokio::test]
+async fn a_fill_never_lands_after_an_invalidation_in_any_interleaving() {
+    let f = Fixture::new().await;
+    let orders = interleavings();
+    assert_eq!(orders.len(), 15);
+    let mut outcomes = Vec::new();
+    for (n, order) in orders.iter().enumerate() {
+        // User u<n> has two conversations; the message to the older one puts it on top.
+        let (user, older, newer) = (
+            format!("u{n}"),
+            format!("g{n}-older"),
+            format!("g{n}-newer"),
+        );
+        f.table
+            .put([
+                group_row(&user, &older, T0, "x"),
+                group_row(&format!("v{n}"), &older, T0, "x"),
+                group_row(&user, &newer, T1, "y"),
+            ])
+            .await;
+        let key = CacheKey::Conversations(user.clone());
+
+        let (reader_gate, mut reader_arrivals, reader_permit) = Gate::new();
+        let reader_cache = Gated {
+            inner: f.cache.clone(),
+            gate: reader_gate.clone(),
+        };
+        let (consumer_gate, mut consumer_arrivals, consumer_permit) = Gate::new();
+        let consumer_app = f.table.app.clone().with_cache(Arc::new(Gated {
+            inner: f.cache.clone(),
+            gate: consumer_gate,
+        }));
+        let (client, table) = (f.table.client.clone(), f.table.table().to_owned());
+        let reader_user = user.clone();
+        let read_key = key.clone();
+        let mut reader = Some(tokio::spawn(async move {
+            read_through(&reader_cache, &read_key, None, DEFAULT_TTL, || async {
+                reader_gate.pass("load").await;
+                load_conversations(&client, &table, &reader_user, None).await
+            })
+            .await
+        }));
+        let mut consumer = None;
+        let mut read = None;
+        let mut waiting_at = reader_arrivals.recv().await;
+        let mut happened = Vec::new();
+        for &step in order {
+            match step {
+                "move" => {
+                    let app = consumer_app.clone();
+                    let batch = event(vec![message_record(&older, T2, "new", "1")]);
+                    consumer = Some(tokio::spawn(async move {
+                        messaging_stream::handle(
+                            &app,
+                            lambda_runtime::LambdaEvent::new(batch, Default::default()),
+                        )
+                        .await
+                    }));
+                    // The handler reaches the invalidation only once the rows have moved.
+                    assert_eq!(consumer_arrivals.recv().await, Some("invalidate"));
+                }
+                "invalidate" => {
+                    consumer_permit.send(()).unwrap();
+                    let response = consumer.take().unwrap().await.unwrap().unwrap();
+                    assert!(response.batch_item_failures.is_empty());
+                }
+                _ => {
+                    let reader_step = waiting_at.expect("the reader is at a step");
+                    happened.push(reader_step);
+                    reader_permit.send(()).unwrap();
+                    // The next arrival (or the end of the reader) means this step is done.
+                    waiting_at = tokio::select! {
+                        next = reader_arrivals.recv() => next,
+                        done = reader.as_mut().unwrap() => {
+                            read = Some(done.unwrap().unwrap());
+                            reader = None;
+                            None
+                        }
+                    };
+                    continue;
+                }
+            }
+            happened.push(step);
+        }
+        if let Some(reader) = reader {
+            read = Some(reader.await.unwrap().unwrap());
+        }
+        let order = &happened;
+        assert_eq!(order.len(), 6, "{order:?}");
+        let read = read.expect("the reader finished");
+
+        // Whatever the cache holds now is the list as it is after the message.
+        let fresh = load_conversations(&f.table.client, f.table.table(), &user, None)
+            .await
+            .unwrap();
+        assert_eq!(groups(&fresh), [older.clone(), newer.clone()]);
+        if let Some(cached) = f.cache.get(&key).await {
+            let cached: Vec<Entry> = serde_json::from_str(&cached.value).unwrap();
+            assert_eq!(cached, fresh, "stale fill in order {order:?}");
+        }
+        let after = f.reader().conversations(&user, None).await.unwrap();
+        assert_eq!(after.entries, fresh, "order {order:?}");
+        // The fill is dropped exactly when the invalidation came between the lease and the set.
+        let position = |step| order.iter().position(|s| *s == step).unwrap();
+        let invalidated_under_lease =
+            position("lease") < position("invalidate") && position("invalidate") < position("set");
+        let expected = if invalidated_under_lease {
+            Filled::LeaseLost
+        } else {
+            Filled::Stored
+        };
+        assert_eq!(
+            read.served,
+            Served::Miss {
+                fill: Some(expected)
+            },
+            "order {order:?}"
+        );
+        outcomes.push(format!("{}: {}", order.join(" "), read.served));
+    }
+    eprintln!("{}", outcomes.join("\n"));
+}
+
+// ---- the consumer keeps both lists exact ----
+
+#[tokio::test]
+async fn a_message_through_the_handler_invalidates_both_participants_conversation_lists() {
+    let f = Fixture::new().await;
+    f.table
+        .put([
+            group_row("a", "g1", T0, "old"),
+            group_row("b", "g1", T0, "old"),
+            group_row("a", "g2", T1, "newer"),
+        ])
+        .await;
+    let reader = f.reader();
+    let first = reader.conversations("a", None).await.unwrap();
+    assert_eq!(
+        (groups(&first.entries), first.served),
+        (
+            vec!["g2".into(), "g1".into()],
+            Served::Miss {
+                fill: Some(Filled::Stored)
+            }
+        )
+    );
+    reader.conversations("b", None).await.unwrap();
+    assert_eq!(
+        reader.conversations("a", None).await.unwrap().served,
+        Served::Hit
+    );
+    assert_eq!(
+        reader.conversations("b", None).await.unwrap().served,
+        Served::Hit
+    );
+
+    let response = f
+        .invoke(
+            &f.app,
+            event(vec![message_record("g1", T2, "hello", "100")]),
+        )
+        .await;
+    assert!(response.batch_item_failures.is_empty());
+
+    let after = reader.conversations("a", None).await.unwrap();
+    assert_eq!(
+        after.served,
+        Served::Miss {
+            fill: Some(Filled::Stored)
+        }
+    );
+    assert_eq!(groups(&after.entries), ["g1", "g2"]);
+    assert_eq!(after.entries[0].message, "hello");
+    assert_eq!(after.entries[0].created_at, T2);
+    let b = reader.conversations("b", None).await.unwrap();
+    assert_eq!(
+        (b.served, b.entries[0].created_at.as_str()),
+        (
+            Served::Miss {
+                fill: Some(Filled::Stored)
+            },
+            T2
+        )
+    );
+    assert_eq!(
+        reader.conversations("a", None).await.unwrap().served,
+        Served::Hit
+    );
+}
+
+/// A new conversation's rows are written by the app, never by the function; its first message still
+/// reaches the function, which finds both rows at that message and invalidates both lists.
+#[tokio::test]
+async fn a_new_conversations_first_message_invalidates_both_users_lists() {
+    use messaging_stream::local::{seed, write};
+    let f = Fixture::new().await;
+    f.table
+        .put([group_row(seed::ANDREW.uuid, "g-old", T0, "x")])
+        .await;
+    let reader = f.reader();
+    for user in [seed::ANDREW.uuid, seed::VLAD.uuid] {
+        reader.conversations(user, None).await.unwrap();
+        assert_eq!(
+            reader.conversations(user, None).await.unwrap().served,
+            Served::Hit
+        );
+    }
+
+    let written = write::new_conversation(
+        &f.table.client,
+        f.table.table(),
+        &seed::ANDREW,
+        &seed::VLAD,
+        "first",
+    )
+    .await
+    .unwrap();
+    let response = f
+        .invoke(
+            &f.app,
+            event(vec![message_record(
+                &written.message_group_uuid,
+                &written.created_at,
+                "first",
+                "9",
+            )]),
+        )
+        .await;
+    assert!(response.batch_item_failures.is_empty());
+
+    for user in [seed::ANDREW.uuid, seed::VLAD.uuid] {
+        let read = reader.conversations(user, None).await.unwrap();
+        assert_eq!(
+            read.served,
+            Served::Miss {
+                fill: Some(Filled::Stored)
+            },
+            "{user}"
+        );
+        assert_eq!(read.entries[0].uuid, written.message_group_uuid);
+    }
+}
+
+fn message_item(group: &str, created_at: &str, uuid: &str) -> Item {
+    use aws_sdk_dynamodb::types::AttributeValue::S;
+    Item::from([
+        ("pk".to_owned(), S(format!("MSG#{group}"))),
+        ("sk".to_owned(), S(created_at.to_owned())),
+        ("message_uuid".to_owned(), S(uuid.to_owned())),
+        ("message".to_owned(), S(format!("text {uuid}"))),
+        ("user_uuid".to_owned(), S("sender".to_owned())),
+        ("user_display_name".to_owned(), S("Sender".to_owned())),
+        ("user_handle".to_owned(), S("sender".to_owned())),
+    ])
+}
+
+#[tokio::test]
+async fn a_message_through_the_handler_invalidates_the_groups_message_list() {
+    let f = Fixture::new().await;
+    f.table
+        .put([
+            group_row("a", "g", T0, "m0"),
+            message_item("g", T0, "m0"),
+            message_item("g", T1, "m1"),
+        ])
+        .await;
+    let reader = f.reader();
+    let first = reader.messages("g", Some(20)).await.unwrap();
+    assert_eq!(groups(&first.entries), ["m1", "m0"]);
+    assert_eq!(
+        reader.messages("g", Some(2)).await.unwrap().served,
+        Served::Hit
+    );
+
+    // The app writes the message; the stream brings it to the function.
+    f.table.put([message_item("g", T2, "m2")]).await;
+    assert_eq!(
+        reader.messages("g", Some(20)).await.unwrap().served,
+        Served::Hit,
+        "until the stream delivers it, the cached list is what readers get"
+    );
+    let response = f
+        .invoke(&f.app, event(vec![message_record("g", T2, "text m2", "7")]))
+        .await;
+    assert!(response.batch_item_failures.is_empty());
+
+    let after = reader.messages("g", Some(20)).await.unwrap();
+    assert_eq!(
+        after.served,
+        Served::Miss {
+            fill: Some(Filled::Stored)
+        }
+    );
+    assert_eq!(groups(&after.entries), ["m2", "m1", "m0"]);
+}
+
+/// An edit rewrites the row's text in place, a delete makes it fall back: both lists follow.
+#[tokio::test]
+async fn an_edit_and_a_delete_through_the_handler_invalidate_both_lists() {
+    let f = Fixture::new().await;
+    let mut first = message_item("g", T0, "m0");
+    first.insert("message".into(), common::attr("first"));
+    let mut last = message_item("g", T1, "m1");
+    last.insert("message".into(), common::attr("hi"));
+    f.table
+        .put([group_row("a", "g", T1, "hi"), first, last.clone()])
+        .await;
+    let reader = f.reader();
+    let fill = |reader: Reader| async move {
+        reader.conversations("a", None).await.unwrap();
+        reader.messages("g", None).await.unwrap();
+        assert_eq!(
+            reader.conversations("a", None).await.unwrap().served,
+            Served::Hit
+        );
+        assert_eq!(
+            reader.messages("g", None).await.unwrap().served,
+            Served::Hit
+        );
+    };
+    fill(reader.clone()).await;
+
+    // The app edits the last message; the stream brings the MODIFY.
+    last.insert("message".into(), common::attr("hi, edited"));
+    f.table.put([last]).await;
+    let response = f
+        .invoke(
+            &f.app,
+            event(vec![common::edit_record("g", T1, "hi, edited", "20")]),
+        )
+        .await;
+    assert!(response.batch_item_failures.is_empty());
+    let list = reader.conversations("a", None).await.unwrap();
+    assert_eq!(
+        list.served,
+        Served::Miss {
+            fill: Some(Filled::Stored)
+        }
+    );
+    assert_eq!(list.entries[0].message, "hi, edited");
+    let messages = reader.messages("g", None).await.unwrap();
+    assert_eq!(
+        messages.served,
+        Served::Miss {
+            fill: Some(Filled::Stored)
+        }
+    );
+    assert_eq!(messages.entries[0].message, "hi, edited");
+
+    // The app deletes it; the row falls back to the message before.
+    f.table
+        .client
+        .delete_item()
+        .table_name(f.table.table())
+        .key("pk", common::attr("MSG#g"))
+        .key("sk", common::attr(T1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        reader.conversations("a", None).await.unwrap().served,
+        Served::Hit
+    );
+    let response = f
+        .invoke(&f.app, event(vec![common::remove_record("g", T1, "21")]))
+        .await;
+    assert!(response.batch_item_failures.is_empty());
+    let list = reader.conversations("a", None).await.unwrap();
+    assert_eq!(
+        list.served,
+        Served::Miss {
+            fill: Some(Filled::Stored)
+        }
+    );
+    assert_eq!(
+        (
+            list.entries[0].created_at.as_str(),
+            list.entries[0].message.as_str()
+        ),
+        (T0, "first")
+    );
+    let messages = reader.messages("g", None).await.unwrap();
+    assert_eq!(groups(&messages.entries), ["m0"]);
+}
+
+#[tokio::test]
+async fn an_invalidation_that_fails_fails_the_group_and_the_retry_completes_it() {
+    let f = Fixture::new().await;
+    f.table
+        .put([
+            group_row("a", "g1", T0, "old"),
+            group_row("b", "g1", T0, "old"),
+            group_row("a", "g2", T1, "newer"),
+        ])
+        .await;
+    let reader = f.reader();
+    reader.conversations("a", None).await.unwrap();
+    // The function's cache calls go through a proxy that fails both attempts of the invalidation.
+    let proxy = Proxy::start(
+        local_addr(),
+        FaultPlan::none()
+            .first(2, Fault::InternalError)
+            .only(&["BatchWriteItem"]),
+    )
+    .await
+    .unwrap();
+    let log = RequestLog::new();
+    let failing = cache_on(
+        f.client_via(&proxy.endpoint_url(), 2, &log).await,
+        &f.cache_table,
+        f.clock.clone(),
+    );
+    let app = f.table.app.clone().with_cache(Arc::new(failing));
+    let batch = event(vec![message_record("g1", T2, "hello", "100")]);
+
+    let response = f.invoke(&app, batch.clone()).await;
+
+    let failed: Vec<_> = response
+        .batch_item_failures
+        .iter()
+        .map(|failure| failure.item_identifier.clone().unwrap())
+        .collect();
+    assert_eq!(
+        failed,
+        ["100"],
+        "the group failed: Lambda retries from its record"
+    );
+    assert_eq!(proxy.counts().faults_of(Fault::InternalError), 2);
+    assert_eq!(
+        f.table.row_summaries("g1").await[0].1,
+        T2,
+        "the rows moved all the same"
+    );
+    assert_eq!(
+        reader.conversations("a", None).await.unwrap().served,
+        Served::Hit,
+        "stale until the retry"
+    );
+
+    // Lambda's retry: the rows are already at the message; the invalidation is made again.
+    let retried = f.invoke(&app, batch).await;
+    assert!(retried.batch_item_failures.is_empty());
+    let after = reader.conversations("a", None).await.unwrap();
+    assert_eq!(
+        after.served,
+        Served::Miss {
+            fill: Some(Filled::Stored)
+        }
+    );
+    assert_eq!(groups(&after.entries), ["g1", "g2"]);
+}
+
+// ---- requests ----
+
+#[tokio::test]
+async fn with_the_cache_off_the_handler_makes_the_same_requests_as_before_and_one_more_with_it() {
+    let f = Fixture::new().await;
+    f.table
+        .put([group_row("a", "g", T0, "x"), group_row("b", "g", T0, "x")])
+        .await;
+    assert!(f.table.app.cache.is_none(), "TestTable's app has no cache");
+    let config = common::config_for(common::endpoint(), f.table.table());
+    assert!(
+        App::from_config(config.clone()).await.cache.is_none(),
+        "CACHE_TABLE_NAME unset: off"
+    );
+    let with_table = messaging_stream::Config {
+        cache_table_name: Some(f.cache_table.clone()),
+        ..config
+    };
+    assert!(App::from_config(with_table).await.cache.is_some());
+    f.table.requests.reset();
+
+    f.invoke(&f.table.app, event(vec![message_record("g", T1, "m", "1")]))
+        .await;
+    let off = f.table.requests.counts();
+    f.table.requests.reset();
+    f.invoke(&f.app, event(vec![message_record("g", T2, "m", "2")]))
+        .await;
+    let on = f.table.requests.counts();
+
+    let expected_off = BTreeMap::from([
+        ("Query".to_owned(), 1),
+        ("TransactWriteItems".to_owned(), 1),
+    ]);
+    assert_eq!(off, expected_off);
+    let mut expected_on = expected_off;
+    expected_on.insert("BatchWriteItem".to_owned(), 1);
+    assert_eq!(
+        on, expected_on,
+        "messages#g, conversations#a and #b in one request"
+    );
+}
+
+#[tokio::test]
+async fn a_group_chat_of_60_invalidates_61_keys_in_3_requests() {
+    let f = Fixture::new().await;
+    let owners: Vec<String> = (0..60).map(|i| format!("o{i:02}")).collect();
+    f.table
+        .put(owners.iter().map(|o| group_row(o, "big", T0, "x")))
+        .await;
+    let reader = f.reader();
+    for owner in &owners {
+        reader.conversations(owner, None).await.unwrap();
+    }
+    f.table.requests.reset();
+
+    let response = f
+        .invoke(&f.app, event(vec![message_record("big", T3, "all", "5")]))
+        .await;
+
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(f.table.requests.counts().get("BatchWriteItem"), Some(&3));
+    for owner in &owners {
+        assert!(
+            f.cache
+                .get(&CacheKey::Conversations(owner.clone()))
+                .await
+                .is_none(),
+            "{owner}'s list is still cached"
+        );
+    }
+}
+
+/// policies/execution-cache.json allows exactly the calls the function makes on the cache table.
+#[tokio::test]
+async fn the_execution_policy_allows_exactly_what_the_handler_does_on_the_cache_table() {
+    use std::collections::BTreeSet;
+    let f = Fixture::new().await;
+    f.table
+        .put([group_row("a", "g", T0, "x"), group_row("b", "g", T0, "x")])
+        .await;
+    f.table.requests.reset();
+    f.invoke(&f.app, event(vec![message_record("g", T1, "m", "1")]))
+        .await;
+    let cache_resource = format!("table/{}", f.cache_table);
+    let used: Vec<_> = f
+        .table
+        .requests
+        .iam_uses()
+        .into_iter()
+        .filter(|u| u.resource == cache_resource)
+        .collect();
+    assert!(!used.is_empty());
+
+    let policy: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/policies/execution-cache.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let arn = "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/${AppName}-cache-${Env}";
+    let mut permitted = BTreeSet::new();
+    let mut patterns = Vec::new();
+    for statement in policy["Statement"].as_array().unwrap() {
+        assert_eq!(statement["Effect"], "Allow");
+        assert_eq!(statement["Resource"], arn, "the cache table alone");
+        for action in statement["Action"].as_array().unwrap() {
+            permitted.insert(action.as_str().unwrap().to_owned());
+        }
+        let keys = statement
+            .pointer("/Condition/ForAllValues:StringLike/dynamodb:LeadingKeys")
+            .expect("a LeadingKeys condition");
+        patterns.extend(
+            keys.as_array()
+                .unwrap()
+                .iter()
+                .map(|k| k.as_str().unwrap().to_owned()),
+        );
+    }
+    let performed: BTreeSet<String> = used.iter().map(|u| u.action.clone()).collect();
+    assert_eq!(performed, permitted);
+    for use_ in &used {
+        let key = use_.leading_key.as_deref().expect("a key");
+        assert!(
+            patterns
+                .iter()
+                .any(|p| key.starts_with(p.trim_end_matches('*'))),
+            "{use_:?} is outside {patterns:?}"
+        );
+    }
+}
+
+// ---- the developer CLI ----
+
+fn ddb(table: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_ddb"))
+        .args(["--endpoint", common::endpoint(), "--table", table])
+        .args(args)
+        .env_remove("AWS_ENDPOINT_URL_DYNAMODB")
+        .env_remove("TABLE_NAME")
+        .env_remove("CACHE_TABLE_NAME")
+        .output()
+        .expect("run ddb")
+}
+
+#[test]
+fn ddb_reads_through_the_cache_when_a_cache_table_is_set_and_says_hit_or_miss() {
+    let table = common::unique_table();
+    let cache_table = format!("cache-{}", uuid::Uuid::new_v4().simple());
+    let loaded = ddb(
+        &table,
+        &["--cache-table", &cache_table, "schema-load", "--cache"],
+    );
+    assert!(loaded.status.success(), "{loaded:?}");
+    let out = String::from_utf8_lossy(&loaded.stdout);
+    assert!(
+        out.contains(&format!("cache table {cache_table}: New")),
+        "{out}"
+    );
+    assert!(ddb(&table, &["seed"]).status.success());
+    let read = |args: &[&str]| {
+        let output = ddb(&table, args);
+        assert!(output.status.success(), "{output:?}");
+        (
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let cached = ["--cache-table", cache_table.as_str(), "--json"];
+
+    let (first, miss) = read(&[&cached[..], &["conversations", "andrewbrown"]].concat());
+    let (second, hit) = read(&[&cached[..], &["conversations", "andrewbrown"]].concat());
+    let (direct, bypass) =
+        read(&[&cached[..], &["conversations", "andrewbrown", "--no-cache"]].concat());
+
+    assert!(
+        miss.contains("cache miss (filled) (conversations#"),
+        "{miss}"
+    );
+    assert!(hit.contains("cache hit (conversations#"), "{hit}");
+    assert!(!bypass.contains("cache"), "{bypass}");
+    assert_eq!(first, second);
+    let entries: Vec<serde_json::Value> = first
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(entries.len(), direct.lines().count());
+    assert!(!entries.is_empty());
+    for key in ["uuid", "display_name", "handle", "message", "created_at"] {
+        assert!(entries[0].get(key).is_some(), "{key} in {}", entries[0]);
+    }
+
+    let group = entries[0]["uuid"].as_str().unwrap().to_owned();
+    let (_, miss) = read(&[&cached[..], &["messages", &group, "--limit", "5"]].concat());
+    let (messages, hit) = read(&[&cached[..], &["messages", &group, "--limit", "5"]].concat());
+    assert!(miss.contains("cache miss (filled)"), "{miss}");
+    assert!(hit.contains("cache hit (messages#"), "{hit}");
+    assert_eq!(messages.lines().count(), 5);
+}
