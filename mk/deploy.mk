@@ -155,5 +155,5 @@ $(CARGO_LAMBDA_STAMP):
 package: $(CARGO_LAMBDA_STAMP) ## Build the arm64 Lambda zip (release, LTO: several minutes)
 	rustup target add $(PACKAGE_TARGET)
 	PATH="$(abspath $(PACKAGE_VENV))/bin:$$PATH" AWS_LC_SYS_NO_JITTER_ENTROPY=1 \
-	  cargo lambda build --release --arm64 --output-format zip --bin $(PACKAGE_BIN)
+	  cargo lambda build --release --arm64 --output-format zip --no-default-features --bin $(PACKAGE_BIN)
 	@echo "$(PACKAGE_ZIP): $$(stat -c %s $(PACKAGE_ZIP)) bytes ($$(du -h $(PACKAGE_ZIP) | cut -f1))"

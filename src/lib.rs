@@ -13,9 +13,7 @@ pub mod aws;
 pub mod cache;
 pub mod config;
 pub mod event;
-pub mod filter;
 pub mod handler;
-pub mod local;
 pub mod logging;
 pub mod metrics;
 pub mod plan;
@@ -24,6 +22,17 @@ pub mod response;
 pub mod size;
 pub mod store;
 pub mod timestamp;
+
+// What only the tools and tests use (feature `tools`, on by default): the Lambda's own build
+// (`cargo build --bin messaging-stream --no-default-features`, `make package`) compiles none of it.
+#[cfg(feature = "tools")]
+pub mod commands;
+#[cfg(feature = "tools")]
+pub mod event_source_mapping;
+#[cfg(feature = "tools")]
+pub mod fault_proxy;
+#[cfg(feature = "tools")]
+pub mod filter;
 
 pub use config::Config;
 pub use handler::{handle, App};

@@ -11,8 +11,8 @@ use messaging_stream::cache::read::{load_conversations, read_through, Entry, Rea
 use messaging_stream::cache::{
     Cache, CacheError, CacheFuture, CacheKey, Cached, Filled, Lease, ManualClock, DEFAULT_TTL,
 };
-use messaging_stream::local::proxy::{Fault, FaultPlan, Proxy};
-use messaging_stream::local::schema;
+use messaging_stream::commands::schema;
+use messaging_stream::fault_proxy::{Fault, FaultPlan, Proxy};
 use messaging_stream::plan::Item;
 use messaging_stream::request_log::RequestLog;
 use messaging_stream::App;
@@ -633,7 +633,7 @@ async fn a_message_through_the_handler_invalidates_both_participants_conversatio
 /// reaches the function, which finds both rows at that message and invalidates both lists.
 #[tokio::test]
 async fn a_new_conversations_first_message_invalidates_both_users_lists() {
-    use messaging_stream::local::{seed, write};
+    use messaging_stream::commands::{seed, write};
     let f = Fixture::new().await;
     f.table
         .put([group_row(seed::ANDREW.uuid, "g-old", T0, "x")])

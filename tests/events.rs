@@ -3,7 +3,7 @@
 mod common;
 
 use common::TestTable;
-use messaging_stream::local::{replay, seed};
+use messaging_stream::commands::{replay, seed};
 use std::path::Path;
 
 async fn seeded() -> TestTable {

@@ -8,12 +8,13 @@
 mod common;
 
 use common::{group_row, TestTable};
+use messaging_stream::commands::redrive::{self, RecordReport, RedriveOptions};
+use messaging_stream::commands::seed;
+use messaging_stream::event_source_mapping::failure_records::{self, FailureRecord, Shape};
+use messaging_stream::event_source_mapping::stream;
+use messaging_stream::event_source_mapping::watch::{Trigger, WatchOptions};
+use messaging_stream::fault_proxy::{Fault, FaultPlan, Proxy};
 use messaging_stream::filter::EventFilter;
-use messaging_stream::local::failure_records::{self, FailureRecord, Shape};
-use messaging_stream::local::proxy::{Fault, FaultPlan, Proxy};
-use messaging_stream::local::redrive::{self, RecordReport, RedriveOptions};
-use messaging_stream::local::watch::{Trigger, WatchOptions};
-use messaging_stream::local::{seed, stream};
 use messaging_stream::plan::Item;
 use messaging_stream::request_log::RequestLog;
 use messaging_stream::store::Store;

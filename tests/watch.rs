@@ -8,12 +8,13 @@ mod common;
 use aws_lambda_events::streams::DynamoDbEventResponse;
 use common::{group_row, s, TestTable};
 use futures::future::BoxFuture;
-use messaging_stream::filter::EventFilter;
-use messaging_stream::local::seed::{User, USERS};
-use messaging_stream::local::watch::{
+use messaging_stream::commands::seed::{User, USERS};
+use messaging_stream::commands::write;
+use messaging_stream::event_source_mapping::stream;
+use messaging_stream::event_source_mapping::watch::{
     Function, FunctionError, Invocation, Outcome, StartingPosition, Trigger, WatchOptions,
 };
-use messaging_stream::local::{stream, write};
+use messaging_stream::filter::EventFilter;
 use messaging_stream::plan::Item;
 use messaging_stream::App;
 use serde_json::Value;

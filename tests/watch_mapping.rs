@@ -6,8 +6,11 @@ mod common;
 
 use aws_lambda_events::streams::DynamoDbEventResponse;
 use futures::future::BoxFuture;
-use messaging_stream::local::watch::{Function, FunctionError, Trigger, WatchOptions};
-use messaging_stream::local::{schema, stream};
+use messaging_stream::commands::schema;
+use messaging_stream::event_source_mapping::stream;
+use messaging_stream::event_source_mapping::watch::{
+    Function, FunctionError, Trigger, WatchOptions,
+};
 use messaging_stream::plan::Item;
 use serde_json::Value;
 use std::collections::HashMap;

@@ -1,12 +1,12 @@
 //! The round-trip time the delay proxy really adds, measured and tuned.
 //!
-//! The fault proxy (`messaging_stream::local::proxy`) sleeps on tokio's timer, which rounds up to
+//! The fault proxy (`messaging_stream::fault_proxy`) sleeps on tokio's timer, which rounds up to
 //! whole milliseconds and then some: asked for 5 ms, it adds more. The bench measures what it adds
 //! and lowers its sleep until that is the RTT asked for.
 
 use crate::report::{self, Calibration};
 use crate::{common, table};
-use messaging_stream::local::proxy::{FaultPlan, Proxy};
+use messaging_stream::fault_proxy::{FaultPlan, Proxy};
 use messaging_stream::request_log::RequestLog;
 use messaging_stream::Config;
 use std::time::{Duration, Instant};

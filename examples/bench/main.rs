@@ -30,7 +30,7 @@ mod workloads;
 use anyhow::ensure;
 use baseline::{Python, Variant};
 use clap::Parser;
-use messaging_stream::local::proxy::{FaultPlan, Proxy};
+use messaging_stream::fault_proxy::{FaultPlan, Proxy};
 use messaging_stream::request_log::RequestLog;
 use report::{Cell, Results, Runner, WorkloadInfo};
 use std::collections::BTreeMap;

@@ -8,13 +8,16 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use messaging_stream::aws::Connection;
 use messaging_stream::cache::dynamo::DynamoCache;
 use messaging_stream::cache::read::{Entry, Reader};
-use messaging_stream::filter::EventFilter;
-use messaging_stream::local::mapping::{self, Settings};
-use messaging_stream::local::render::{self, Style};
-use messaging_stream::local::watch::{StartingPosition, StatsSnapshot, Trigger, WatchOptions};
-use messaging_stream::local::{
-    admin, failure_records, queries, redrive, replay, sample, schema, seed, write, LocalError,
+use messaging_stream::commands::render::{self, Style};
+use messaging_stream::commands::{
+    admin, queries, redrive, replay, sample, schema, seed, write, LocalError,
 };
+use messaging_stream::event_source_mapping::failure_records;
+use messaging_stream::event_source_mapping::mapping::{self, Settings};
+use messaging_stream::event_source_mapping::watch::{
+    StartingPosition, StatsSnapshot, Trigger, WatchOptions,
+};
+use messaging_stream::filter::EventFilter;
 use messaging_stream::metrics::{Metrics, MetricsConfig, Output};
 use messaging_stream::plan::Item;
 use messaging_stream::{App, Config};
@@ -272,7 +275,7 @@ struct WatchArgs {
     /// template at all, Lambda's defaults are used).
     #[arg(long)]
     no_filter: bool,
-    /// JSON lines, one per range given up (the on-failure destination; format: src/local/failures.rs).
+    /// JSON lines, one per range given up (the on-failure destination; format: src/event_source_mapping/failures.rs).
     #[arg(long, default_value = "ddb-watch-failures.jsonl")]
     failures_file: PathBuf,
     /// Keep each shard's position in this file: a restart resumes after what was acknowledged.

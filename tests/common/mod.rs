@@ -9,7 +9,7 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
-use messaging_stream::local::schema;
+use messaging_stream::commands::schema;
 use messaging_stream::plan::Item;
 use messaging_stream::request_log::RequestLog;
 use messaging_stream::Config;

@@ -7,9 +7,9 @@
 use crate::common;
 use crate::common::{group_row, TestTable};
 use crate::support::{self, Captured};
+use messaging_stream::commands::replay::{self, ReplayError};
 use messaging_stream::event::{self, Change, MessageChange, Parsed};
 use messaging_stream::handler;
-use messaging_stream::local::replay::{self, ReplayError};
 use messaging_stream::timestamp;
 use serde_json::Value;
 use std::collections::BTreeMap;

@@ -9,7 +9,7 @@
 use crate::common::TestTable;
 use crate::support::{self, Tally};
 use messaging_stream::config::RetryMode;
-use messaging_stream::local::proxy::{Fault, FaultPlan, Proxy};
+use messaging_stream::fault_proxy::{Fault, FaultPlan, Proxy};
 use messaging_stream::request_log::RequestLog;
 use std::time::{Duration, Instant};
 

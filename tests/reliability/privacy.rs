@@ -10,9 +10,9 @@
 use crate::common;
 use crate::common::{group_row, TestTable};
 use crate::support;
+use messaging_stream::commands::{replay, seed};
 use messaging_stream::event::{MessageChange, MessageText, RecordRef};
-use messaging_stream::local::proxy::{Fault, FaultPlan, Proxy};
-use messaging_stream::local::{replay, seed};
+use messaging_stream::fault_proxy::{Fault, FaultPlan, Proxy};
 use messaging_stream::request_log::RequestLog;
 use messaging_stream::{apply, handler, plan};
 use serde_json::Value;

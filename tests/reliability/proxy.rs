@@ -4,7 +4,7 @@
 use crate::common::{attr, TestTable};
 use crate::support;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
-use messaging_stream::local::proxy::{Fault, FaultPlan, Proxy};
+use messaging_stream::fault_proxy::{Fault, FaultPlan, Proxy};
 use messaging_stream::request_log::RequestLog;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

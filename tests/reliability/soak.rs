@@ -16,12 +16,12 @@ use crate::common::TestTable;
 use crate::support::{self, Ledger};
 use aws_lambda_events::streams::DynamoDbEventResponse;
 use futures::future::BoxFuture;
-use messaging_stream::filter::EventFilter;
-use messaging_stream::local::proxy::{Fault, FaultPlan, Proxy};
-use messaging_stream::local::stream;
-use messaging_stream::local::watch::{
+use messaging_stream::event_source_mapping::stream;
+use messaging_stream::event_source_mapping::watch::{
     Function, FunctionError, StartingPosition, Trigger, WatchOptions,
 };
+use messaging_stream::fault_proxy::{Fault, FaultPlan, Proxy};
+use messaging_stream::filter::EventFilter;
 use messaging_stream::plan::Item;
 use messaging_stream::request_log::RequestLog;
 use messaging_stream::App;

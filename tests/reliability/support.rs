@@ -11,7 +11,9 @@ use crate::common::{self, attr};
 use aws_sdk_dynamodb::config::retry::RetryPartition;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
-use messaging_stream::local::batching::{Answer, Pending, RetryPolicy, Settled, ShardQueue};
+use messaging_stream::event_source_mapping::batching::{
+    Answer, Pending, RetryPolicy, Settled, ShardQueue,
+};
 use messaging_stream::plan::{Item, MESSAGE_SK_ATTR, TRUNCATED_ATTR};
 use messaging_stream::request_log::RequestLog;
 use messaging_stream::store::Store;

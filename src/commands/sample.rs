@@ -1,10 +1,10 @@
 //! Sample stream events, as `sam local generate-event` makes them: one Lambda DynamoDB Streams
 //! event of INSERTs, MODIFYs or REMOVEs of message items, exactly the shape Lambda sends (each
 //! record is built as a DynamoDB Streams record and turned into Lambda's JSON by
-//! [`lambda_record`](super::lambda_record), as `ddb watch` does).
+//! [`lambda_record`](crate::event_source_mapping::lambda_record), as `ddb watch` does).
 
-use super::lambda_record::{self, RecordError};
 use super::write::Participant;
+use crate::event_source_mapping::lambda_record::{self, RecordError};
 use aws_sdk_dynamodbstreams::types::{
     AttributeValue, OperationType, Record, StreamRecord, StreamViewType,
 };
@@ -136,7 +136,7 @@ mod tests {
             group: "g1".into(),
             at: "2026-01-15T10:00:00+00:00".into(),
             text: "hi".into(),
-            from: (&crate::local::seed::LONDO).into(),
+            from: (&crate::commands::seed::LONDO).into(),
             count,
             table: "t".into(),
             region: "us-east-1".into(),

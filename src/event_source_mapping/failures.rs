@@ -100,7 +100,7 @@ pub async fn append(path: &Path, record: &Value) -> Result<(), FailuresFileError
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::local::batching::Pending;
+    use crate::event_source_mapping::batching::Pending;
 
     fn pending(seq: &str, at: i64) -> Pending {
         Pending {

@@ -1,17 +1,11 @@
-//! What only the developer CLI (`ddb`) needs: the table's schema, seed data, the app's read and
-//! write patterns, replaying event files, the local stream trigger (`watch`, with `stream`,
-//! `lambda_record`, `batching` and `failures`), and redriving failed batches (`redrive`, with
-//! `failure_records` and `hydrate`). The Lambda never uses this module.
+//! The developer commands of `ddb`: what a developer does to a table on DynamoDB Local (or any
+//! endpoint): its schema (create, check, fix), seed data, the app's read and write patterns,
+//! table chores, replaying events, sample events, and printing items. It owns [`LocalError`], a
+//! failed request said as a person reads it. It does not own the stream trigger
+//! (`crate::event_source_mapping`) nor the fault proxy (`crate::fault_proxy`). The Lambda never
+//! uses this module.
 
 pub mod admin;
-pub mod batching;
-pub mod checkpoint;
-pub mod failure_records;
-pub mod failures;
-pub mod hydrate;
-pub mod lambda_record;
-pub mod mapping;
-pub mod proxy;
 pub mod queries;
 pub mod redrive;
 pub mod render;
@@ -19,8 +13,6 @@ pub mod replay;
 pub mod sample;
 pub mod schema;
 pub mod seed;
-pub mod stream;
-pub mod watch;
 pub mod write;
 
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata};

@@ -10,9 +10,9 @@
 //! message, so records already applied find their rows current. The report counts per failure
 //! record; nothing in it or in the logs carries message text.
 
-use super::failure_records::FailureRecord;
-use super::hydrate::{self, compare_sequence_numbers};
 use crate::event::{self, Parsed};
+use crate::event_source_mapping::failure_records::FailureRecord;
+use crate::event_source_mapping::hydrate::{self, compare_sequence_numbers};
 use crate::handler::{self, App};
 use crate::plan;
 use serde::Serialize;
