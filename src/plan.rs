@@ -32,9 +32,10 @@ pub const TRUNCATED_ATTR: &str = "message_truncated";
 /// later because another conversation of the owner holds the message's instant).
 pub const MESSAGE_SK_ATTR: &str = "message_sk";
 
-/// What a nudge may add to an item: `message_sk` with its value, and a sort key up to 16 bytes
-/// longer. Kept free when sizing the text so that a nudge never pushes a row over the item limit.
-const NUDGE_RESERVE: usize = MESSAGE_SK_ATTR.len() + 16;
+/// How much longer a nudge may make the sort key (a fraction added to a form without one, and
+/// more). Kept free, with room for `message_sk` and its value, when sizing the text, so that a
+/// nudge never pushes a row over the item limit.
+const NUDGE_RESERVE: usize = 16;
 
 /// A DynamoDB item with every attribute, as the SDK returns it.
 pub type Item = HashMap<String, AttributeValue>;

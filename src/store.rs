@@ -90,6 +90,13 @@ pub struct Capacity {
     pub unreported: u64,
 }
 
+/// Whether a request reads or writes, for a capacity report without the split.
+#[derive(Debug, Clone, Copy)]
+enum UnitKind {
+    Read,
+    Write,
+}
+
 /// DynamoDB access for one table and its group index.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -127,18 +134,28 @@ impl Store {
         *self.consumed.lock().unwrap_or_else(|e| e.into_inner()) = Capacity::default();
     }
 
-    fn count<'a>(&self, reports: impl IntoIterator<Item = Option<&'a ConsumedCapacity>>) {
+    /// Adds the capacity of `reports`; a report with only the total `CapacityUnits` (no read/write
+    /// split, as DynamoDB Local answers some requests) is counted as `kind`.
+    fn count<'a>(
+        &self,
+        kind: UnitKind,
+        reports: impl IntoIterator<Item = Option<&'a ConsumedCapacity>>,
+    ) {
         let mut total = self.consumed.lock().unwrap_or_else(|e| e.into_inner());
         for report in reports {
-            match report {
-                Some(c) => {
-                    total.read_units += c.read_capacity_units().unwrap_or_default();
-                    total.write_units += c.write_capacity_units().unwrap_or_default();
-                    if c.read_capacity_units().is_none() && c.write_capacity_units().is_none() {
-                        total.read_units += c.capacity_units().unwrap_or_default();
-                    }
+            let Some(c) = report else {
+                total.unreported += 1;
+                continue;
+            };
+            match (c.read_capacity_units(), c.write_capacity_units()) {
+                (None, None) => match kind {
+                    UnitKind::Read => total.read_units += c.capacity_units().unwrap_or_default(),
+                    UnitKind::Write => total.write_units += c.capacity_units().unwrap_or_default(),
+                },
+                (read, write) => {
+                    total.read_units += read.unwrap_or_default();
+                    total.write_units += write.unwrap_or_default();
                 }
-                None => total.unreported += 1,
             }
         }
     }
@@ -234,7 +251,10 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()
             .await
             .map_err(|e| error(DisplayErrorContext(e).to_string()))?;
-        self.count(pages.iter().map(|page| page.consumed_capacity()));
+        self.count(
+            UnitKind::Read,
+            pages.iter().map(|page| page.consumed_capacity()),
+        );
         Ok(pages
             .into_iter()
             .flat_map(|page| page.items.unwrap_or_default())
@@ -263,7 +283,7 @@ impl Store {
                 group: group.to_owned(),
                 detail: DisplayErrorContext(error).to_string(),
             })?;
-        self.count([output.consumed_capacity()]);
+        self.count(UnitKind::Read, [output.consumed_capacity()]);
         Ok(output
             .items
             .unwrap_or_default()
@@ -339,9 +359,9 @@ impl Store {
             Ok(output) => {
                 let reports = output.consumed_capacity();
                 if reports.is_empty() {
-                    self.count([None]);
+                    self.count(UnitKind::Write, [None]);
                 } else {
-                    self.count(reports.iter().map(Some));
+                    self.count(UnitKind::Write, reports.iter().map(Some));
                 }
                 Ok(WriteOutcome::Written)
             }
