@@ -4,7 +4,7 @@
 //! groups up to date concurrently (bounded by `GROUP_CONCURRENCY`), log one summary line, and answer with the
 //! earliest failed record's sequence number. Message text never reaches a log line.
 
-use crate::apply::{self, GroupError, GroupOutcome};
+use crate::apply::{self, GroupError, GroupOutcome, RowOutcome};
 use crate::cache::{self, dynamo::DynamoCache, Cache};
 use crate::config::Config;
 use crate::event::{self, EventError, Parsed, RawEvent};
@@ -96,6 +96,11 @@ pub struct Summary {
     /// Why each failed group failed (ids and error kinds only, never message text): `ddb redrive`
     /// reports them.
     pub group_errors: Vec<String>,
+    /// The groups that failed, by id.
+    pub failed_group_ids: Vec<String>,
+    /// Each row's result (group, owner partition, result: never text), the counts above row by row:
+    /// `ddb redrive` counts rows over several invocations without counting one row twice.
+    pub rows: Vec<RowOutcome>,
 }
 
 /// The Lambda entry point, callable from tests with `LambdaEvent::new(event, Context::default())`.
@@ -247,7 +252,9 @@ async fn process_batch(
                     conflict_retries,
                     rereads,
                     changed_owners: _,
+                    rows,
                 } = outcome;
+                summary.rows.extend(rows);
                 summary.rows_moved += moved;
                 summary.rows_edited += edited;
                 summary.rows_fallen_back += fallen_back;
@@ -261,6 +268,7 @@ async fn process_batch(
             Err(error) => {
                 summary.failed_groups += 1;
                 summary.group_errors.push(error.to_string());
+                summary.failed_group_ids.push(update.group_uuid.clone());
                 tracing::error!(
                     group = %update.group_uuid,
                     retry_from = update.first_record.sequence_number.as_deref(),
