@@ -351,6 +351,34 @@ mod tests {
         assert_eq!(records[3].info.range(), "shardId-1 100..200");
     }
 
+    #[tokio::test]
+    async fn a_folder_skips_what_is_not_failure_records_and_names_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let sqs = json!({"DDBStreamBatchInfo": info()}).to_string();
+        std::fs::write(dir.path().join("a.json"), &sqs).unwrap();
+        std::fs::write(dir.path().join("README.md"), "# notes\n").unwrap();
+        std::fs::write(dir.path().join("empty.jsonl"), "\n").unwrap();
+        std::fs::write(dir.path().join("other.json"), "{\"Records\": []}").unwrap();
+        let read = read_sources(&[dir.path().to_owned()]).await.unwrap();
+        assert_eq!(read.records.len(), 1);
+        let named = |file: &str| {
+            read.skipped
+                .iter()
+                .any(|s| s.starts_with(&dir.path().join(file).display().to_string()))
+        };
+        assert!(
+            named("README.md") && named("empty.jsonl") && named("other.json"),
+            "{:?}",
+            read.skipped
+        );
+        assert_eq!(read.skipped.len(), 3, "{:?}", read.skipped);
+        // Named alone, the same file is an error; in a folder, one that breaks after a record is too.
+        assert!(read_sources(&[dir.path().join("README.md")]).await.is_err());
+        std::fs::write(dir.path().join("b.json"), format!("{sqs}\nnot json")).unwrap();
+        let error = read_sources(&[dir.path().to_owned()]).await.unwrap_err();
+        assert!(error.to_string().contains("b.json:2: not JSON"), "{error}");
+    }
+
     #[test]
     fn says_what_is_wrong() {
         let err = parse_text("f", "{\"requestContext\": {}}").unwrap_err();
