@@ -502,13 +502,18 @@ fn the_binary_reports_each_record_and_exits_non_zero_while_anything_fails() {
         "{overridden:?}"
     );
     assert!(
-        text(&overridden.stdout).contains("read 2, relevant 2; rows moved 0, edited 0, fell back 0, already current 6"),
+        text(&overridden.stdout)
+            .contains("read 2, relevant 2; rows moved 0, edited 0, fell back 0, already current 6"),
         "{overridden:?}"
     );
 
     // A folder: what is not failure records is skipped, each file named; the rest is redriven.
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("README.md"), "# failed batches of 2026-12-07\n").unwrap();
+    std::fs::write(
+        dir.path().join("README.md"),
+        "# failed batches of 2026-12-07\n",
+    )
+    .unwrap();
     std::fs::write(dir.path().join("empty.json"), "").unwrap();
     std::fs::write(dir.path().join("s3-object.json"), &sample).unwrap();
     let folder = dir.path().display().to_string();
@@ -520,7 +525,9 @@ fn the_binary_reports_each_record_and_exits_non_zero_while_anything_fails() {
         "{err}"
     );
     assert!(
-        err.contains(&format!("ddb: skipped {folder}/empty.json holds no failure record")),
+        err.contains(&format!(
+            "ddb: skipped {folder}/empty.json holds no failure record"
+        )),
         "{err}"
     );
     let out = text(&run.stdout);
@@ -534,7 +541,8 @@ fn the_binary_reports_each_record_and_exits_non_zero_while_anything_fails() {
     let broken = ddb(true, &["redrive", "--dry-run", &folder], None);
     assert_eq!(broken.status.code(), Some(1), "{broken:?}");
     assert!(
-        text(&broken.stderr).contains("s3-object.json:") && text(&broken.stderr).contains("not JSON"),
+        text(&broken.stderr).contains("s3-object.json:")
+            && text(&broken.stderr).contains("not JSON"),
         "{broken:?}"
     );
 }
@@ -556,13 +564,14 @@ fn operator_allows(
                     .replace("${AppName}-cache-${Env}", cache_table)
                     .ends_with(&format!(":{resource}"))
         });
-        let keys_ok = match statement.pointer("/Condition/ForAllValues:StringLike/dynamodb:LeadingKeys") {
-            None => true,
-            Some(patterns) => as_list(patterns).iter().any(|p| {
-                let prefix = p.trim_end_matches('*');
-                leading_key.is_some_and(|k| k.starts_with(prefix))
-            }),
-        };
+        let keys_ok =
+            match statement.pointer("/Condition/ForAllValues:StringLike/dynamodb:LeadingKeys") {
+                None => true,
+                Some(patterns) => as_list(patterns).iter().any(|p| {
+                    let prefix = p.trim_end_matches('*');
+                    leading_key.is_some_and(|k| k.starts_with(prefix))
+                }),
+            };
         as_list(&statement["Action"]).iter().any(|a| a == action) && named && keys_ok
     })
 }
@@ -692,19 +701,31 @@ async fn the_operator_policy_allows_exactly_what_a_redrive_with_a_cache_does() {
         ..options()
     };
     let planned = redrive::redrive(&app, &streams, failed.clone(), &dry).await;
-    assert_eq!(cache_ids(&table, &cache_table).await, all_cached, "the dry run left the cache alone");
+    assert_eq!(
+        cache_ids(&table, &cache_table).await,
+        all_cached,
+        "the dry run left the cache alone"
+    );
 
     table.requests.reset();
     let reports = redrive::redrive(&app, &streams, failed, &options()).await;
     let report = &reports[0];
     assert!(!report.failed(), "{report:?}");
     assert_eq!(
-        (report.rows_moved, report.rows_edited, report.rows_fallen_back),
+        (
+            report.rows_moved,
+            report.rows_edited,
+            report.rows_fallen_back
+        ),
         (2, 2, 2),
         "{report:?}"
     );
     assert_eq!(
-        (planned[0].rows_moved, planned[0].rows_edited, planned[0].rows_fallen_back),
+        (
+            planned[0].rows_moved,
+            planned[0].rows_edited,
+            planned[0].rows_fallen_back
+        ),
         (2, 2, 2),
         "{planned:?}"
     );
@@ -861,8 +882,15 @@ async fn dry_run_and_real_run_count_the_same_rows_for_any_batch_size() {
         assert_eq!(snapshot(&table).await, before, "--dry-run wrote");
         let done = redrive::redrive(&table.app, &streams, failed.clone(), &options).await;
         let (planned, done) = (&planned[0], &done[0]);
-        assert!(planned.warnings.is_empty() && done.warnings.is_empty(), "{done:?}");
-        assert_eq!(counts(planned), counts(done), "batch size {batch_size}: {planned:?} vs {done:?}");
+        assert!(
+            planned.warnings.is_empty() && done.warnings.is_empty(),
+            "{done:?}"
+        );
+        assert_eq!(
+            counts(planned),
+            counts(done),
+            "batch size {batch_size}: {planned:?} vs {done:?}"
+        );
         // read, relevant; moved (move, mix, n1, n2), edited, fell back, current, gone; failing records, groups.
         assert_eq!(
             counts(done),
@@ -877,7 +905,11 @@ async fn dry_run_and_real_run_count_the_same_rows_for_any_batch_size() {
             .filter(|i| common::s(i, "pk") == "GRP#carol")
             .map(|i| common::s(i, "sk"))
             .collect();
-        assert_eq!(carol.len(), 2, "both of carol's conversations are listed: {carol:?}");
+        assert_eq!(
+            carol.len(),
+            2,
+            "both of carol's conversations are listed: {carol:?}"
+        );
         assert!(carol.contains(&same.to_owned()), "{carol:?}");
 
         // Again: the 14 rows, each counted once. Nothing moves; in batches that split g-mix's message from its
@@ -950,7 +982,11 @@ async fn a_range_from_the_old_stream_of_a_re_created_table_warns() {
             "{warning}"
         );
         // The re-created table has none of the old rows: nothing to move, and nothing failed.
-        assert_eq!((report.relevant, report.rows_written()), (1, 0), "{report:?}");
+        assert_eq!(
+            (report.relevant, report.rows_written()),
+            (1, 0),
+            "{report:?}"
+        );
         let current = redrive::redrive(
             &table.app,
             &streams,
@@ -1000,10 +1036,16 @@ async fn the_dry_run_store_keeps_its_writes_and_checks_their_conditions() {
     let bob = rows.iter().find(|r| r.pk == "GRP#bob").unwrap();
     // Bob's new key is held by his other conversation: cancelled, nothing kept.
     assert_eq!(
-        store.write_rows(&[write(alice), write(bob)], "g").await.unwrap(),
+        store
+            .write_rows(&[write(alice), write(bob)], "g")
+            .await
+            .unwrap(),
         WriteOutcome::Cancelled(vec![None, Some(RowFailure::NewKeyTaken)])
     );
-    assert_eq!(store.write_rows(&[write(alice)], "g").await.unwrap(), WriteOutcome::Written);
+    assert_eq!(
+        store.write_rows(&[write(alice)], "g").await.unwrap(),
+        WriteOutcome::Written
+    );
     let seen: Vec<(String, String)> = store
         .group_rows("g")
         .await
@@ -1011,10 +1053,20 @@ async fn the_dry_run_store_keeps_its_writes_and_checks_their_conditions() {
         .into_iter()
         .map(|r| (r.pk, r.sk))
         .collect();
-    assert!(seen.contains(&("GRP#alice".into(), held.into())), "{seen:?}");
-    assert!(!seen.contains(&("GRP#alice".into(), OLD.into())), "{seen:?}");
+    assert!(
+        seen.contains(&("GRP#alice".into(), held.into())),
+        "{seen:?}"
+    );
+    assert!(
+        !seen.contains(&("GRP#alice".into(), OLD.into())),
+        "{seen:?}"
+    );
     assert_eq!(
-        store.owner_row("GRP#alice", "g").await.unwrap().map(|r| r.sk),
+        store
+            .owner_row("GRP#alice", "g")
+            .await
+            .unwrap()
+            .map(|r| r.sk),
         Some(held.to_owned())
     );
     // The same write again, from the row as first read: its old key is gone.
@@ -1022,11 +1074,19 @@ async fn the_dry_run_store_keeps_its_writes_and_checks_their_conditions() {
         store.write_rows(&[write(alice)], "g").await.unwrap(),
         WriteOutcome::Cancelled(vec![Some(RowFailure::OldKey)])
     );
-    assert_eq!(snapshot(&table).await, before, "the dry-run store wrote to the table");
+    assert_eq!(
+        snapshot(&table).await,
+        before,
+        "the dry-run store wrote to the table"
+    );
     // Another dry run starts from the table again.
     let fresh = table.app.store.dry_run();
     assert_eq!(
-        fresh.owner_row("GRP#alice", "g").await.unwrap().map(|r| r.sk),
+        fresh
+            .owner_row("GRP#alice", "g")
+            .await
+            .unwrap()
+            .map(|r| r.sk),
         Some(OLD.to_owned())
     );
 }

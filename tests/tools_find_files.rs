@@ -145,7 +145,10 @@ fn the_scripts_find_the_binaries_where_cargo_builds_them() {
 fn lambda_invoke_and_bench_reads_leave_the_shared_instance_alone() {
     let local = std::fs::read_to_string(Path::new(ROOT).join("mk/local.mk")).unwrap();
     let script = std::fs::read_to_string(Path::new(ROOT).join("scripts/lambda-invoke.sh")).unwrap();
-    assert!(!local.contains("9000") && !local.contains("$(DDB_PORT)"), "{local}");
+    assert!(
+        !local.contains("9000") && !local.contains("$(DDB_PORT)"),
+        "{local}"
+    );
     assert!(
         script.contains("ddb_port=${DDB_PORT:-$(free_port)}")
             && script.contains("invoke_port=${INVOKE_PORT:-$(free_port)}"),
@@ -157,7 +160,9 @@ fn lambda_invoke_and_bench_reads_leave_the_shared_instance_alone() {
         .find(|l| l.starts_with("bench-reads:"))
         .expect("a bench-reads target");
     assert!(
-        !reads.split_whitespace().any(|word| word == "dynamodb-local"),
+        !reads
+            .split_whitespace()
+            .any(|word| word == "dynamodb-local"),
         "bench-reads must not start the shared instance: {reads}"
     );
 }

@@ -19,8 +19,8 @@ use messaging_stream::event_source_mapping::watch::{
 };
 use messaging_stream::filter::EventFilter;
 use messaging_stream::metrics::{Metrics, MetricsConfig, Output};
-use messaging_stream::template;
 use messaging_stream::plan::Item;
+use messaging_stream::template;
 use messaging_stream::{App, Config};
 use std::fmt::Display;
 use std::io::Write as _;
@@ -1041,7 +1041,11 @@ async fn redrive(
     if !json {
         emit(format!(
             "{} {} failure records: rows {}moved {}, edited {}, fell back {}, already current {}",
-            if args.dry_run { "dry run of" } else { "redrove" },
+            if args.dry_run {
+                "dry run of"
+            } else {
+                "redrove"
+            },
             reports.len(),
             if args.dry_run { "that would be " } else { "" },
             sum(|r| r.rows_moved),

@@ -111,7 +111,8 @@ impl RecordReport {
             let at = batch
                 .iter()
                 .position(|r| {
-                    r.pointer("/dynamodb/SequenceNumber").and_then(Value::as_str)
+                    r.pointer("/dynamodb/SequenceNumber")
+                        .and_then(Value::as_str)
                         == Some(retry_from)
                 })
                 .unwrap_or(0);
@@ -146,10 +147,7 @@ impl Tally {
                 RowResult::Moved => 4,
             }
         }
-        let kept = self
-            .rows
-            .entry((row.group, row.pk))
-            .or_insert(row.result);
+        let kept = self.rows.entry((row.group, row.pk)).or_insert(row.result);
         if rank(row.result) > rank(*kept) {
             *kept = row.result;
         }

@@ -245,7 +245,10 @@ pub fn read(path: &Path, function: Option<&str>) -> Result<Settings, MappingErro
 }
 
 /// [`read`], from a template already read.
-pub fn from_template(template: &Template, function: Option<&str>) -> Result<Settings, MappingError> {
+pub fn from_template(
+    template: &Template,
+    function: Option<&str>,
+) -> Result<Settings, MappingError> {
     let path = template.path.as_path();
     let template = &template.yaml;
     let candidates = mappings(template);
@@ -558,8 +561,13 @@ fn settings(
                 .flatten()
         });
     if let Some(raw) = timeout {
-        let value = resolve(template, raw)
-            .ok_or_else(|| invalid("Timeout", raw, "a value, or !Ref to a parameter with a Default"))?;
+        let value = resolve(template, raw).ok_or_else(|| {
+            invalid(
+                "Timeout",
+                raw,
+                "a value, or !Ref to a parameter with a Default",
+            )
+        })?;
         let n = number(value)
             .and_then(|n| u32::try_from(n).ok())
             .ok_or_else(|| invalid("Timeout", value, "a whole number of seconds"))?;
@@ -612,7 +620,10 @@ mod tests {
             "the function's Timeout"
         );
         assert!(
-            settings.describe().contains("BatchSize 100 (template)"),
+            settings.describe().contains("BatchSize 100 (template)")
+                && settings
+                    .describe()
+                    .contains("the function's Timeout 90 s (template)"),
             "{settings}"
         );
     }
@@ -703,7 +714,10 @@ Resources:
         let (_dir, path) = write("Resources:\n  F:\n    Type: AWS::Serverless::Function\n    Properties:\n      Events:\n        E: {Type: DynamoDB}\n");
         let settings = read(&path, None).unwrap();
         assert_eq!(
-            (settings.timeout_seconds.value, settings.timeout_seconds.source),
+            (
+                settings.timeout_seconds.value,
+                settings.timeout_seconds.source
+            ),
             (3, Source::Default),
             "Lambda's default"
         );
