@@ -944,7 +944,17 @@ async fn dry_run_and_real_run_count_the_same_rows_for_any_batch_size() {
         let split = if batch_size < 5 { 2 } else { 0 };
         assert_eq!(
             again,
-            [12, 12, back_moves, split, 0, 16 - split - back_moves, 0, 0, 0],
+            [
+                12,
+                12,
+                back_moves,
+                split,
+                0,
+                16 - split - back_moves,
+                0,
+                0,
+                0
+            ],
             "batch size {batch_size}"
         );
     }

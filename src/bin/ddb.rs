@@ -347,9 +347,7 @@ impl WatchArgs {
                  Lambda's defaults without one)"
             })?,
             Err(_) if self.no_filter => Settings::default(),
-            Err(error) => {
-                return Err(error).context("or pass --no-filter to use Lambda's defaults")
-            }
+            Err(error) => bail!("{error} (or --no-filter to use Lambda's defaults)"),
         };
         settings
             .starting_position
@@ -1005,7 +1003,11 @@ async fn redrive(
 ) -> Result<()> {
     let batch_size = match args.batch_size {
         Some(size) => size as usize,
-        None => redrive::template_batch_size(&template::Template::find(args.template.as_deref())?)?,
+        None => {
+            let template = template::Template::find(args.template.as_deref())
+                .map_err(redrive::BatchSizeError::from)?;
+            redrive::template_batch_size(&template)?
+        }
     };
     let sources = failure_records::read_sources(&args.sources).await?;
     for skipped in &sources.skipped {
