@@ -9,6 +9,7 @@
 //! after a back-off. All bounded by [`Config`]. Throttling and 5xx are retried by the SDK first;
 //! only what outlasts its attempts reaches here, as a failed group.
 
+use crate::aws::Setup;
 use crate::config::Config;
 use crate::plan::{self, Fallback, GroupRow, GroupUpdate, RowPlan, RowWrite, WriteReason};
 use crate::store::{RowFailure, Store, StoreError, WriteOutcome};
@@ -125,6 +126,21 @@ pub enum GroupError {
         pk: String,
         at: String,
     },
+}
+
+impl GroupError {
+    /// The set-up problem (unreachable, credentials, a missing table or index) that failed the
+    /// group, if it was one rather than anything about its records.
+    pub fn setup(&self) -> Option<Setup> {
+        match self {
+            Self::Store(error) => error.setup(),
+            Self::CacheInvalidation { source, .. } => source.setup().map(|setup| match setup {
+                Setup::MissingTable => Setup::MissingCacheTable,
+                other => other,
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// Brings every row of `update.group_uuid` to what the batch leaves the group at.
