@@ -88,15 +88,7 @@ pub async fn sdk_config(config: &Config) -> SdkConfig {
 
 /// Loads the shared SDK configuration for `config` and a tool's `connection` options.
 pub async fn resolve(config: &Config, connection: &Connection) -> Resolved {
-    let profile_region = match &connection.profile {
-        Some(profile) => ProfileFileRegionProvider::builder()
-            .profile_name(profile)
-            .build(),
-        None => ProfileFileRegionProvider::new(),
-    };
-    let region = RegionProviderChain::first_try(connection.region.clone().map(Region::new))
-        .or_else(EnvironmentVariableRegionProvider::new())
-        .or_else(profile_region);
+    let region = region_chain(connection);
     let endpoint = if connection.aws_endpoints {
         None
     } else {
@@ -160,6 +152,25 @@ pub async fn resolve(config: &Config, connection: &Connection) -> Resolved {
         sdk: builder.build(),
         endpoint: Some(endpoint),
     }
+}
+
+/// The region: the flag, the environment, the profile; never instance metadata.
+fn region_chain(connection: &Connection) -> RegionProviderChain {
+    let profile_region = match &connection.profile {
+        Some(profile) => ProfileFileRegionProvider::builder()
+            .profile_name(profile)
+            .build(),
+        None => ProfileFileRegionProvider::new(),
+    };
+    RegionProviderChain::first_try(connection.region.clone().map(Region::new))
+        .or_else(EnvironmentVariableRegionProvider::new())
+        .or_else(profile_region)
+}
+
+/// The region `connection` configures, if any (before [`resolve`], which without a region and an
+/// endpoint would let aws-config's default credentials chain look for one in instance metadata).
+pub async fn configured_region(connection: &Connection) -> Option<Region> {
+    region_chain(connection).region().await
 }
 
 /// Where a DynamoDB client of `sdk` sends its requests, by the SDK's own endpoint rules (no

@@ -9,13 +9,13 @@
 //! Retrying throttling and 5xx is the SDK's job (see [`crate::config::Config::retry_config`]);
 //! deciding what to do about a cancelled transaction is the caller's.
 
+use crate::aws::{Failure, Setup};
 use crate::config::Config;
 use crate::event::{MessageText, MESSAGE_PK_PREFIX};
 use crate::plan::{
     Fallback, GroupRow, Item, Message, RowWrite, GROUP_ATTR, GROUP_PK_PREFIX, MESSAGE_ATTR,
     MESSAGE_SK_ATTR, TRUNCATED_ATTR,
 };
-use crate::aws::{Failure, Setup};
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;

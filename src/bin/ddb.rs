@@ -571,17 +571,21 @@ async fn run(cli: Cli) -> Result<()> {
         return local(action);
     }
     let connection = cli.connection(&config);
+    if connection.aws_endpoints
+        && messaging_stream::aws::configured_region(&connection)
+            .await
+            .is_none()
+    {
+        bail!("--endpoint aws needs a region: --region, AWS_REGION or the profile's region");
+    }
     let resolved = messaging_stream::aws::resolve(&config, &connection).await;
     if let Some(endpoint) = &resolved.endpoint {
         messaging_stream::aws::check_endpoint(endpoint)?;
     }
-    let region = match resolved.sdk.region() {
-        Some(region) => region.to_string(),
-        None if connection.aws_endpoints => {
-            bail!("--endpoint aws needs a region: --region, AWS_REGION or the profile's region")
-        }
-        None => "(none)".to_owned(),
-    };
+    let region = resolved
+        .sdk
+        .region()
+        .map_or_else(|| "(none)".to_owned(), ToString::to_string);
     let endpoint = messaging_stream::aws::dynamodb_endpoint(&resolved.sdk)
         .await
         .map_err(|e| anyhow::anyhow!("no DynamoDB endpoint for region {region}: {e}"))?;
@@ -759,7 +763,8 @@ async fn run(cli: Cli) -> Result<()> {
             let app = app().with_metrics(metrics_to_stderr(metrics)?);
             let mut failed_record = false;
             for file in files {
-                let (response, summary) = match replay::replay_file_with_summary(&app, &file).await {
+                let (response, summary) = match replay::replay_file_with_summary(&app, &file).await
+                {
                     Ok(response) => response,
                     Err(error) if error.is_unreadable() => {
                         return Err(Exit {
@@ -778,11 +783,15 @@ async fn run(cli: Cli) -> Result<()> {
                         Setup::MissingCacheTable => config.cache_table_name.as_deref(),
                         _ => Some(table.as_str()),
                     };
+                    let input = if file.as_os_str() == "-" {
+                        "standard input".to_owned()
+                    } else {
+                        file.display().to_string()
+                    };
                     return Err(Exit {
                         code: 1,
                         message: format!(
-                            "{}: {setup} ({} of {} groups failed on it; no record is at fault)\n  {}",
-                            file.display(),
+                            "{input}: {setup} ({} of {} groups failed on it; no record is at fault)\n  {}",
                             summary.setup_errors.len(),
                             summary.groups,
                             commands::hint(setup, about)

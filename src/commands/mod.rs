@@ -187,11 +187,17 @@ mod tests {
             SdkError::dispatch_failure(ConnectorError::io(Box::new(refused)));
         let error = LocalError::sdk("Query", error);
         assert_eq!(error.setup, Some(Setup::Unreachable));
-        assert!(error.to_string().contains("is DynamoDB Local running?"), "{error}");
+        assert!(
+            error.to_string().contains("is DynamoDB Local running?"),
+            "{error}"
+        );
         let no_credentials: SdkError<Service, ()> =
             SdkError::dispatch_failure(ConnectorError::other("no credentials".into(), None));
         assert_eq!(Setup::of(&no_credentials), Some(Setup::NotConfigured));
-        let refused = service("UnrecognizedClientException", "The security token is invalid");
+        let refused = service(
+            "UnrecognizedClientException",
+            "The security token is invalid",
+        );
         assert_eq!(Setup::of(&refused), Some(Setup::Credentials));
         let throttled = service("ProvisionedThroughputExceededException", "slow down");
         assert_eq!(Setup::of(&throttled), None);

@@ -245,7 +245,11 @@ pub fn output_width() -> usize {
 pub fn table<S: AsRef<str>>(header: &[&str], rows: &[Vec<S>], width: usize) -> Vec<String> {
     let escape_row = |cells: &[S]| -> Vec<String> {
         (0..header.len())
-            .map(|i| cells.get(i).map_or_else(String::new, |c| escape(c.as_ref())))
+            .map(|i| {
+                cells
+                    .get(i)
+                    .map_or_else(String::new, |c| escape(c.as_ref()))
+            })
             .collect()
     };
     let mut lines: Vec<Vec<String>> = Vec::with_capacity(rows.len() + 1);
@@ -393,11 +397,17 @@ mod tests {
         assert_eq!(wide[2], "2026-01-02  bob  short");
         assert_eq!(wide[1].chars().count(), 10 + 2 + 3 + 2 + 100);
         let narrow = table(&["sk", "who", "message"], &rows, 40);
-        assert_eq!(narrow[1], format!("2026-01-01  ann  {}\u{2026}", "x".repeat(22)));
+        assert_eq!(
+            narrow[1],
+            format!("2026-01-01  ann  {}\u{2026}", "x".repeat(22))
+        );
         assert!(narrow.iter().all(|l| l.chars().count() <= 40), "{narrow:?}");
         // Below the narrowest bound, cells stop shrinking: the line is longer, still one line.
         let tiny = table(&["sk", "who", "message"], &rows, 5);
-        assert_eq!(tiny[1], format!("2026-01\u{2026}  ann  {}\u{2026}", "x".repeat(7)));
+        assert_eq!(
+            tiny[1],
+            format!("2026-01\u{2026}  ann  {}\u{2026}", "x".repeat(7))
+        );
     }
 
     /// Any text: long (to 400 KB), controls, bidirectional overrides, emoji, combining marks.
@@ -405,15 +415,42 @@ mod tests {
         let interesting = prop_oneof![
             any::<char>(),
             proptest::sample::select(vec![
-                '\n', '\r', '\t', '\u{0}', '\u{1b}', '\u{7f}', '\u{85}', '\u{9b}', '\u{202e}',
-                '\u{202a}', '\u{2066}', '\u{2069}', '\u{200e}', '\u{200f}', '\u{2028}',
-                '\u{61c}', '\u{301}', '\u{200d}', '\u{1f600}', '\u{1f469}', '\u{fe0f}',
-                '\u{4e2d}', ' ', '\\', '{', '%',
+                '\n',
+                '\r',
+                '\t',
+                '\u{0}',
+                '\u{1b}',
+                '\u{7f}',
+                '\u{85}',
+                '\u{9b}',
+                '\u{202e}',
+                '\u{202a}',
+                '\u{2066}',
+                '\u{2069}',
+                '\u{200e}',
+                '\u{200f}',
+                '\u{2028}',
+                '\u{61c}',
+                '\u{301}',
+                '\u{200d}',
+                '\u{1f600}',
+                '\u{1f469}',
+                '\u{fe0f}',
+                '\u{4e2d}',
+                ' ',
+                '\\',
+                '{',
+                '%',
             ]),
         ];
         (
             proptest::collection::vec(interesting, 0..48),
-            prop_oneof![Just(0usize), 0..200usize, 60_000..70_000usize, 0..400_000usize],
+            prop_oneof![
+                Just(0usize),
+                0..200usize,
+                60_000..70_000usize,
+                0..400_000usize
+            ],
         )
             .prop_map(|(unit, length)| {
                 if unit.is_empty() {
