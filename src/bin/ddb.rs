@@ -590,12 +590,14 @@ async fn run(cli: Cli) -> Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("no DynamoDB endpoint for region {region}: {e}"))?;
     tracing::debug!(endpoint = %endpoint, region = %region, "ddb connects");
-    if cli.command.writes() {
-        // Said before anything is written, so that production is never written by surprise.
-        eprintln!(
-            "ddb: writing to table {} at {endpoint} (region {region})",
-            config.table_name
-        );
+    // Said once, before anything is written, so that production is never written by surprise
+    // (watch says it after its settings, which stay its first line).
+    let writing = format!(
+        "ddb: writing to table {} at {endpoint} (region {region})",
+        config.table_name
+    );
+    if cli.command.writes() && !matches!(cli.command, Command::Watch(_)) {
+        eprintln!("{writing}");
     }
     let client = aws_sdk_dynamodb::Client::from_conf(
         messaging_stream::aws::dynamodb_config(&resolved.sdk).build(),
@@ -888,7 +890,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Watch(args) => {
             let streams = aws_sdk_dynamodbstreams::Client::new(&resolved.sdk);
             let app = app().with_metrics(metrics_to_stderr(args.metrics)?);
-            watch(config.clone(), app, streams, &args, json).await?
+            watch(config.clone(), app, streams, &args, json, &writing).await?
         }
         Command::Redrive(args) => {
             let streams = aws_sdk_dynamodbstreams::Client::new(&resolved.sdk);
@@ -971,10 +973,12 @@ async fn watch(
     streams: aws_sdk_dynamodbstreams::Client,
     args: &WatchArgs,
     json: bool,
+    writing: &str,
 ) -> Result<()> {
     let settings = args.settings()?;
     let options = args.options(&settings);
     eprintln!("ddb watch: settings from {settings}");
+    eprintln!("{writing}");
     let mut trigger = Trigger::new(streams, app, &config.table_name, options).await?;
     let filter = if settings.filters.value.is_empty() {
         "none".to_owned()
