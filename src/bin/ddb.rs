@@ -767,7 +767,7 @@ async fn run(cli: Cli) -> Result<()> {
             for file in files {
                 let (response, summary) = match replay::replay_file_with_summary(&app, &file).await
                 {
-                    Ok(response) => response,
+                    Ok(replayed) => replayed,
                     Err(error) if error.is_unreadable() => {
                         return Err(Exit {
                             code: EXIT_UNREADABLE,
@@ -1144,7 +1144,8 @@ fn print_written(written: &write::Written, json: bool, what: &str) -> Result<()>
     }
 }
 
-/// Prints items as JSON lines (`style`) or as aligned columns for a person, one item a line.
+/// Prints items as JSON lines (`style`, everything) or as aligned columns for a person: one item a
+/// line, escaped and cut to the output's width (`render::table`).
 fn print_items(items: &[Item], style: Option<Style>, columns: &[&str]) -> Result<()> {
     if let Some(style) = style {
         for item in items {
