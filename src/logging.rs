@@ -54,8 +54,9 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     let level = settings.level;
-    let ours = filter_fn(move |meta: &Metadata<'_>| is_ours(meta.target()) && *meta.level() <= level)
-        .with_max_level_hint(level);
+    let ours =
+        filter_fn(move |meta: &Metadata<'_>| is_ours(meta.target()) && *meta.level() <= level)
+            .with_max_level_hint(level);
     let directives = EnvFilter::builder()
         .with_default_directive(level.into())
         .parse_lossy(settings.directives.as_deref().unwrap_or_default());
@@ -282,7 +283,9 @@ mod tests {
     #[test]
     fn no_foreign_target_gets_past_debug_whatever_the_settings() {
         let own_default = ["own-warn", "own-info", "ddb-info"];
-        let cases: &[(&[(&str, &str)], &[&str])] = &[
+        // (the environment, the probes it lets through)
+        type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str]);
+        let cases: &[Case] = &[
             (&[], &own_default),
             (
                 &[("AWS_LAMBDA_LOG_LEVEL", "TRACE")],
@@ -350,14 +353,28 @@ mod tests {
 
     #[test]
     fn the_tools_are_capped_the_same() {
-        let tool = |verbose, vars: &[(&str, &str)]| through(&LogSettings::for_tool(verbose, lookup(vars))).0;
+        let tool = |verbose, vars: &[(&str, &str)]| {
+            through(&LogSettings::for_tool(verbose, lookup(vars))).0
+        };
         assert_eq!(tool(false, &[]), ["own-warn", "own-info", "ddb-info"]);
         assert_eq!(
             tool(true, &[("RUST_LOG", "hyper=trace")]),
-            ["hyper-debug", "own-warn", "own-info", "own-debug", "ddb-info"]
+            [
+                "hyper-debug",
+                "own-warn",
+                "own-info",
+                "own-debug",
+                "ddb-info"
+            ]
         );
         assert_eq!(
-            tool(false, &[("RUST_LOG", "aws_smithy_runtime::client::orchestrator=trace,lambda_runtime=trace")]),
+            tool(
+                false,
+                &[(
+                    "RUST_LOG",
+                    "aws_smithy_runtime::client::orchestrator=trace,lambda_runtime=trace"
+                )]
+            ),
             ["orchestrator-debug", "own-warn", "own-info", "ddb-info"]
         );
         assert_eq!(

@@ -84,15 +84,19 @@ async fn read_request(
     loop {
         let mut headers = [httparse::EMPTY_HEADER; 32];
         let mut request = httparse::Request::new(&mut headers);
-        if let httparse::Status::Complete(head) = request
-            .parse(buffer)
-            .expect("the runtime sent valid HTTP")
+        if let httparse::Status::Complete(head) =
+            request.parse(buffer).expect("the runtime sent valid HTTP")
         {
             let length = request
                 .headers
                 .iter()
                 .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-                .map(|h| std::str::from_utf8(h.value).unwrap().parse::<usize>().unwrap())
+                .map(|h| {
+                    std::str::from_utf8(h.value)
+                        .unwrap()
+                        .parse::<usize>()
+                        .unwrap()
+                })
                 .unwrap_or(0);
             assert!(
                 !request
@@ -238,7 +242,9 @@ async fn run_lambda(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    let mut child = command.spawn().expect("start target/debug/messaging-stream");
+    let mut child = command
+        .spawn()
+        .expect("start target/debug/messaging-stream");
     let stdout = read_all(child.stdout.take().unwrap());
     let stderr = read_all(child.stderr.take().unwrap());
     let answer = tokio::select! {
@@ -329,8 +335,18 @@ const NEW: &str = "2025-06-01T00:00:00+00:00";
 async fn group_and_event(table: &TestTable, group: &str, marker: &str) -> Value {
     table
         .put([
-            group_row(&format!("a-{group}"), group, OLD, &format!("{marker}-old-a")),
-            group_row(&format!("b-{group}"), group, OLD, &format!("{marker}-old-b")),
+            group_row(
+                &format!("a-{group}"),
+                group,
+                OLD,
+                &format!("{marker}-old-a"),
+            ),
+            group_row(
+                &format!("b-{group}"),
+                group,
+                OLD,
+                &format!("{marker}-old-b"),
+            ),
         ])
         .await;
     let good = message_record(group, NEW, &format!("{marker}-new-{group}"), "100");
@@ -348,7 +364,8 @@ async fn assert_moved(table: &TestTable, group: &str, marker: &str, name: &str) 
     assert_eq!(rows.len(), 2, "{name}: {} rows", rows.len());
     let new_text = format!("{marker}-new-{group}");
     assert!(
-        rows.iter().all(|(_, sk, text)| sk == NEW && *text == new_text),
+        rows.iter()
+            .all(|(_, sk, text)| sk == NEW && *text == new_text),
         "{name}: the rows of {group} did not move"
     );
 }
@@ -450,7 +467,10 @@ async fn the_lambda_binary_never_logs_message_text_at_any_setting() {
         ("AWS_LAMBDA_LOG_FORMAT", "Text"),
         ("AWS_LAMBDA_LOG_LEVEL", "TRACE"),
     ]);
-    assert!(trace > info + 20, "TRACE printed {trace} lines, INFO {info}");
+    assert!(
+        trace > info + 20,
+        "TRACE printed {trace} lines, INFO {info}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -458,7 +478,9 @@ async fn ddb_replay_never_logs_message_text_at_any_setting() {
     let table = TestTable::new().await;
     let marker = marker();
     let dir = tempfile::tempdir().unwrap();
-    let mut settings: Vec<(Vec<(&str, &str)>, Vec<&str>)> = RUST_LOGS
+    // (environment, flags) of each run
+    type Setting = (Vec<(&'static str, &'static str)>, Vec<&'static str>);
+    let mut settings: Vec<Setting> = RUST_LOGS
         .iter()
         .map(|rust_log| (vec![("RUST_LOG", *rust_log)], vec![]))
         .collect();
@@ -472,41 +494,47 @@ async fn ddb_replay_never_logs_message_text_at_any_setting() {
         std::fs::write(&file, event.to_string()).unwrap();
         runs.push((group, file, vars, flags));
     }
-    let results: Vec<_> = futures::stream::iter(runs.into_iter().map(|(group, file, vars, flags)| {
-        let table_name = table.table().to_owned();
-        async move {
-            let mut command = Command::new(env!("CARGO_BIN_EXE_ddb"));
-            for variable in OWN_VARIABLES {
-                command.env_remove(variable);
+    let results: Vec<_> =
+        futures::stream::iter(runs.into_iter().map(|(group, file, vars, flags)| {
+            let table_name = table.table().to_owned();
+            async move {
+                let mut command = Command::new(env!("CARGO_BIN_EXE_ddb"));
+                for variable in OWN_VARIABLES {
+                    command.env_remove(variable);
+                }
+                let output = command
+                    .args(["--endpoint", common::endpoint(), "--table", &table_name])
+                    .args(&flags)
+                    .arg("replay")
+                    .arg(&file)
+                    .envs(vars.iter().copied())
+                    .stdin(Stdio::null())
+                    .kill_on_drop(true)
+                    .output();
+                let output = tokio::time::timeout(RUN_TIMEOUT, output)
+                    .await
+                    .expect("ddb replay finished")
+                    .expect("run target/debug/ddb");
+                let run = Run {
+                    name: format!("ddb {flags:?} replay, {vars:?}"),
+                    stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+                    stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+                };
+                (group, output.status, run)
             }
-            let output = command
-                .args(["--endpoint", common::endpoint(), "--table", &table_name])
-                .args(&flags)
-                .arg("replay")
-                .arg(&file)
-                .envs(vars.iter().copied())
-                .stdin(Stdio::null())
-                .kill_on_drop(true)
-                .output();
-            let output = tokio::time::timeout(RUN_TIMEOUT, output)
-                .await
-                .expect("ddb replay finished")
-                .expect("run target/debug/ddb");
-            let run = Run {
-                name: format!("ddb {flags:?} replay, {vars:?}"),
-                stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-                stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-            };
-            (group, output.status, run)
-        }
-    }))
-    .buffer_unordered(4)
-    .collect()
-    .await;
+        }))
+        .buffer_unordered(4)
+        .collect()
+        .await;
 
     assert_eq!(results.len(), RUST_LOGS.len() + 2);
     for (group, status, run) in &results {
-        assert!(status.success(), "{}: {status}; stderr:\n{}", run.name, run.stderr);
+        assert!(
+            status.success(),
+            "{}: {status}; stderr:\n{}",
+            run.name,
+            run.stderr
+        );
         assert_eq!(
             serde_json::from_str::<Value>(run.stdout.trim()).ok(),
             Some(json!({"batchItemFailures": []})),

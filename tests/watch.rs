@@ -396,7 +396,10 @@ async fn a_failing_record_is_retried_from_its_sequence_number_then_given_up() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&failures_file).unwrap().permissions().mode();
+        let mode = std::fs::metadata(&failures_file)
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
     // The given-up records themselves, as the event they were invoked with (for replay).

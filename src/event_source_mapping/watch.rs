@@ -936,15 +936,15 @@ impl Trigger {
             })) => {
                 reasons = said;
                 (
-                Answer::Response(
-                    response
-                        .batch_item_failures
-                        .into_iter()
-                        .map(|f| f.item_identifier)
-                        .collect(),
-                ),
-                false,
-            )
+                    Answer::Response(
+                        response
+                            .batch_item_failures
+                            .into_iter()
+                            .map(|f| f.item_identifier)
+                            .collect(),
+                    ),
+                    false,
+                )
             }
         };
         let before = queue.len();
