@@ -358,6 +358,10 @@ mod tests {
         };
         assert_eq!(tool(false, &[]), ["own-warn", "own-info", "ddb-info"]);
         assert_eq!(
+            tool(false, &[("RUST_LOG", "")]),
+            ["own-warn", "own-info", "ddb-info"]
+        );
+        assert_eq!(
             tool(true, &[("RUST_LOG", "hyper=trace")]),
             [
                 "hyper-debug",
