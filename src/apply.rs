@@ -9,6 +9,7 @@
 //! after a back-off. All bounded by [`Config`]. Throttling and 5xx are retried by the SDK first;
 //! only what outlasts its attempts reaches here, as a failed group.
 
+use crate::aws::Setup;
 use crate::config::Config;
 use crate::plan::{self, Fallback, GroupRow, GroupUpdate, RowPlan, RowWrite, WriteReason};
 use crate::store::{RowFailure, Store, StoreError, WriteOutcome};
@@ -128,6 +129,19 @@ pub enum GroupError {
 }
 
 impl GroupError {
+    /// The set-up problem (unreachable, credentials, a missing table or index) that failed the
+    /// group, if it was one rather than anything about its records.
+    pub fn setup(&self) -> Option<Setup> {
+        match self {
+            Self::Store(error) => error.setup(),
+            Self::CacheInvalidation { source, .. } => source.setup().map(|setup| match setup {
+                Setup::MissingTable => Setup::MissingCacheTable,
+                other => other,
+            }),
+            _ => None,
+        }
+    }
+
     /// The kind of failure, one word, for reports that carry the reason on (the failures file of
     /// `ddb watch`, `ddb redrive`); every variant's message names the group and ids only, never text.
     pub fn kind(&self) -> &'static str {

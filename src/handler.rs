@@ -96,6 +96,9 @@ pub struct Summary {
     /// Why each failed group failed, `Kind: group <id>: ...` (ids and error kinds only, never
     /// message text): `ddb redrive` reports them, `ddb watch` puts them in its failures file.
     pub group_errors: Vec<String>,
+    /// The set-up problem behind each failed group that met one (unreachable, credentials, a
+    /// missing table or index): no record is at fault. `ddb replay` exits 1 on it, not 3.
+    pub setup_errors: Vec<crate::aws::Setup>,
 }
 
 /// The Lambda entry point, callable from tests with `LambdaEvent::new(event, Context::default())`.
@@ -267,6 +270,7 @@ async fn process_batch(
                 summary
                     .group_errors
                     .push(format!("{}: {error}", error.kind()));
+                summary.setup_errors.extend(error.setup());
                 tracing::error!(
                     group = %update.group_uuid,
                     retry_from = update.first_record.sequence_number.as_deref(),

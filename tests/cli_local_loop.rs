@@ -477,18 +477,22 @@ fn a_sample_event_replays_from_stdin_and_replay_exits_by_outcome() {
     assert_eq!(top["sk"], "2030-01-01T00:00:01.000000+00:00");
     assert_eq!(top["message"], "from the future");
 
-    // The same event against a table that does not exist: the response names the record (3).
-    let failed = ddb_with_stdin(
-        endpoint,
-        &common::unique_table(),
-        &["replay", "-"],
-        &event.stdout,
-    );
-    assert_eq!(failed.status.code(), Some(3), "{failed:?}");
+    // The same event against a table that does not exist: the response names the record, and
+    // the set-up is at fault, not the record: 1 with the fix (3 is tests/cli_edges.rs's).
+    let missing = common::unique_table();
+    let failed = ddb_with_stdin(endpoint, &missing, &["replay", "-"], &event.stdout);
+    assert_eq!(failed.status.code(), Some(1), "{failed:?}");
     let response = &json_lines(&failed)[0];
     assert_eq!(
         response["batchItemFailures"][0]["itemIdentifier"],
         parsed["Records"][0]["dynamodb"]["SequenceNumber"]
+    );
+    assert!(
+        stderr(&failed).contains(&format!(
+            "standard input: the table does not exist (1 of 1 groups failed on it; no record is at fault)\n  create it with ddb schema-load --table {missing}"
+        )),
+        "{}",
+        stderr(&failed)
     );
     // Unreadable input (4).
     let broken = ddb_with_stdin(endpoint, &table, &["replay", "-"], b"{ not json");

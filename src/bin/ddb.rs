@@ -5,12 +5,12 @@
 
 use anyhow::{bail, Context as _, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use messaging_stream::aws::Connection;
+use messaging_stream::aws::{Connection, Setup};
 use messaging_stream::cache::dynamo::DynamoCache;
 use messaging_stream::cache::read::{Entry, Reader};
 use messaging_stream::commands::render::{self, Style};
 use messaging_stream::commands::{
-    admin, queries, redrive, replay, sample, schema, seed, write, LocalError,
+    self, admin, queries, redrive, replay, sample, schema, seed, write, LocalError,
 };
 use messaging_stream::event_source_mapping::failure_records;
 use messaging_stream::event_source_mapping::mapping::{self, Settings};
@@ -35,8 +35,24 @@ const EXIT_UNREADABLE: u8 = 4;
 
 /// Where the Makefile runs DynamoDB Local.
 const LOCAL_ENDPOINT: &str = "http://127.0.0.1:8000";
-/// `--endpoint aws`: no endpoint override, the SDK's own (DynamoDB and DynamoDB Streams differ there).
+/// `--endpoint aws`: AWS's own endpoints (DynamoDB and DynamoDB Streams differ there), whatever the
+/// environment and the profile configure.
 const AWS_ENDPOINTS: &str = "aws";
+/// ddb's first retry waits about this long, then twice as long each time (the SDK's back-off): a
+/// person waits on ddb, and a refused connection is not worth seconds of back-off.
+const RETRY_INITIAL_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The one table of exit codes (`ddb --help`; README's is the same).
+const EXIT_STATUS: &str = "\
+Exit status:
+  0  done
+  1  an error, said on stderr; a set-up problem (nothing answers at the endpoint, credentials
+     refused or missing, the table or its index missing) comes with its fix on the next line,
+     for every command, replay included
+  2  the arguments are not valid
+  3  replay: DynamoDB answered and a response named a failed record (batchItemFailures, which
+     Lambda would retry from); local status: DynamoDB Local is not running
+  4  replay: an input could not be read or was not JSON";
 /// The cache table `schema-load --cache` creates when none is named.
 const LOCAL_CACHE_TABLE: &str = "cruddur-cache-local";
 
@@ -44,12 +60,13 @@ const LOCAL_CACHE_TABLE: &str = "cruddur-cache-local";
 #[command(
     name = "ddb",
     version,
-    about = "Run the Cruddur messaging table and its stream consumer locally"
+    about = "Run the Cruddur messaging table and its stream consumer locally",
+    after_help = EXIT_STATUS
 )]
 struct Cli {
-    /// DynamoDB endpoint, as the AWS CLI's, or `aws` for AWS's own endpoints [env:
-    /// AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL; the profile's endpoint_url; default:
-    /// http://127.0.0.1:8000]
+    /// DynamoDB endpoint, as the AWS CLI's, or `aws` for AWS's own endpoints whatever the
+    /// environment and the profile say [env: AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL; the
+    /// profile's endpoint_url; default: http://127.0.0.1:8000]
     #[arg(long = "endpoint-url", visible_alias = "endpoint", global = true)]
     endpoint: Option<String>,
     /// AWS region [env: AWS_REGION; the profile's; default with an endpoint: us-east-1]
@@ -115,9 +132,10 @@ enum Command {
     },
     /// Run the Lambda handler in-process on event files; prints each batch response as a JSON line.
     ///
-    /// Exit status: 0 every batch went through; 3 a response named a failed record
-    /// (batchItemFailures); 4 an input could not be read or was not JSON; 1 any other error
-    /// (an invocation error, DynamoDB unreachable).
+    /// Exit status: 0 every batch went through; 3 DynamoDB answered and a response named a
+    /// failed record (batchItemFailures); 4 an input could not be read or was not JSON; 1 any
+    /// other error: an invocation error, or a set-up problem (DynamoDB unreachable, credentials
+    /// refused, the table or its index missing), with its fix.
     Replay {
         /// Lambda event JSON files, one event per file; `-` reads standard input.
         #[arg(required = true)]
@@ -199,6 +217,28 @@ enum Command {
         #[command(subcommand)]
         action: LocalAction,
     },
+}
+
+impl Command {
+    /// Whether it writes to the table, itself or through the handler (it then says where, once).
+    fn writes(&self) -> bool {
+        match self {
+            Command::SchemaLoad { .. }
+            | Command::Seed
+            | Command::Send { .. }
+            | Command::NewConversation { .. }
+            | Command::Replay { .. }
+            | Command::Watch(_) => true,
+            Command::Drop { yes } => *yes,
+            Command::Redrive(args) => !args.dry_run,
+            Command::Conversations { .. }
+            | Command::Messages { .. }
+            | Command::Event(_)
+            | Command::ListTables
+            | Command::Scan { .. }
+            | Command::Local { .. } => false,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -439,12 +479,18 @@ impl Cli {
         Ok(config)
     }
 
-    fn connection(&self) -> Connection {
+    fn connection(&self, config: &Config) -> Connection {
+        let aws_endpoints = self.endpoint.as_deref() == Some(AWS_ENDPOINTS);
         Connection {
             profile: self.profile.clone(),
             region: self.region.clone(),
-            default_endpoint: (self.endpoint.as_deref() != Some(AWS_ENDPOINTS))
-                .then(|| LOCAL_ENDPOINT.to_owned()),
+            default_endpoint: (!aws_endpoints).then(|| LOCAL_ENDPOINT.to_owned()),
+            aws_endpoints,
+            retry: Some(
+                config
+                    .retry_config()
+                    .with_initial_backoff(RETRY_INITIAL_BACKOFF),
+            ),
         }
     }
 
@@ -524,15 +570,35 @@ async fn run(cli: Cli) -> Result<()> {
     if let Command::Local { action } = cli.command {
         return local(action);
     }
-    let resolved = messaging_stream::aws::resolve(&config, &cli.connection()).await;
-    let endpoint = resolved
-        .endpoint
-        .clone()
-        .unwrap_or_else(|| "AWS".to_owned());
+    let connection = cli.connection(&config);
+    if connection.aws_endpoints
+        && messaging_stream::aws::configured_region(&connection)
+            .await
+            .is_none()
+    {
+        bail!("--endpoint aws needs a region: --region, AWS_REGION or the profile's region");
+    }
+    let resolved = messaging_stream::aws::resolve(&config, &connection).await;
     if let Some(endpoint) = &resolved.endpoint {
         messaging_stream::aws::check_endpoint(endpoint)?;
     }
-    tracing::debug!(endpoint = %endpoint, region = ?resolved.sdk.region(), "ddb connects");
+    let region = resolved
+        .sdk
+        .region()
+        .map_or_else(|| "(none)".to_owned(), ToString::to_string);
+    let endpoint = messaging_stream::aws::dynamodb_endpoint(&resolved.sdk)
+        .await
+        .map_err(|e| anyhow::anyhow!("no DynamoDB endpoint for region {region}: {e}"))?;
+    tracing::debug!(endpoint = %endpoint, region = %region, "ddb connects");
+    // Said once, before anything is written, so that production is never written by surprise
+    // (watch says it after its settings, which stay its first line).
+    let writing = format!(
+        "ddb: writing to table {} at {endpoint} (region {region})",
+        config.table_name
+    );
+    if cli.command.writes() && !matches!(cli.command, Command::Watch(_)) {
+        eprintln!("{writing}");
+    }
     let client = aws_sdk_dynamodb::Client::from_conf(
         messaging_stream::aws::dynamodb_config(&resolved.sdk).build(),
     );
@@ -699,8 +765,9 @@ async fn run(cli: Cli) -> Result<()> {
             let app = app().with_metrics(metrics_to_stderr(metrics)?);
             let mut failed_record = false;
             for file in files {
-                let response = match replay::replay_file(&app, &file).await {
-                    Ok(response) => response,
+                let (response, summary) = match replay::replay_file_with_summary(&app, &file).await
+                {
+                    Ok(replayed) => replayed,
                     Err(error) if error.is_unreadable() => {
                         return Err(Exit {
                             code: EXIT_UNREADABLE,
@@ -712,6 +779,28 @@ async fn run(cli: Cli) -> Result<()> {
                 };
                 failed_record |= !response.batch_item_failures.is_empty();
                 emit(serde_json::to_string(&response)?)?;
+                // A failure of the set-up says nothing about the records: 1 with its fix, not 3.
+                if let Some(&setup) = summary.setup_errors.first() {
+                    let about = match setup {
+                        Setup::MissingCacheTable => config.cache_table_name.as_deref(),
+                        _ => Some(table.as_str()),
+                    };
+                    let input = if file.as_os_str() == "-" {
+                        "standard input".to_owned()
+                    } else {
+                        file.display().to_string()
+                    };
+                    return Err(Exit {
+                        code: 1,
+                        message: format!(
+                            "{input}: {setup} ({} of {} groups failed on it; no record is at fault)\n  {}",
+                            summary.setup_errors.len(),
+                            summary.groups,
+                            commands::hint(setup, about)
+                        ),
+                    }
+                    .into());
+                }
             }
             if failed_record {
                 return Err(Exit {
@@ -801,7 +890,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Watch(args) => {
             let streams = aws_sdk_dynamodbstreams::Client::new(&resolved.sdk);
             let app = app().with_metrics(metrics_to_stderr(args.metrics)?);
-            watch(config.clone(), app, streams, &args, json).await?
+            watch(config.clone(), app, streams, &args, json, &writing).await?
         }
         Command::Redrive(args) => {
             let streams = aws_sdk_dynamodbstreams::Client::new(&resolved.sdk);
@@ -884,10 +973,12 @@ async fn watch(
     streams: aws_sdk_dynamodbstreams::Client,
     args: &WatchArgs,
     json: bool,
+    writing: &str,
 ) -> Result<()> {
     let settings = args.settings()?;
     let options = args.options(&settings);
     eprintln!("ddb watch: settings from {settings}");
+    eprintln!("{writing}");
     let mut trigger = Trigger::new(streams, app, &config.table_name, options).await?;
     let filter = if settings.filters.value.is_empty() {
         "none".to_owned()
@@ -1053,7 +1144,8 @@ fn print_written(written: &write::Written, json: bool, what: &str) -> Result<()>
     }
 }
 
-/// Prints items as JSON lines (`style`) or as aligned columns for a person, one item a line.
+/// Prints items as JSON lines (`style`, everything) or as aligned columns for a person: one item a
+/// line, escaped and cut to the output's width (`render::table`).
 fn print_items(items: &[Item], style: Option<Style>, columns: &[&str]) -> Result<()> {
     if let Some(style) = style {
         for item in items {
@@ -1061,29 +1153,17 @@ fn print_items(items: &[Item], style: Option<Style>, columns: &[&str]) -> Result
         }
         return Ok(());
     }
-    let cell = |item: &Item, column: &str| render::cell(item.get(column));
-    let widths: Vec<usize> = columns
+    let rows: Vec<Vec<String>> = items
         .iter()
-        .map(|c| {
-            items
+        .map(|item| {
+            columns
                 .iter()
-                .map(|i| cell(i, c).chars().count())
-                .chain([c.len()])
-                .max()
-                .unwrap_or(0)
+                .map(|c| render::cell_text(item.get(*c)))
+                .collect()
         })
         .collect();
-    let line = |cells: Vec<String>| {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        emit(padded.join("  ").trim_end())
-    };
-    line(columns.iter().map(|c| c.to_string()).collect())?;
-    for item in items {
-        line(columns.iter().map(|c| cell(item, c)).collect())?;
+    for line in render::table(columns, &rows, render::output_width()) {
+        emit(line)?;
     }
     Ok(())
 }

@@ -239,7 +239,7 @@ impl DynamoCache {
                 .map_err(|error| CacheError::Invalidate {
                     table: self.table.clone(),
                     keys: keys.len(),
-                    detail: DisplayErrorContext(error).to_string(),
+                    detail: crate::aws::Failure::of(&error),
                 })?;
             requests = output
                 .unprocessed_items()
