@@ -53,7 +53,11 @@ impl App {
     /// Builds the DynamoDB client from `config` and the standard AWS environment; with
     /// `CACHE_TABLE_NAME` set, the cache in that table shares the client.
     pub async fn from_config(config: Config) -> Self {
-        let client = crate::aws::dynamodb_client(&config).await;
+        Self::on_client(crate::aws::dynamodb_client(&config).await, config)
+    }
+
+    /// [`App::from_config`] on a client already built (tests add interceptors to it).
+    pub fn on_client(client: aws_sdk_dynamodb::Client, config: Config) -> Self {
         let cache = config
             .cache_table_name
             .clone()

@@ -963,7 +963,7 @@ async fn a_group_chat_of_60_invalidates_61_keys_in_3_requests() {
     }
 }
 
-/// policies/execution-cache.json allows exactly the calls the function makes on the cache table.
+/// policies/execution-cache-dynamodb.json allows exactly the calls the function makes on the cache table.
 #[tokio::test]
 async fn the_execution_policy_allows_exactly_what_the_handler_does_on_the_cache_table() {
     use std::collections::BTreeSet;
@@ -987,7 +987,7 @@ async fn the_execution_policy_allows_exactly_what_the_handler_does_on_the_cache_
     let policy: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/policies/execution-cache.json"
+            "/policies/execution-cache-dynamodb.json"
         ))
         .unwrap(),
     )
@@ -1090,4 +1090,103 @@ fn ddb_reads_through_the_cache_when_a_cache_table_is_set_and_says_hit_or_miss() 
     assert!(miss.contains("cache miss (filled)"), "{miss}");
     assert!(hit.contains("cache hit (messages#"), "{hit}");
     assert_eq!(messages.lines().count(), 5);
+}
+
+/// Issue 16, item 7: `--json` prints the app's five fields whether a cache is set or not, so a script does not
+/// break when someone sets CACHE_TABLE_NAME: the same bytes from the table, from a miss and from a hit.
+/// `--items` prints the rows themselves.
+#[test]
+fn ddb_json_is_one_shape_with_or_without_a_cache() {
+    let table = common::unique_table();
+    let cache_table = format!("cache-{}", uuid::Uuid::new_v4().simple());
+    assert!(ddb(
+        &table,
+        &["--cache-table", &cache_table, "schema-load", "--cache"]
+    )
+    .status
+    .success());
+    assert!(ddb(&table, &["seed"]).status.success());
+    let read = |args: &[&str]| -> (String, String) {
+        let output = ddb(&table, args);
+        assert!(output.status.success(), "{args:?}: {output:?}");
+        (
+            String::from_utf8(output.stdout).unwrap(),
+            String::from_utf8(output.stderr).unwrap(),
+        )
+    };
+    let values = |text: &str| -> Vec<serde_json::Value> {
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+            .collect()
+    };
+    let fields = ["created_at", "display_name", "handle", "message", "uuid"];
+    for list in [
+        vec!["conversations", "andrewbrown"],
+        vec![
+            "messages",
+            "8f1a3c5e-7b9d-4e2f-a6c8-0d4e6f8a1c05",
+            "--limit",
+            "7",
+        ],
+    ] {
+        let (plain, said) = read(&[&["--json"], &list[..]].concat());
+        assert!(!said.contains("cache"), "no cache, no word of it: {said}");
+        let with = [
+            &["--json", "--cache-table", cache_table.as_str()],
+            &list[..],
+        ]
+        .concat();
+        let (miss, said_miss) = read(&with);
+        let (hit, said_hit) = read(&with);
+        assert!(said_miss.contains("cache miss (filled)"), "{said_miss}");
+        assert!(said_hit.contains("cache hit"), "{said_hit}");
+        let (bypassed, _) = read(&[&with[..], &["--no-cache"]].concat());
+        let expected = values(&plain);
+        assert!(expected.len() > 1, "{list:?}: {plain}");
+        for entry in &expected {
+            let keys: Vec<&str> = entry
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .collect();
+            assert_eq!(keys, fields, "{entry}");
+        }
+        for (how, text) in [("miss", &miss), ("hit", &hit), ("--no-cache", &bypassed)] {
+            assert_eq!(values(text), expected, "{list:?} {how}");
+            assert_eq!(text, &plain, "{list:?} {how}: byte for byte");
+        }
+        // The rows themselves, when asked for: the table's attributes, not the app's entry.
+        let (items, _) = read(&[&["--json"], &list[..], &["--items"]].concat());
+        let items = values(&items);
+        assert_eq!(items.len(), expected.len());
+        assert!(
+            items[0].get("pk").is_some() && items[0].get("uuid").is_none(),
+            "{}",
+            items[0]
+        );
+    }
+    // The readers' TTL is checked only where a reader fills.
+    let bad_ttl = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_ddb"))
+            .args(["--endpoint", common::endpoint(), "--table", &table])
+            .args(args)
+            .env("CACHE_TTL_SECONDS", "0")
+            .env_remove("AWS_ENDPOINT_URL_DYNAMODB")
+            .env_remove("CACHE_TABLE_NAME")
+            .output()
+            .unwrap()
+    };
+    let refused = bad_ttl(&[
+        "--cache-table",
+        &cache_table,
+        "conversations",
+        "andrewbrown",
+    ]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("CACHE_TTL_SECONDS=\"0\" is not valid"),
+        "{refused:?}"
+    );
+    assert!(bad_ttl(&["conversations", "andrewbrown"]).status.success());
 }

@@ -7,7 +7,9 @@ use anyhow::{bail, Context as _, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use messaging_stream::aws::{Connection, Setup};
 use messaging_stream::cache::dynamo::DynamoCache;
-use messaging_stream::cache::read::{Entry, Reader};
+use messaging_stream::cache::read::{
+    conversation_entry, message_entry, ttl_from_env, Entry, Reader,
+};
 use messaging_stream::commands::render::{self, Style};
 use messaging_stream::commands::{
     self, admin, queries, redrive, replay, sample, schema, seed, write, LocalError,
@@ -111,17 +113,26 @@ enum Command {
     },
     /// Write users, conversations and messages (idempotent).
     Seed,
-    /// Pattern B: a user's conversation list, newest first (through the cache if one is set).
+    /// Pattern B: a user's conversation list, newest first, as the app returns it.
+    ///
+    /// Each entry has the app's five fields (uuid: the group, display_name and handle: the other
+    /// participant, message, created_at), whether read through the cache or from the table.
     Conversations {
-        /// The user's uuid (or a seed user's handle).
+        /// The user's id (or a seed user's handle).
         user_uuid: String,
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
         limit: Option<u32>,
         /// Read the table even when a cache table is set.
         #[arg(long)]
         no_cache: bool,
+        /// Print the GRP# rows themselves (every attribute), read from the table, not the app's entries.
+        #[arg(long)]
+        items: bool,
     },
-    /// Pattern A: a group's messages, newest first (through the cache if one is set).
+    /// Pattern A: a group's messages, newest first, as the app returns them.
+    ///
+    /// Each entry has the app's five fields (uuid: the message, display_name and handle: the
+    /// sender, message, created_at), whether read through the cache or from the table.
     Messages {
         group_uuid: String,
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
@@ -129,6 +140,9 @@ enum Command {
         /// Read the table even when a cache table is set.
         #[arg(long)]
         no_cache: bool,
+        /// Print the MSG# items themselves (every attribute), read from the table, not the app's entries.
+        #[arg(long)]
+        items: bool,
     },
     /// Run the Lambda handler in-process on event files; prints each batch response as a JSON line.
     ///
@@ -147,11 +161,15 @@ enum Command {
     /// Print a sample Lambda DynamoDB Streams event (as `sam local generate-event`), for `replay -`.
     Event(EventArgs),
     /// Pattern C: write a message to a group, as the app does (the function then moves the group rows).
+    ///
+    /// The text comes from exactly one of: the TEXT argument (`-` reads standard input), --text, or
+    /// --text-file. From standard input or a file it must be UTF-8, and one final line break is dropped.
     Send {
         /// The conversation's message_group_uuid.
         #[arg(long)]
         group: String,
-        /// The sender: any user's uuid, or a seed user's handle.
+        /// The sender: any id the group's rows name (a row's owner or its other participant:
+        /// uuid, ULID, Cognito sub...), or a seed user's handle. Anyone else is refused.
         #[arg(long)]
         from: String,
         /// The sender's display name [default: as the group's rows describe the sender]
@@ -164,8 +182,20 @@ enum Command {
         /// accepts) [default: now, in UTC]
         #[arg(long)]
         at: Option<String>,
-        /// The message text.
-        text: String,
+        /// The message text; `-` reads it from standard input (`@name` is sent as written).
+        #[arg(required_unless_present_any = ["text_flag", "text_file"], conflicts_with_all = ["text_flag", "text_file"])]
+        text: Option<String>,
+        /// The message text, exactly as given (`--text -` sends a dash).
+        #[arg(
+            long = "text",
+            id = "text_flag",
+            value_name = "TEXT",
+            conflicts_with = "text_file"
+        )]
+        text_flag: Option<String>,
+        /// Read the message text from FILE.
+        #[arg(long, value_name = "FILE")]
+        text_file: Option<PathBuf>,
     },
     /// Start a direct conversation: both group rows and the first message, in one transaction.
     NewConversation {
@@ -710,56 +740,85 @@ async fn run(cli: Cli) -> Result<()> {
             user_uuid,
             limit,
             no_cache,
+            items,
         } => {
-            // A seed user's handle is accepted for convenience; anything else is taken as a uuid.
+            // A seed user's handle is accepted for convenience; anything else is taken as an id.
             let user_uuid = write::user(&user_uuid).map_or(user_uuid, |u| u.uuid.to_owned());
-            if let Some(reader) = cached_reader(&config, &client, no_cache) {
-                let read = reader.conversations(&user_uuid, limit).await?;
-                eprintln!("ddb: cache {} (conversations#{user_uuid})", read.served);
-                if read.entries.is_empty() {
-                    bail!(
-                        "nothing found for user {user_uuid:?} in table {table}: no conversations"
-                    );
-                }
-                return print_entries(&read.entries, style);
-            }
-            let rows =
-                queries::conversations(&client, &table, &user_uuid, limit.map(|l| l as usize))
-                    .await?;
-            if rows.is_empty() {
-                bail!(
+            let nothing = || {
+                anyhow::anyhow!(
                     "nothing found for user {user_uuid:?} in table {table}: no conversations \
-                     (GRP#{user_uuid} has no rows; give a user's uuid, or a seed user's handle)"
+                     (GRP#{user_uuid} has no rows; give a user's id, or a seed user's handle)"
+                )
+            };
+            if items {
+                let rows =
+                    queries::conversations(&client, &table, &user_uuid, limit.map(|l| l as usize))
+                        .await?;
+                if rows.is_empty() {
+                    return Err(nothing());
+                }
+                return print_items(
+                    &rows,
+                    style,
+                    &["sk", "user_handle", "message_group_uuid", "message"],
                 );
             }
-            print_items(
-                &rows,
-                style,
-                &["sk", "user_handle", "message_group_uuid", "message"],
-            )?;
+            let entries = match cached_reader(&config, &client, no_cache)? {
+                Some(reader) => {
+                    let read = reader.conversations(&user_uuid, limit).await?;
+                    eprintln!("ddb: cache {} (conversations#{user_uuid})", read.served);
+                    read.entries
+                }
+                None => {
+                    queries::conversations(&client, &table, &user_uuid, limit.map(|l| l as usize))
+                        .await?
+                        .iter()
+                        .map(conversation_entry)
+                        .collect()
+                }
+            };
+            if entries.is_empty() {
+                return Err(nothing());
+            }
+            print_entries(&entries, style)?;
         }
         Command::Messages {
             group_uuid,
             limit,
             no_cache,
+            items,
         } => {
-            if let Some(reader) = cached_reader(&config, &client, no_cache) {
-                let read = reader.messages(&group_uuid, limit).await?;
-                eprintln!("ddb: cache {} (messages#{group_uuid})", read.served);
-                if read.entries.is_empty() {
-                    bail!("nothing found for group {group_uuid:?} in table {table}: no messages");
-                }
-                return print_entries(&read.entries, style);
-            }
-            let items =
-                queries::messages(&client, &table, &group_uuid, limit.map(|l| l as usize)).await?;
-            if items.is_empty() {
-                bail!(
+            let nothing = || {
+                anyhow::anyhow!(
                     "nothing found for group {group_uuid:?} in table {table}: no messages \
                      (MSG#{group_uuid} has no items)"
-                );
+                )
+            };
+            if items {
+                let items =
+                    queries::messages(&client, &table, &group_uuid, limit.map(|l| l as usize))
+                        .await?;
+                if items.is_empty() {
+                    return Err(nothing());
+                }
+                return print_items(&items, style, &["sk", "user_handle", "message"]);
             }
-            print_items(&items, style, &["sk", "user_handle", "message"])?;
+            let entries = match cached_reader(&config, &client, no_cache)? {
+                Some(reader) => {
+                    let read = reader.messages(&group_uuid, limit).await?;
+                    eprintln!("ddb: cache {} (messages#{group_uuid})", read.served);
+                    read.entries
+                }
+                None => queries::messages(&client, &table, &group_uuid, limit.map(|l| l as usize))
+                    .await?
+                    .iter()
+                    .map(message_entry)
+                    .collect(),
+            };
+            if entries.is_empty() {
+                return Err(nothing());
+            }
+            print_entries(&entries, style)?;
         }
         Command::Replay { files, metrics } => {
             let app = app().with_metrics(metrics_to_stderr(metrics)?);
@@ -818,27 +877,29 @@ async fn run(cli: Cli) -> Result<()> {
             handle,
             at,
             text,
+            text_flag,
+            text_file,
         } => {
-            let who = write::Who::parse(&from, name, handle)?;
-            let from = match who.complete() {
-                Some(from) => from,
-                None => {
-                    let index = &config.group_index_name;
-                    let found =
-                        write::sender_names(&client, &table, index, &group, &who.uuid).await?;
-                    let (display_name, handle) = found.ok_or(write::WriteError::NoNames {
-                        user: who.uuid.clone(),
-                        found: "no row of this group describes them",
-                        flags: "--name and --handle",
-                    })?;
-                    write::Participant {
-                        uuid: who.uuid.clone(),
-                        display_name: who.display_name.unwrap_or(display_name),
-                        handle: who.handle.unwrap_or(handle),
-                    }
-                }
+            let source = match (text, text_flag, text_file) {
+                (Some(text), _, _) => write::TextSource::argument(text),
+                (None, Some(text), _) => write::TextSource::Literal(text),
+                (None, None, Some(path)) => write::TextSource::File(path),
+                (None, None, None) => unreachable!("clap requires one text source"),
             };
-            let sent = write::send_at(&client, &table, &group, &from, &text, at.as_deref()).await?;
+            let text = source.read(std::io::stdin().lock())?;
+            let index = &config.group_index_name;
+            let sent = write::send_from(
+                &client,
+                &table,
+                index,
+                &group,
+                &from,
+                name,
+                handle,
+                &text,
+                at.as_deref(),
+            )
+            .await?;
             print_written(&sent, json, "sent")?;
         }
         Command::NewConversation {
@@ -1033,18 +1094,21 @@ async fn watch(
     Ok(())
 }
 
-/// The read-through reader when a cache table is set and not bypassed.
+/// The read-through reader when a cache table is set and not bypassed. Only then is
+/// `CACHE_TTL_SECONDS` read (and a bad value refused): it is the fill's setting.
 fn cached_reader(
     config: &Config,
     client: &aws_sdk_dynamodb::Client,
     no_cache: bool,
-) -> Option<Reader> {
-    let table = config.cache_table_name.as_ref().filter(|_| !no_cache)?;
+) -> Result<Option<Reader>> {
+    let Some(table) = config.cache_table_name.as_ref().filter(|_| !no_cache) else {
+        return Ok(None);
+    };
+    let ttl = ttl_from_env()?;
     let cache = DynamoCache::new(client.clone(), table.clone());
-    Some(
-        Reader::new(client.clone(), config.table_name.clone())
-            .with_cache(Arc::new(cache), config.cache_ttl),
-    )
+    Ok(Some(
+        Reader::new(client.clone(), config.table_name.clone()).with_cache(Arc::new(cache), ttl),
+    ))
 }
 
 /// Prints the app's list entries (docs/CACHE.md) as JSON lines or columns.
