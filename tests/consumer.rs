@@ -332,14 +332,15 @@ async fn a_row_moved_between_query_and_write_is_reread_and_never_doubled() {
     assert_eq!(table.all_items().await.len(), 2);
 }
 
-/// Holds each of the first `parties` TransactWriteItems calls until all of them have been made (or
-/// 30 s have passed): when it opens, that many invocations have read the group's rows and are
-/// writing at once. Later calls (the retries after a lost race) pass.
+/// Holds each of the first `parties` TransactWriteItems calls until all of them have been made:
+/// when it opens, that many invocations have read the group's rows and are writing at once. Later
+/// calls (the retries after a lost race) pass. A call held 30 s lets go and marks the barrier
+/// broken, so a run whose invocations did not overlap fails instead of hanging.
 #[derive(Debug, Clone)]
 struct WriteBarrier {
     parties: usize,
-    /// (calls held so far, opened), and its condition: all have arrived.
-    shared: Arc<(Mutex<(usize, bool)>, Condvar)>,
+    /// (calls held so far, opened, broken), and its condition: all have arrived.
+    shared: Arc<(Mutex<(usize, bool, bool)>, Condvar)>,
 }
 
 impl WriteBarrier {
@@ -350,8 +351,10 @@ impl WriteBarrier {
         }
     }
 
+    /// Whether all `parties` calls were held at once.
     fn opened(&self) -> bool {
-        self.shared.0.lock().unwrap().1
+        let (_, opened, broken) = *self.shared.0.lock().unwrap();
+        opened && !broken
     }
 }
 
@@ -384,9 +387,12 @@ impl Intercept for WriteBarrier {
             return Ok(());
         }
         tokio::task::block_in_place(|| {
-            let _ = all_arrived
-                .wait_timeout_while(state, Duration::from_secs(30), |(_, opened)| !*opened)
+            let (mut state, waited) = all_arrived
+                .wait_timeout_while(state, Duration::from_secs(30), |(_, opened, _)| !*opened)
                 .unwrap();
+            if waited.timed_out() {
+                state.2 = true;
+            }
         });
         Ok(())
     }
@@ -408,17 +414,15 @@ async fn concurrent_invocations_on_one_group_leave_one_row_per_owner_at_the_newe
             .build(),
     );
     let app = messaging_stream::App::new(Store::new(client, &table.config), table.config.clone());
-    let batches: Vec<_> = stamps
-        .iter()
-        .enumerate()
-        .map(|(i, stamp)| event(vec![message_record("g", stamp, stamp, &i.to_string())]))
-        .collect();
-    let invocations = batches
-        .iter()
-        .map(|batch| messaging_stream::handler::process(&app, batch));
+    // Each invocation a task of its own, as Lambda runs them: a held write holds only its own.
+    let invocations = stamps.iter().enumerate().map(|(i, stamp)| {
+        let app = app.clone();
+        let batch = event(vec![message_record("g", stamp, stamp, &i.to_string())]);
+        tokio::spawn(async move { messaging_stream::handler::process(&app, &batch).await })
+    });
     let mut lost_races = 0;
     for result in futures::future::join_all(invocations).await {
-        let (response, summary) = result.unwrap();
+        let (response, summary) = result.expect("the invocation's task").unwrap();
         assert!(response.batch_item_failures.is_empty());
         lost_races += summary.condition_rereads + summary.conflict_retries;
     }
