@@ -95,7 +95,10 @@ pub fn check_event_value(value: &Value) {
         match outcome {
             Parsed::Relevant(_) => assert!(delivered, "relevant, but the filter drops it: {raw}"),
             Parsed::Ignored { .. } => {
-                assert!(!delivered, "the filter delivers it, but it is ignored: {raw}")
+                assert!(
+                    !delivered,
+                    "the filter delivers it, but it is ignored: {raw}"
+                )
             }
             Parsed::Malformed { .. } => {}
         }

@@ -2,14 +2,14 @@
 
 mod common;
 
-use common::{event, group_row, message_record, s, TestTable};
-use messaging_stream::event::{MessageChange, MessageText, RecordRef};
-use messaging_stream::plan::{self, GroupUpdate};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_types::config_bag::ConfigBag;
+use common::{event, group_row, message_record, s, TestTable};
+use messaging_stream::event::{MessageChange, MessageText, RecordRef};
+use messaging_stream::plan::{self, GroupUpdate};
 use messaging_stream::{apply, store::Store};
 use serde_json::json;
 use std::sync::{Arc, Condvar, Mutex};
@@ -339,8 +339,15 @@ async fn a_row_moved_between_query_and_write_is_reread_and_never_doubled() {
 #[derive(Debug, Clone)]
 struct WriteBarrier {
     parties: usize,
-    /// (calls held so far, opened, broken), and its condition: all have arrived.
-    shared: Arc<(Mutex<(usize, bool, bool)>, Condvar)>,
+    /// Its state, and the condition "all have arrived".
+    shared: Arc<(Mutex<BarrierState>, Condvar)>,
+}
+
+#[derive(Debug, Default)]
+struct BarrierState {
+    held: usize,
+    opened: bool,
+    broken: bool,
 }
 
 impl WriteBarrier {
@@ -353,8 +360,8 @@ impl WriteBarrier {
 
     /// Whether all `parties` calls were held at once.
     fn opened(&self) -> bool {
-        let (_, opened, broken) = *self.shared.0.lock().unwrap();
-        opened && !broken
+        let state = self.shared.0.lock().unwrap();
+        state.opened && !state.broken
     }
 }
 
@@ -377,21 +384,21 @@ impl Intercept for WriteBarrier {
         }
         let (state, all_arrived) = &*self.shared;
         let mut state = state.lock().unwrap();
-        if state.0 == self.parties {
+        if state.held == self.parties {
             return Ok(());
         }
-        state.0 += 1;
-        if state.0 == self.parties {
-            state.1 = true;
+        state.held += 1;
+        if state.held == self.parties {
+            state.opened = true;
             all_arrived.notify_all();
             return Ok(());
         }
         tokio::task::block_in_place(|| {
             let (mut state, waited) = all_arrived
-                .wait_timeout_while(state, Duration::from_secs(30), |(_, opened, _)| !*opened)
+                .wait_timeout_while(state, Duration::from_secs(30), |state| !state.opened)
                 .unwrap();
             if waited.timed_out() {
-                state.2 = true;
+                state.broken = true;
             }
         });
         Ok(())

@@ -364,7 +364,11 @@ async fn two_conversations_at_the_same_instant_across_two_batches_are_both_liste
         a_g2,
         [
             ("GRP#a".to_owned(), nudged, "hello g2, edited".to_owned()),
-            ("GRP#c".to_owned(), T3.to_owned(), "hello g2, edited".to_owned()),
+            (
+                "GRP#c".to_owned(),
+                T3.to_owned(),
+                "hello g2, edited".to_owned()
+            ),
         ]
     );
     assert_eq!(

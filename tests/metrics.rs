@@ -145,19 +145,19 @@ const PREVIEW_MAX_BYTES: usize = 64;
 /// has some name holding another's number.
 const EVERY_COUNT: [(&str, u64); 14] = [
     ("RecordsReceived", 31),   // 12 relevant + 10 ignored + 9 malformed
-    ("RecordsRelevant", 12),   // one record for each of the 8 groups, 3 older ones in `move`, 1 in `race`
-    ("RecordsIgnored", 10),    // the function's own GRP# writes
-    ("RecordsMalformed", 9),   // records missing every required field
-    ("GroupsUpdated", 6),      // move, nudge, edit, fall, race, current
-    ("GroupsFailed", 2),       // bad-1, bad-2
-    ("RowsMoved", 11),         // move 7, nudge 3, race 1
+    ("RecordsRelevant", 12), // one record for each of the 8 groups, 3 older ones in `move`, 1 in `race`
+    ("RecordsIgnored", 10),  // the function's own GRP# writes
+    ("RecordsMalformed", 9), // records missing every required field
+    ("GroupsUpdated", 6),    // move, nudge, edit, fall, race, current
+    ("GroupsFailed", 2),     // bad-1, bad-2
+    ("RowsMoved", 11),       // move 7, nudge 3, race 1
     ("RowsAlreadyCurrent", 8), // current 7, and the race row another writer moved past the message
-    ("RowsEdited", 4),         // edit 4
-    ("RowsFallenBack", 5),     // fall 5
-    ("RowsNudged", 3),         // nudge 3: each owner's other conversation holds the instant
-    ("RowsTruncated", 7),      // move 7: its text is longer than PREVIEW_MAX_BYTES
-    ("ConditionRereads", 1),   // the race row moved between the handler's query and its write
-    ("ConflictRetries", 0),    // nothing writes the same items at once
+    ("RowsEdited", 4),       // edit 4
+    ("RowsFallenBack", 5),   // fall 5
+    ("RowsNudged", 3),       // nudge 3: each owner's other conversation holds the instant
+    ("RowsTruncated", 7),    // move 7: its text is longer than PREVIEW_MAX_BYTES
+    ("ConditionRereads", 1), // the race row moved between the handler's query and its write
+    ("ConflictRetries", 0),  // nothing writes the same items at once
 ];
 
 /// Moves one row, once, as another invocation would between the handler's query and its write:
@@ -239,7 +239,9 @@ async fn batch_of_every_count(table: &TestTable) -> (Value, messaging_stream::pl
     items.extend(rows("move", 7, T0));
     // Each nudge owner's other conversation already shows a message at exactly T1.
     items.extend(rows("nudge", 3, T0));
-    items.extend((0..3).map(|i| group_row(&format!("nudge-{i}"), &format!("nudge-other-{i}"), T1, "o")));
+    items.extend(
+        (0..3).map(|i| group_row(&format!("nudge-{i}"), &format!("nudge-other-{i}"), T1, "o")),
+    );
     items.extend(rows("edit", 4, EDITED_AT));
     items.extend(rows("fall", 5, REMOVED_AT));
     items.push(message_item("fall", FALLBACK_AT, "before the removed one"));
@@ -248,8 +250,18 @@ async fn batch_of_every_count(table: &TestTable) -> (Value, messaging_stream::pl
     // Sort keys that are not timestamps: the key the row must move to is the owner's other
     // conversation's, and there is no instant to nudge from, so the group fails.
     for k in 1..=2 {
-        items.push(group_row(&format!("bad-{k}"), &format!("bad-{k}"), "garbage-1", "x"));
-        items.push(group_row(&format!("bad-{k}"), &format!("bad-other-{k}"), "garbage-2", "y"));
+        items.push(group_row(
+            &format!("bad-{k}"),
+            &format!("bad-{k}"),
+            "garbage-1",
+            "x",
+        ));
+        items.push(group_row(
+            &format!("bad-{k}"),
+            &format!("bad-other-{k}"),
+            "garbage-2",
+            "y",
+        ));
     }
     table.put(items).await;
     let race_row = group_row("race-1", "race", T0, "old");
@@ -267,7 +279,14 @@ async fn batch_of_every_count(table: &TestTable) -> (Value, messaging_stream::pl
         message_record("bad-2", "garbage-2", "collides", "107"),
         message_record("race", T0, "older", "108"),
     ];
-    records.extend((0..3).map(|i| message_record("move", &format!("2025-12-3{i}T00:00:00+00:00"), "older", &format!("11{i}"))));
+    records.extend((0..3).map(|i| {
+        message_record(
+            "move",
+            &format!("2025-12-3{i}T00:00:00+00:00"),
+            "older",
+            &format!("11{i}"),
+        )
+    }));
     for i in 0..10 {
         let mut own_write = message_record("any", T1, "x", &format!("2{i:02}"));
         own_write["dynamodb"]["Keys"]["pk"]["S"] = format!("GRP#owner-{i}").into();
@@ -282,7 +301,11 @@ async fn one_invocation_writes_one_valid_document_with_its_batch_counts() {
     let table = TestTable::new().await;
     let (payload, race_row, first_failed) = batch_of_every_count(&table).await;
     let distinct: BTreeSet<u64> = EVERY_COUNT.iter().map(|(_, n)| *n).collect();
-    assert_eq!(distinct.len(), EVERY_COUNT.len(), "every count a different number");
+    assert_eq!(
+        distinct.len(),
+        EVERY_COUNT.len(),
+        "every count a different number"
+    );
 
     let mut config = table.config.clone();
     config.preview_max_bytes = Some(PREVIEW_MAX_BYTES);

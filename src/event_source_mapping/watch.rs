@@ -1092,7 +1092,11 @@ mod tests {
             let changed: StatsSnapshot =
                 serde_json::from_value(serde_json::Value::Object(changed)).unwrap();
             let shown = changed.to_string() != stats.to_string();
-            assert_eq!(shown, name != "iterator_age_ms", "{name} in the progress line");
+            assert_eq!(
+                shown,
+                name != "iterator_age_ms",
+                "{name} in the progress line"
+            );
         }
     }
 }
