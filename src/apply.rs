@@ -110,8 +110,8 @@ pub enum GroupError {
     },
     #[error("group {group}: transaction still conflicting after {attempts} retries")]
     ConflictRetriesExhausted { group: String, attempts: u32 },
-    #[error("the invocation's deadline came before the group was done")]
-    DeadlineReached,
+    #[error("group {group}: the invocation's deadline came before the group was done")]
+    DeadlineReached { group: String },
     #[error("group {group}: transaction cancelled: {reason}")]
     Cancelled { group: String, reason: String },
     #[error("group {group}: {source}")]
@@ -125,6 +125,25 @@ pub enum GroupError {
         pk: String,
         at: String,
     },
+}
+
+impl GroupError {
+    /// The kind of failure, one word, for reports that carry the reason on (the failures file of
+    /// `ddb watch`, `ddb redrive`); every variant's message names the group and ids only, never text.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Store(StoreError::QueryGroup { .. }) => "QueryGroupFailed",
+            Self::Store(StoreError::ReadOwner { .. }) => "ReadOwnerFailed",
+            Self::Store(StoreError::ReadMessages { .. }) => "ReadMessagesFailed",
+            Self::Store(StoreError::Transaction { .. }) => "TransactionFailed",
+            Self::ConditionRetriesExhausted { .. } => "ConditionRetriesExhausted",
+            Self::ConflictRetriesExhausted { .. } => "ConflictRetriesExhausted",
+            Self::DeadlineReached { .. } => "DeadlineReached",
+            Self::Cancelled { .. } => "Cancelled",
+            Self::CacheInvalidation { .. } => "CacheInvalidation",
+            Self::NoFreeKey { .. } => "NoFreeKey",
+        }
+    }
 }
 
 /// Brings every row of `update.group_uuid` to what the batch leaves the group at.

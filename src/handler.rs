@@ -93,8 +93,8 @@ pub struct Summary {
     pub condition_rereads: usize,
     pub conflict_retries: usize,
     pub failed_groups: usize,
-    /// Why each failed group failed (ids and error kinds only, never message text): `ddb redrive`
-    /// reports them.
+    /// Why each failed group failed, `Kind: group <id>: ...` (ids and error kinds only, never
+    /// message text): `ddb redrive` reports them, `ddb watch` puts them in its failures file.
     pub group_errors: Vec<String>,
 }
 
@@ -220,7 +220,11 @@ async fn process_batch(
                     Some(at) => {
                         tokio::time::timeout_at(at.into(), apply_and_invalidate(app, update))
                             .await
-                            .unwrap_or(Err(GroupError::DeadlineReached))
+                            .unwrap_or_else(|_| {
+                                Err(GroupError::DeadlineReached {
+                                    group: update.group_uuid.clone(),
+                                })
+                            })
                     }
                     None => apply_and_invalidate(app, update).await,
                 },
@@ -260,7 +264,9 @@ async fn process_batch(
             }
             Err(error) => {
                 summary.failed_groups += 1;
-                summary.group_errors.push(error.to_string());
+                summary
+                    .group_errors
+                    .push(format!("{}: {error}", error.kind()));
                 tracing::error!(
                     group = %update.group_uuid,
                     retry_from = update.first_record.sequence_number.as_deref(),

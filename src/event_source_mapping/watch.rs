@@ -100,9 +100,30 @@ impl Default for WatchOptions {
 #[error("{0}")]
 pub struct FunctionError(pub String);
 
+/// A batch response, and the function's reason for each group it reported failed.
+#[derive(Debug, Clone, Default)]
+pub struct Invoked {
+    pub response: DynamoDbEventResponse,
+    /// `Kind: group <id>: ...` (the handler's [`handler::Summary::group_errors`]); empty when the
+    /// function cannot say (Lambda itself sends no reason with a batch response).
+    pub reasons: Vec<String>,
+}
+
 /// What the trigger invokes with each batch: the Lambda event JSON in, the batch response out.
 pub trait Function: Send + Sync {
     fn invoke(&self, event: Value) -> BoxFuture<'_, Result<DynamoDbEventResponse, FunctionError>>;
+
+    /// [`Function::invoke`] with the reasons the function gave, which the failures file keeps; by
+    /// default none.
+    fn invoke_with_reasons(&self, event: Value) -> BoxFuture<'_, Result<Invoked, FunctionError>> {
+        Box::pin(async move {
+            let response = self.invoke(event).await?;
+            Ok(Invoked {
+                response,
+                reasons: Vec::new(),
+            })
+        })
+    }
 }
 
 /// The real handler, in-process, exactly as the Lambda runtime calls it.
@@ -115,6 +136,50 @@ impl Function for App {
                 .await
                 .map_err(|error| FunctionError(error.to_string()))
         })
+    }
+
+    /// The same call ([`handler::handle`] with a default context has no deadline either), keeping
+    /// the summary's reasons.
+    fn invoke_with_reasons(&self, event: Value) -> BoxFuture<'_, Result<Invoked, FunctionError>> {
+        let app = self.clone();
+        Box::pin(async move {
+            let (response, summary) = handler::process(&app, &event)
+                .await
+                .map_err(|error| FunctionError(error.to_string()))?;
+            Ok(Invoked {
+                response,
+                reasons: summary.group_errors,
+            })
+        })
+    }
+}
+
+/// `settled` with the function's reasons after its error (`the function reported itemIdentifier N:
+/// Kind: group G: ...`), so the log line and the failures file say why, not only where.
+fn with_reasons(settled: Settled, reasons: &[String]) -> Settled {
+    if reasons.is_empty() {
+        return settled;
+    }
+    let explain = |error: String| format!("{error}: {}", reasons.join("; "));
+    match settled {
+        Settled::Retry {
+            from,
+            attempt,
+            error,
+        } => Settled::Retry {
+            from,
+            attempt,
+            error: explain(error),
+        },
+        Settled::Bisected { size, error } => Settled::Bisected {
+            size,
+            error: explain(error),
+        },
+        Settled::GaveUp(mut range) => {
+            range.error = explain(range.error);
+            Settled::GaveUp(range)
+        }
+        done @ Settled::Done { .. } => done,
     }
 }
 
@@ -853,7 +918,12 @@ impl Trigger {
             .store(lag.as_millis() as u64, Ordering::Relaxed);
         let retries_before = queue.attempts();
         Stats::add(&self.stats.invocations, 1);
-        let invoked = tokio::time::timeout(self.options.timeout, self.function.invoke(event)).await;
+        let invoked = tokio::time::timeout(
+            self.options.timeout,
+            self.function.invoke_with_reasons(event),
+        )
+        .await;
+        let mut reasons = Vec::new();
         let (answer, invocation_error) = match invoked {
             Err(_) => (
                 Answer::Error(format!(
@@ -863,19 +933,25 @@ impl Trigger {
                 true,
             ),
             Ok(Err(error)) => (Answer::Error(error.0), true),
-            Ok(Ok(response)) => (
-                Answer::Response(
-                    response
-                        .batch_item_failures
-                        .into_iter()
-                        .map(|f| f.item_identifier)
-                        .collect(),
-                ),
-                false,
-            ),
+            Ok(Ok(Invoked {
+                response,
+                reasons: said,
+            })) => {
+                reasons = said;
+                (
+                    Answer::Response(
+                        response
+                            .batch_item_failures
+                            .into_iter()
+                            .map(|f| f.item_identifier)
+                            .collect(),
+                    ),
+                    false,
+                )
+            }
         };
         let before = queue.len();
-        let settled = queue.settle(len, answer);
+        let settled = with_reasons(queue.settle(len, answer), &reasons);
         Stats::sub(&self.stats.pending, (before - queue.len()) as u64);
         if !matches!(settled, Settled::Done { .. }) {
             Stats::add(&self.stats.failed_invocations, 1);
