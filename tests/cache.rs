@@ -941,8 +941,21 @@ async fn a_group_chat_of_60_invalidates_61_keys_in_3_requests() {
         .put(owners.iter().map(|o| group_row(o, "big", T0, "x")))
         .await;
     let reader = f.reader();
+    let filled = Served::Miss {
+        fill: Some(Filled::Stored),
+    };
+    let mut keys: Vec<CacheKey> = owners
+        .iter()
+        .map(|o| CacheKey::Conversations(o.clone()))
+        .collect();
+    keys.push(CacheKey::Messages("big".into()));
     for owner in &owners {
-        reader.conversations(owner, None).await.unwrap();
+        let read = reader.conversations(owner, None).await.unwrap();
+        assert_eq!(read.served, filled, "{owner}'s list");
+    }
+    assert_eq!(reader.messages("big", None).await.unwrap().served, filled);
+    for key in &keys {
+        assert!(f.cache.get(key).await.is_some(), "{} is cached", key.id());
     }
     f.table.requests.reset();
 
@@ -951,14 +964,25 @@ async fn a_group_chat_of_60_invalidates_61_keys_in_3_requests() {
         .await;
 
     assert!(response.batch_item_failures.is_empty());
+    // 61 keys (60 lists and the group's messages), 25 a request: 3 requests, each key once.
     assert_eq!(f.table.requests.counts().get("BatchWriteItem"), Some(&3));
-    for owner in &owners {
+    let cache_resource = format!("table/{}", f.cache_table);
+    let deleted: std::collections::BTreeSet<String> = f
+        .table
+        .requests
+        .iam_uses()
+        .into_iter()
+        .filter(|u| u.action == "dynamodb:BatchWriteItem" && u.resource == cache_resource)
+        .filter_map(|u| u.leading_key)
+        .collect();
+    let expected: std::collections::BTreeSet<String> = keys.iter().map(CacheKey::id).collect();
+    assert_eq!(deleted.len(), 61);
+    assert_eq!(deleted, expected);
+    for key in &keys {
         assert!(
-            f.cache
-                .get(&CacheKey::Conversations(owner.clone()))
-                .await
-                .is_none(),
-            "{owner}'s list is still cached"
+            f.cache.get(key).await.is_none(),
+            "{} is still cached",
+            key.id()
         );
     }
 }
@@ -1078,11 +1102,34 @@ fn ddb_reads_through_the_cache_when_a_cache_table_is_set_and_says_hit_or_miss() 
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(entries.len(), direct.lines().count());
     assert!(!entries.is_empty());
     for key in ["uuid", "display_name", "handle", "message", "created_at"] {
         assert!(entries[0].get(key).is_some(), "{key} in {}", entries[0]);
     }
+    // The cached list and the table's, line for line: the same conversations in the same order with
+    // the same names and text. (`--no-cache` prints the rows as stored, a cache hit the app's entries;
+    // compared on what both carry: the entry's fields and the rows' attributes they come from.)
+    let shared = |line: &serde_json::Value| {
+        let field = |entry: &str, row: &str| {
+            line.get(entry)
+                .or_else(|| line.get(row))
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_else(|| panic!("{entry} (or {row}) in {line}"))
+                .to_owned()
+        };
+        [
+            field("uuid", "message_group_uuid"),
+            field("display_name", "user_display_name"),
+            field("handle", "user_handle"),
+            field("message", "message"),
+            field("created_at", "sk"),
+        ]
+    };
+    let direct: Vec<_> = direct
+        .lines()
+        .map(|l| shared(&serde_json::from_str(l).unwrap()))
+        .collect();
+    assert_eq!(entries.iter().map(shared).collect::<Vec<_>>(), direct);
 
     let group = entries[0]["uuid"].as_str().unwrap().to_owned();
     let (_, miss) = read(&[&cached[..], &["messages", &group, "--limit", "5"]].concat());

@@ -599,13 +599,22 @@ fn schema_load_reports_and_fixes_a_table_without_stream_or_index() {
 fn drop_takes_y_and_watch_refuses_what_lambda_refuses() {
     let (endpoint, table) = new_table();
     ok(ddb(endpoint, &table, &["drop", "-y"]));
-    for args in [
-        ["watch", "--batching-window", "301"],
-        ["watch", "--timeout", "0"],
-        ["watch", "--timeout", "901"],
+    // clap's usage error (status 2), naming the flag, the value and Lambda's range: any other
+    // usage error (a misspelt flag, a missing value) would also exit 2.
+    for (args, range) in [
+        (["watch", "--batching-window", "301"], "0..=300"),
+        (["watch", "--timeout", "0"], "1..=900"),
+        (["watch", "--timeout", "901"], "1..=900"),
     ] {
         let output = ddb(endpoint, &table, &args);
         assert_eq!(output.status.code(), Some(2), "{args:?}: {output:?}");
+        let (flag, value) = (args[1], args[2]);
+        let error = stderr(&output);
+        assert!(
+            error.contains(&format!("invalid value '{value}' for '{flag}"))
+                && error.contains(&format!("{value} is not in {range}")),
+            "{args:?}: {error}"
+        );
     }
 }
 
