@@ -14,13 +14,14 @@
 //! and every later read sees them. So the handler runs unchanged, and a dry run counts exactly what
 //! the real run would, batch after batch.
 
+use crate::aws::{Failure, Setup};
 use crate::config::Config;
 use crate::event::{MessageText, MESSAGE_PK_PREFIX};
 use crate::plan::{
     Fallback, GroupRow, Item, Message, RowWrite, GROUP_ATTR, GROUP_PK_PREFIX, MESSAGE_ATTR,
     MESSAGE_SK_ATTR, TRUNCATED_ATTR,
 };
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
@@ -43,22 +44,34 @@ pub enum StoreError {
     QueryGroup {
         index: String,
         group: String,
-        detail: String,
+        detail: Failure,
     },
     #[error("consistent read of {pk} for group {group}: {detail}")]
     ReadOwner {
         pk: String,
         group: String,
-        detail: String,
+        detail: Failure,
     },
     #[error("reading the newest messages of group {group}: {detail}")]
-    ReadMessages { group: String, detail: String },
+    ReadMessages { group: String, detail: Failure },
     #[error("writing {rows} rows of group {group}: {detail}")]
     Transaction {
         group: String,
         rows: usize,
-        detail: String,
+        detail: Failure,
     },
+}
+
+impl StoreError {
+    /// The set-up problem (unreachable, credentials, missing table or index) behind it, if any.
+    pub fn setup(&self) -> Option<Setup> {
+        match self {
+            Self::QueryGroup { detail, .. }
+            | Self::ReadOwner { detail, .. }
+            | Self::ReadMessages { detail, .. }
+            | Self::Transaction { detail, .. } => detail.setup,
+        }
+    }
 }
 
 /// Why DynamoDB cancelled one row's part of a transaction.
@@ -318,7 +331,7 @@ impl Store {
     async fn all_pages(
         &self,
         query: QueryFluentBuilder,
-        error: impl Fn(String) -> StoreError,
+        error: impl Fn(Failure) -> StoreError,
     ) -> Result<Vec<Item>, StoreError> {
         let pages = query
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
@@ -326,7 +339,7 @@ impl Store {
             .send()
             .collect::<Result<Vec<_>, _>>()
             .await
-            .map_err(|e| error(DisplayErrorContext(e).to_string()))?;
+            .map_err(|e| error(Failure::of(&e)))?;
         self.count(
             UnitKind::Read,
             pages.iter().map(|page| page.consumed_capacity()),
@@ -357,7 +370,7 @@ impl Store {
             .await
             .map_err(|error| StoreError::ReadMessages {
                 group: group.to_owned(),
-                detail: DisplayErrorContext(error).to_string(),
+                detail: Failure::of(&error),
             })?;
         self.count(UnitKind::Read, [output.consumed_capacity()]);
         Ok(output
@@ -461,7 +474,7 @@ impl Store {
             Err(error) => Err(StoreError::Transaction {
                 group: group.to_owned(),
                 rows: rows.len(),
-                detail: DisplayErrorContext(error).to_string(),
+                detail: Failure::of(&error),
             }),
         }
     }
@@ -594,7 +607,7 @@ impl Store {
     }
 }
 
-fn read_owner(pk: &str, group: &str, detail: String) -> StoreError {
+fn read_owner(pk: &str, group: &str, detail: Failure) -> StoreError {
     StoreError::ReadOwner {
         pk: pk.to_owned(),
         group: group.to_owned(),

@@ -14,7 +14,8 @@ use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    // JSON or text per AWS_LAMBDA_LOG_FORMAT, level per AWS_LAMBDA_LOG_LEVEL; the SDK capped at DEBUG.
+    // JSON or text per AWS_LAMBDA_LOG_FORMAT, level per AWS_LAMBDA_LOG_LEVEL (or RUST_LOG); every
+    // crate but ours capped at DEBUG, whatever RUST_LOG says (src/logging.rs).
     let settings = match LogSettings::from_env() {
         Ok(settings) => settings,
         Err(error) => return refuse(&error),
