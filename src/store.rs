@@ -129,9 +129,18 @@ pub struct Store {
 
 /// The items a dry run wrote, by key: `Some` put (or updated), `None` deleted. Shared by the clones
 /// of one dry-run store.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Draft {
     items: HashMap<(String, String), Option<Item>>,
+}
+
+/// The items hold message text: their number only.
+impl std::fmt::Debug for Draft {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Draft")
+            .field("items", &self.items.len())
+            .finish()
+    }
 }
 
 impl Draft {

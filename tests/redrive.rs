@@ -1119,3 +1119,32 @@ async fn the_dry_run_store_keeps_its_writes_and_checks_their_conditions() {
         Some(OLD.to_owned())
     );
 }
+
+/// A dry-run store holds message text in memory; its Debug form (an App is Debug) never shows it.
+#[tokio::test]
+async fn the_dry_run_store_never_prints_the_text_it_holds() {
+    use messaging_stream::event::{MessageChange, MessageText, RecordRef};
+    use messaging_stream::plan::{self, RowPlan};
+    let table = TestTable::new().await;
+    table.put([group_row("alice", "g", OLD, "old")]).await;
+    let store = table.app.store.dry_run();
+    let update = plan::coalesce([MessageChange::write(
+        RecordRef {
+            position: 0,
+            event_id: None,
+            sequence_number: None,
+        },
+        "g",
+        "2026-02-01T00:00:00+00:00",
+        MessageText::new("private marker 7f3a"),
+    )])
+    .remove(0);
+    let row = store.group_rows("g").await.unwrap().remove(0);
+    let RowPlan::Write(write) = plan::plan_row(&row, &update, None, None) else {
+        panic!("a move")
+    };
+    store.write_rows(&[write], "g").await.unwrap();
+    let shown = format!("{store:?}");
+    assert!(shown.contains("Draft { items: 2 }"), "{shown}");
+    assert!(!shown.contains("7f3a"), "{shown}");
+}
