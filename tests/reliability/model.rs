@@ -21,7 +21,6 @@ use crate::support::{self, Ledger, Tally};
 use messaging_stream::apply;
 use messaging_stream::event::{MessageChange, MessageText, RecordRef};
 use messaging_stream::plan::{self, GroupRow};
-use messaging_stream::timestamp;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, RngSeed};
 use std::collections::HashMap;
@@ -105,10 +104,17 @@ impl Run {
     }
 
     /// Writes a new message to the table (as the app does) and keeps its record to deliver.
-    async fn send(&mut self, table: &TestTable, group: &str, created_at: &str, text: &str) {
+    async fn send(
+        &mut self,
+        table: &TestTable,
+        group: &str,
+        (created_at, at): (&str, support::Micros),
+        text: &str,
+    ) {
         table
             .put([common::message_item(group, created_at, text)])
             .await;
+        self.ledger.model.learn(created_at, at);
         self.ledger
             .model
             .messages
@@ -118,6 +124,7 @@ impl Run {
         self.sent.push(support::Sent {
             group: group.to_owned(),
             created_at: created_at.to_owned(),
+            at,
             text: text.to_owned(),
             remove: false,
             record: common::message_record(group, created_at, text, "0"),
@@ -130,19 +137,11 @@ impl Run {
         records
     }
 
-    /// The records of one invocation were acknowledged: the model learns them as one batch. A
-    /// delivered REMOVE may move its group's rows back (a fallback): not a regression.
+    /// The records of one invocation were acknowledged: the model learns them as one batch.
     fn acknowledge(&mut self, acked: &[usize], touched: &mut Vec<String>) {
         let batch: Vec<&support::Sent> = acked.iter().map(|&i| &self.sent[i]).collect();
         self.ledger.model.apply_batch(&batch);
-        for s in batch {
-            touched.push(s.group.clone());
-            if s.remove {
-                for key in self.ledger.model.keys_of(&s.group) {
-                    self.ledger.seen.remove(&key);
-                }
-            }
-        }
+        touched.extend(batch.iter().map(|s| s.group.clone()));
     }
 
     fn records(&self, picks: &[usize]) -> Vec<(usize, serde_json::Value)> {
@@ -232,24 +231,22 @@ async fn run_program(ops: Vec<Op>) -> Result<(Tally, Tally), String> {
                 }
                 let group = &run.groups[group];
                 let form = (step as i64 + offset).rem_euclid(4) as usize;
-                let created_at = support::timestamp(seconds, (step as u32) * 1_000, form);
+                let (created_at, at) = support::stamp(seconds, (step as u32) * 1_000, form);
                 let text = format!("secret-{prefix}-{step}");
                 let uuid = group.uuid.clone();
-                run.send(table, &uuid, &created_at, &text).await;
+                run.send(table, &uuid, (&created_at, at), &text).await;
             }
             Op::SendAt { group, pick } => {
                 let Some(i) = run.live(pick) else { continue };
                 let uuid = run.groups[group].uuid.clone();
-                let created_at = run.sent[i].created_at.clone();
+                let (created_at, at) = (run.sent[i].created_at.clone(), run.sent[i].at);
                 // One message per instant in a group: the model does not follow a tie's winner.
-                let taken = run.sent.iter().any(|s| {
-                    s.group == uuid && timestamp::compare(&s.created_at, &created_at).is_eq()
-                });
+                let taken = run.sent.iter().any(|s| s.group == uuid && s.at == at);
                 if taken {
                     continue;
                 }
                 let text = format!("secret-{prefix}-{step}");
-                run.send(table, &uuid, &created_at, &text).await;
+                run.send(table, &uuid, (&created_at, at), &text).await;
             }
             Op::Edit(pick) => {
                 let Some(i) = run.live(pick) else { continue };
@@ -348,14 +345,10 @@ async fn run_program(ops: Vec<Op>) -> Result<(Tally, Tally), String> {
             .flat_map(|g| run.ledger.model.keys_of(g))
             .collect();
         if !keys.is_empty() {
-            let tally = support::check(
-                &table.client,
-                table.table(),
-                &run.ledger.model,
-                Some(&keys),
-                &mut run.ledger.seen,
-            )
-            .await;
+            let tally = run
+                .ledger
+                .check(&table.client, table.table(), &keys)
+                .await;
             if !tally.is_clean() {
                 return Err(format!("after step {step}: {tally:?}"));
             }
