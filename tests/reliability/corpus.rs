@@ -10,6 +10,7 @@ use crate::support::{self, Captured};
 use messaging_stream::commands::replay::{self, ReplayError};
 use messaging_stream::event::{self, Change, MessageChange, Parsed};
 use messaging_stream::handler;
+use messaging_stream::plan::TRUNCATED_ATTR;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -235,9 +236,9 @@ async fn every_corpus_file_is_a_logged_skip_a_clear_error_or_applied() {
     assert!(files.len() >= 50, "the corpus has {} files", files.len());
 }
 
-/// A message item at DynamoDB's 400 KB limit cannot become a group row (the row carries more
-/// than the message's other attributes), and one well under it can. The first must be a clear
-/// failure with the rows untouched, never a success; the second is applied.
+/// A message item at DynamoDB's 400 KB limit cannot become a group row whole (the row carries the
+/// other participant's attributes too): its text is cut at a character boundary to fit, the rows
+/// say so in `message_truncated`, and the batch succeeds. One of 300 KB is applied whole.
 #[tokio::test]
 async fn messages_at_and_near_the_item_size_limit() {
     let table = TestTable::new().await;
@@ -272,9 +273,17 @@ async fn messages_at_and_near_the_item_size_limit() {
             rows.iter().all(|r| r.1 == "2025-02-01T00:00:00+00:00"),
             "{kb} KB"
         );
+        let truncated: Vec<_> = table
+            .group_rows("corpus-g")
+            .await
+            .into_values()
+            .flatten()
+            .map(|row| row.get(TRUNCATED_ATTR).cloned())
+            .collect();
         if whole {
             assert!(rows.iter().all(|r| r.2 == text), "{kb} KB");
             assert_eq!(summary.rows_truncated, 0);
+            assert_eq!(truncated, [None, None], "{kb} KB");
         } else {
             assert!(
                 rows.iter()
@@ -282,6 +291,8 @@ async fn messages_at_and_near_the_item_size_limit() {
                 "{kb} KB: cut to fit"
             );
             assert_eq!(summary.rows_truncated, 2);
+            let flag = Some(aws_sdk_dynamodb::types::AttributeValue::Bool(true));
+            assert_eq!(truncated, [flag.clone(), flag], "{kb} KB");
         }
         assert!(!logs.contains(&text[..64]), "message text logged");
         support::report(
