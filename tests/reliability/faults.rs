@@ -35,6 +35,8 @@ struct Cell {
     requests: u64,
     sdk_attempts: u64,
     during: Tally,
+    /// Row checks after an invocation that accepted a state only a partly failed batch explains.
+    explained: usize,
     end: Tally,
     seconds: f64,
 }
@@ -122,6 +124,7 @@ async fn run_cell(
         requests: counts.requests,
         sdk_attempts: log.total(),
         during: ledger.during,
+        explained: ledger.explained,
         end,
         seconds: started.elapsed().as_secs_f64(),
     }

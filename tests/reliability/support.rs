@@ -829,6 +829,8 @@ pub struct Ledger {
     pub excused: HashMap<Key, Vec<State>>,
     /// Per group, the records of the stream being delivered not acknowledged yet.
     pub unacknowledged: HashMap<String, usize>,
+    /// Row checks that found a row at a state only its excuse explains (not the model's).
+    pub explained: usize,
 }
 
 impl Ledger {
@@ -943,6 +945,7 @@ impl Ledger {
                 if state == model {
                     self.excused.remove(&key);
                 } else if let Some(states) = self.excused.get_mut(&key) {
+                    self.explained += 1;
                     *states = vec![state];
                 }
             } else {
