@@ -243,21 +243,35 @@ async fn a_partly_failed_batch_excuses_only_the_states_it_explains() {
     let keys = ledger.invoked(&[&m1, &f, &m3], 1);
     assert_eq!(keys.len(), g0_rows.len() + g1_rows.len());
     for key in &g0_rows {
-        assert_eq!(ledger.model.rows[key].sk, m1.created_at, "only m1 acknowledged");
+        assert_eq!(
+            ledger.model.rows[key].sk, m1.created_at,
+            "only m1 acknowledged"
+        );
     }
     let tally = ledger.check(&table.client, table.table(), &keys).await;
-    assert!(tally.is_clean(), "the handler's states are explained: {tally:?}");
+    assert!(
+        tally.is_clean(),
+        "the handler's states are explained: {tally:?}"
+    );
 
     // m4 was never delivered: nothing explains a row at it.
     move_to(&table, &g0_rows[0], &m4.created_at).await;
     let tally = ledger.check(&table.client, table.table(), &keys).await;
-    assert_eq!((tally.ahead, tally.regressed, tally.behind), (1, 0, 0), "{tally:?}");
+    assert_eq!(
+        (tally.ahead, tally.regressed, tally.behind),
+        (1, 0, 0),
+        "{tally:?}"
+    );
     // Older than m1, from m3 where it was seen: regressed.
     let (older, older_at) = support::stamp(-100_000, 0, 0);
     ledger.model.learn(&older, older_at);
     move_to(&table, &g0_rows[0], &older).await;
     let tally = ledger.check(&table.client, table.table(), &keys).await;
-    assert_eq!((tally.ahead, tally.regressed, tally.behind), (0, 1, 0), "{tally:?}");
+    assert_eq!(
+        (tally.ahead, tally.regressed, tally.behind),
+        (0, 1, 0),
+        "{tally:?}"
+    );
     move_to(&table, &g0_rows[0], &m3.created_at).await;
 
     // The retry from f succeeds: model and table agree, nothing is excused any more.
@@ -327,7 +341,11 @@ async fn an_excuse_lasts_until_the_groups_last_record_is_acknowledged() {
             assert!(tally.is_clean(), "{tally:?}");
             assert!(ledger.excused.is_empty(), "{:?}", ledger.excused);
         } else {
-            assert_eq!(tally.behind, g0_rows.len(), "no record of g0 left: {tally:?}");
+            assert_eq!(
+                tally.behind,
+                g0_rows.len(),
+                "no record of g0 left: {tally:?}"
+            );
         }
     }
 }
@@ -349,7 +367,10 @@ async fn a_fully_acknowledged_remove_is_checked_exactly() {
 
     run(&table, &[&m3, &m5]).await;
     let keys = ledger.invoked(&[&m3, &m5], 2);
-    assert!(ledger.check(&table.client, table.table(), &keys).await.is_clean());
+    assert!(ledger
+        .check(&table.client, table.table(), &keys)
+        .await
+        .is_clean());
     run(&table, &[&remove_m5]).await;
     let keys = ledger.invoked(&[&remove_m5], 1);
     assert_eq!(ledger.model.rows[&g0_rows[0]].sk, m3.created_at);

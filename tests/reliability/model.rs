@@ -464,10 +464,7 @@ async fn run_program(ops: Vec<Op>, flaw: Flaw) -> Result<(Tally, Tally, Coverage
             .flat_map(|g| run.ledger.model.keys_of(g))
             .collect();
         if !keys.is_empty() {
-            let tally = run
-                .ledger
-                .check(&table.client, table.table(), &keys)
-                .await;
+            let tally = run.ledger.check(&table.client, table.table(), &keys).await;
             if !tally.is_clean() {
                 return Err(Failure {
                     message: format!("after step {step}: {tally:?}"),
@@ -562,7 +559,11 @@ fn random_programs_match_the_model() {
     assert_eq!(totals.programs, cases as usize);
     // Every kind of operation happened, not only the ones that are easy to generate.
     let missing = totals.covered.missing();
-    assert!(missing.is_empty(), "no program did {missing:?}: {:?}", totals.covered);
+    assert!(
+        missing.is_empty(),
+        "no program did {missing:?}: {:?}",
+        totals.covered
+    );
     // Each program's end check alone reads every row: at least 2 per group.
     assert!(
         totals.checked.rows >= totals.programs * GROUPS * 2,
@@ -583,7 +584,9 @@ fn flawed(flaw: Flaw) -> (Vec<Op>, Tally) {
     let failure = runtime()
         .block_on(run_program(ops.clone(), flaw))
         .expect_err("the minimal program fails again");
-    let tally = failure.tally.unwrap_or_else(|| panic!("{}", failure.message));
+    let tally = failure
+        .tally
+        .unwrap_or_else(|| panic!("{}", failure.message));
     support::report(
         "model-flaw",
         serde_json::json!({ "flaw": format!("{flaw:?}"), "operations": ops.len(), "program": format!("{ops:?}"), "check": tally }),
@@ -597,7 +600,10 @@ fn a_model_where_older_messages_win_fails_and_shrinks() {
     // The smallest program that shows it: a message, then a write of it (a delivery, or a write
     // from a snapshot).
     assert!(
-        matches!(ops[..], [Op::Send { .. }, Op::Deliver(_) | Op::StaleApply(_)]),
+        matches!(
+            ops[..],
+            [Op::Send { .. }, Op::Deliver(_) | Op::StaleApply(_)]
+        ),
         "{ops:?}"
     );
     assert!(tally.ahead >= 2, "{tally:?}");

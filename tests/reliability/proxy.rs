@@ -123,7 +123,8 @@ impl Intercept for Verdicts {
         runtime_components: &RuntimeComponents,
         _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let verdict = run_classifiers_on_ctx(runtime_components.retry_classifiers(), context.inner());
+        let verdict =
+            run_classifiers_on_ctx(runtime_components.retry_classifiers(), context.inner());
         self.0.lock().unwrap().push(verdict);
         Ok(())
     }

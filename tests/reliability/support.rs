@@ -890,7 +890,10 @@ impl Ledger {
             states.sort();
             states.dedup();
             states.retain(|state| *state != model);
-            let open = self.unacknowledged.get(&key.1).is_some_and(|left| *left > 0);
+            let open = self
+                .unacknowledged
+                .get(&key.1)
+                .is_some_and(|left| *left > 0);
             if open && !states.is_empty() {
                 self.excused.insert(key.clone(), states);
             }
@@ -910,7 +913,13 @@ impl Ledger {
         self.compare(client, table, &keys, false).await
     }
 
-    async fn compare(&mut self, client: &Client, table: &str, keys: &[Key], excuses: bool) -> Tally {
+    async fn compare(
+        &mut self,
+        client: &Client,
+        table: &str,
+        keys: &[Key],
+        excuses: bool,
+    ) -> Tally {
         // One check per row, however often a batch names its group.
         let mut keys = keys.to_vec();
         keys.sort();
@@ -940,7 +949,8 @@ impl Ledger {
                     .get(&key)
                     .is_some_and(|states| states.contains(&state));
             if state == model || excused {
-                self.seen.insert(key.clone(), at.expect("a right state has a known key"));
+                self.seen
+                    .insert(key.clone(), at.expect("a right state has a known key"));
                 // The row shows which of the explained states the handler left it at.
                 if state == model {
                     self.excused.remove(&key);
