@@ -1,18 +1,30 @@
 //! The properties the fuzz targets check, shared with the regression tests in
-//! tests/reliability_fuzz.rs (which include this file), so every finding stays fixed.
+//! tests/reliability/fuzz.rs (tests/reliability.rs includes this file), so every finding stays fixed.
 //!
 //! Event parsing ([`check_event`]): never panics; the Lambda binary's raw path agrees with the
-//! `Value` path; one outcome per record, in batch order; a
-//! relevant record is exactly what the relevance rule (and so the template's filter) accepts, and
-//! carries the raw record's group, sort key and text; no reason and no `Debug` output contains a
+//! `Value` path; one outcome per record, in batch order; a record is relevant exactly when the
+//! template's FilterCriteria delivers it (the rule as the deployment states it, matched by quamina
+//! as Lambda's filtering does: not the code's own `event::is_relevant`), unless it is malformed,
+//! and a relevant record carries the raw record's group, sort key and text; no reason and no `Debug` output contains a
 //! string value of the record (message text must never reach a log line); coalescing keeps, per
 //! group, a newest message. Timestamp ordering ([`check_order`]): `compare` is a total order
 //! (reflexive, antisymmetric, transitive), agrees with `is_newer`, and never panics.
 
 use messaging_stream::event::{self, Parsed};
+use messaging_stream::filter::EventFilter;
 use messaging_stream::{plan, timestamp};
 use serde_json::Value;
 use std::cmp::Ordering;
+use std::sync::OnceLock;
+
+/// The template's FilterCriteria, compiled once: the relevance rule as the deployment states it.
+fn template_filter() -> &'static EventFilter {
+    static FILTER: OnceLock<EventFilter> = OnceLock::new();
+    FILTER.get_or_init(|| {
+        EventFilter::from_template_str(include_str!("../template.yaml"))
+            .expect("template.yaml's FilterCriteria compiles")
+    })
+}
 
 /// Words serde and the parser may print on their own (field and type names): a record value
 /// that is one of them, or inside one, proves nothing when it shows up in a reason.
@@ -77,12 +89,21 @@ pub fn check_event_value(value: &Value) {
     let mut messages = Vec::new();
     for (position, (outcome, raw)) in parsed.iter().zip(records).enumerate() {
         assert_eq!(outcome.record().position, position);
+        // Relevant exactly when the filter delivers it: a delivered record is relevant or
+        // malformed (never ignored), a dropped one never relevant.
+        let delivered = template_filter().matches(raw);
+        match outcome {
+            Parsed::Relevant(_) => assert!(delivered, "relevant, but the filter drops it: {raw}"),
+            Parsed::Ignored { .. } => {
+                assert!(
+                    !delivered,
+                    "the filter delivers it, but it is ignored: {raw}"
+                )
+            }
+            Parsed::Malformed { .. } => {}
+        }
         let shown = match outcome {
             Parsed::Relevant(message) => {
-                assert!(
-                    event::is_relevant(raw),
-                    "relevant but the rule says no: {raw}"
-                );
                 let pk = raw.pointer("/dynamodb/Keys/pk/S").and_then(Value::as_str);
                 assert_eq!(pk, Some(format!("MSG#{}", message.group_uuid).as_str()));
                 assert!(!message.group_uuid.is_empty() && !message.created_at.is_empty());

@@ -140,9 +140,10 @@ deploy-guard: $(CFN_GUARD_STAMP)
 # Release build for Lambda (arm64, zip) with cargo-lambda from PyPI, which brings zig as the cross linker.
 # AWS_LC_SYS_NO_JITTER_ENTROPY=1: aws-lc's CPU-jitter entropy source can add ~1 s to the first TLS handshake on a
 # 128 MB function; the OS RNG (getrandom) remains its entropy source.
-# Measured here (2 cores, shared with another build, niced): cargo-lambda venv 7 s; rust-std for aarch64 a few s;
-# cold release build: dependencies 2 min 50 s, then the crate with LTO 1 min 15 s (~4 min in all); after a source
-# change 1-5 min, depending on what else holds the cores. Zip 3.6 MB (3,610,205 bytes; bootstrap 8.0 MB stripped).
+# Measured here on 2026-11-22 with `make package`, before --no-default-features was added (2 cores, shared with
+# another build, niced): cargo-lambda venv 7 s; rust-std for aarch64 a few s; cold release build: dependencies
+# 2 min 50 s, then the crate with LTO 1 min 15 s (~4 min in all); after a source change 1-5 min, depending on what
+# else holds the cores. Zip 3.6 MB (3,610,205 bytes; bootstrap 8.0 MB stripped).
 PACKAGE_BIN ?= messaging-stream
 PACKAGE_TARGET ?= aarch64-unknown-linux-gnu
 PACKAGE_ZIP ?= target/lambda/$(PACKAGE_BIN)/bootstrap.zip

@@ -3,7 +3,7 @@
 #   reliability        every part at full size, then the figures: target/reliability/figures.md
 #   reliability-tests  parts 1-4 and 6 at full size (RELIABILITY_FULL=1), one test at a time
 #   fuzz               part 5: each cargo-fuzz target for FUZZ_RUNS executions (default 1,000,000)
-#   fuzz-tools         cargo-fuzz, from crates.io, if missing
+#   fuzz-tools         cargo-fuzz (pinned: CARGO_FUZZ_VERSION) from crates.io, unless that version is installed
 # The quick slices (fixed seeds) run in `make test` as the test binary tests/reliability.rs.
 #
 # Fuzzing needs nightly-only rustc flags (-Zsanitizer, sancov); this machine has only a stable
@@ -15,6 +15,8 @@ FUZZ_RUNS ?= 1000000
 FUZZ_TARGETS ?= parse_event timestamp_order
 FUZZ_SEED ?= 1
 FUZZ_ENV ?= RUSTC_BOOTSTRAP=1
+# Pinned, as the deploy checkers are: the version docs/RELIABILITY.md's fuzzing figures came from.
+CARGO_FUZZ_VERSION ?= 0.13.2
 
 .PHONY: reliability
 reliability: dynamodb-local-fetch ## Full reliability run (faults, model, 10k soak, corpus, fuzz, privacy) and its figures
@@ -43,7 +45,8 @@ reliability-tests: dynamodb-local-fetch
 
 .PHONY: fuzz-tools
 fuzz-tools:
-	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+	@cargo fuzz --version 2>/dev/null | grep -x 'cargo-fuzz $(CARGO_FUZZ_VERSION)' >/dev/null \
+	  || cargo install cargo-fuzz --version $(CARGO_FUZZ_VERSION) --locked
 
 # Seeds: the events/, the bad-input corpus and every kept finding; libFuzzer grows the working
 # corpus under fuzz/corpus/ (not committed). A finding is written to fuzz/artifacts/<target>/:

@@ -50,7 +50,7 @@ echo "message at $created_at"
 moved=
 for _ in $(seq 1 $((wait_seconds * 5))); do
   top=$($ddb conversations "$andrew" --limit 1 --json)
-  if [[ $top == *"\"message_group_uuid\":\"$londo_group\""* && $top == *"\"sk\":\"$created_at\""* ]]; then
+  if [[ $top == *"\"uuid\":\"$londo_group\""* && $top == *"\"created_at\":\"$created_at\""* ]]; then
     moved=yes
     break
   fi

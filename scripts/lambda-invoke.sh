@@ -61,7 +61,7 @@ if [[ $response != '{"batchItemFailures":[]}' ]]; then
   cat "$run/watch.log" >&2
   exit 1
 fi
-if [[ $top != *"\"message_group_uuid\":\"$londo_group\""* || $top != *'"sk":"2025-01-15T10:00:00.123456+00:00"'* ]]; then
+if [[ $top != *"\"uuid\":\"$londo_group\""* || $top != *'"created_at":"2025-01-15T10:00:00.123456+00:00"'* ]]; then
   echo "lambda-invoke FAILED: Andrew's newest conversation is not Londo's at the event's time: $top" >&2
   exit 1
 fi

@@ -9,6 +9,7 @@
 //! after a back-off. All bounded by [`Config`]. Throttling and 5xx are retried by the SDK first;
 //! only what outlasts its attempts reaches here, as a failed group.
 
+use crate::aws::Setup;
 use crate::config::Config;
 use crate::plan::{self, Fallback, GroupRow, GroupUpdate, RowPlan, RowWrite, WriteReason};
 use crate::store::{RowFailure, Store, StoreError, WriteOutcome};
@@ -110,8 +111,8 @@ pub enum GroupError {
     },
     #[error("group {group}: transaction still conflicting after {attempts} retries")]
     ConflictRetriesExhausted { group: String, attempts: u32 },
-    #[error("the invocation's deadline came before the group was done")]
-    DeadlineReached,
+    #[error("group {group}: the invocation's deadline came before the group was done")]
+    DeadlineReached { group: String },
     #[error("group {group}: transaction cancelled: {reason}")]
     Cancelled { group: String, reason: String },
     #[error("group {group}: {source}")]
@@ -125,6 +126,38 @@ pub enum GroupError {
         pk: String,
         at: String,
     },
+}
+
+impl GroupError {
+    /// The set-up problem (unreachable, credentials, a missing table or index) that failed the
+    /// group, if it was one rather than anything about its records.
+    pub fn setup(&self) -> Option<Setup> {
+        match self {
+            Self::Store(error) => error.setup(),
+            Self::CacheInvalidation { source, .. } => source.setup().map(|setup| match setup {
+                Setup::MissingTable => Setup::MissingCacheTable,
+                other => other,
+            }),
+            _ => None,
+        }
+    }
+
+    /// The kind of failure, one word, for reports that carry the reason on (the failures file of
+    /// `ddb watch`, `ddb redrive`); every variant's message names the group and ids only, never text.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Store(StoreError::QueryGroup { .. }) => "QueryGroupFailed",
+            Self::Store(StoreError::ReadOwner { .. }) => "ReadOwnerFailed",
+            Self::Store(StoreError::ReadMessages { .. }) => "ReadMessagesFailed",
+            Self::Store(StoreError::Transaction { .. }) => "TransactionFailed",
+            Self::ConditionRetriesExhausted { .. } => "ConditionRetriesExhausted",
+            Self::ConflictRetriesExhausted { .. } => "ConflictRetriesExhausted",
+            Self::DeadlineReached { .. } => "DeadlineReached",
+            Self::Cancelled { .. } => "Cancelled",
+            Self::CacheInvalidation { .. } => "CacheInvalidation",
+            Self::NoFreeKey { .. } => "NoFreeKey",
+        }
+    }
 }
 
 /// Brings every row of `update.group_uuid` to what the batch leaves the group at.
@@ -354,10 +387,11 @@ impl Group<'_> {
     }
 }
 
-/// Exponential back-off with full jitter: 0..(25 ms * 2^attempt), capped at 1 s.
+/// Exponential back-off with equal jitter: between half and all of 25 ms * 2^attempt, capped at
+/// 1 s. The floor keeps a retry from going straight back into the transaction it just lost to.
 fn backoff(attempt: u32) -> Duration {
     let ceiling_ms = (25u64 << attempt.min(6)).min(1_000);
-    Duration::from_millis(fastrand::u64(0..=ceiling_ms))
+    Duration::from_millis(fastrand::u64(ceiling_ms / 2..=ceiling_ms))
 }
 
 #[cfg(test)]
@@ -366,8 +400,26 @@ mod tests {
 
     #[test]
     fn backoff_is_bounded() {
-        for attempt in 0..40 {
-            assert!(backoff(attempt) <= Duration::from_secs(1));
+        // (first attempt, last attempt, shortest and longest wait in ms)
+        let bounds = [
+            (0, 0, 12, 25),
+            (1, 1, 25, 50),
+            (2, 2, 50, 100),
+            (3, 3, 100, 200),
+            (4, 4, 200, 400),
+            (5, 5, 400, 800),
+            (6, 39, 500, 1_000),
+        ];
+        for (first, last, shortest, longest) in bounds {
+            for attempt in first..=last {
+                for _ in 0..200 {
+                    let waited = backoff(attempt).as_millis() as u64;
+                    assert!(
+                        (shortest..=longest).contains(&waited),
+                        "attempt {attempt}: {waited} ms, not in {shortest}..={longest}"
+                    );
+                }
+            }
         }
     }
 }

@@ -50,9 +50,8 @@ pub struct Config {
     /// boundary, `message_truncated` set). `None`: as long as the 400 KB item limit allows.
     pub preview_max_bytes: Option<usize>,
     /// `CACHE_TABLE_NAME`: the read-path cache the function invalidates; unset, the cache is off.
+    /// (`CACHE_TTL_SECONDS` is the readers' setting, read where they fill: [`crate::cache::read::ttl_from_env`].)
     pub cache_table_name: Option<String>,
-    /// `CACHE_TTL_SECONDS`: how long readers keep a filled list (default 600).
-    pub cache_ttl: Duration,
 }
 
 impl Default for Config {
@@ -71,7 +70,6 @@ impl Default for Config {
             deadline_margin: Duration::from_millis(1_500),
             preview_max_bytes: None,
             cache_table_name: None,
-            cache_ttl: crate::cache::DEFAULT_TTL,
         }
     }
 }
@@ -187,13 +185,6 @@ impl Config {
             cache_table_name: lookup("CACHE_TABLE_NAME")
                 .map(|_| text("CACHE_TABLE_NAME", String::new()))
                 .transpose()?,
-            cache_ttl: Duration::from_secs(u64::from(number(
-                "CACHE_TTL_SECONDS",
-                600,
-                1,
-                86_400,
-                "seconds from 1 to 86400",
-            )?)),
             ..defaults
         })
     }
@@ -279,25 +270,32 @@ mod tests {
     #[test]
     fn the_cache_is_off_unless_its_table_is_named() {
         assert_eq!(read(&[]).unwrap().cache_table_name, None);
-        assert_eq!(read(&[]).unwrap().cache_ttl, Duration::from_secs(600));
-        let config = read(&[
-            ("CACHE_TABLE_NAME", "cruddur-cache-prod"),
-            ("CACHE_TTL_SECONDS", "60"),
-        ])
-        .unwrap();
+        let config = read(&[("CACHE_TABLE_NAME", "cruddur-cache-prod")]).unwrap();
         assert_eq!(
             config.cache_table_name.as_deref(),
             Some("cruddur-cache-prod")
-        );
-        assert_eq!(config.cache_ttl, Duration::from_secs(60));
-        assert_eq!(
-            read(&[("CACHE_TTL_SECONDS", "0")]).unwrap_err().variable,
-            "CACHE_TTL_SECONDS"
         );
         assert_eq!(
             read(&[("CACHE_TABLE_NAME", "")]).unwrap_err().variable,
             "CACHE_TABLE_NAME"
         );
+    }
+
+    /// The function never fills the cache, so the readers' TTL is not its setting: a value the
+    /// readers would refuse (issue 17: `CACHE_TTL_SECONDS=0` stopped the function) changes nothing here.
+    #[test]
+    fn the_readers_ttl_is_not_the_functions_setting() {
+        for value in ["0", "forever", ""] {
+            let config = read(&[
+                ("CACHE_TABLE_NAME", "cruddur-cache-prod"),
+                ("CACHE_TTL_SECONDS", value),
+            ])
+            .unwrap();
+            assert_eq!(
+                config,
+                read(&[("CACHE_TABLE_NAME", "cruddur-cache-prod")]).unwrap()
+            );
+        }
     }
 
     #[test]

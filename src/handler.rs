@@ -53,7 +53,11 @@ impl App {
     /// Builds the DynamoDB client from `config` and the standard AWS environment; with
     /// `CACHE_TABLE_NAME` set, the cache in that table shares the client.
     pub async fn from_config(config: Config) -> Self {
-        let client = crate::aws::dynamodb_client(&config).await;
+        Self::on_client(crate::aws::dynamodb_client(&config).await, config)
+    }
+
+    /// [`App::from_config`] on a client already built (tests add interceptors to it).
+    pub fn on_client(client: aws_sdk_dynamodb::Client, config: Config) -> Self {
         let cache = config
             .cache_table_name
             .clone()
@@ -93,9 +97,12 @@ pub struct Summary {
     pub condition_rereads: usize,
     pub conflict_retries: usize,
     pub failed_groups: usize,
-    /// Why each failed group failed (ids and error kinds only, never message text): `ddb redrive`
-    /// reports them.
+    /// Why each failed group failed, `Kind: group <id>: ...` (ids and error kinds only, never
+    /// message text): `ddb redrive` reports them, `ddb watch` puts them in its failures file.
     pub group_errors: Vec<String>,
+    /// The set-up problem behind each failed group that met one (unreachable, credentials, a
+    /// missing table or index): no record is at fault. `ddb replay` exits 1 on it, not 3.
+    pub setup_errors: Vec<crate::aws::Setup>,
 }
 
 /// The Lambda entry point, callable from tests with `LambdaEvent::new(event, Context::default())`.
@@ -220,7 +227,11 @@ async fn process_batch(
                     Some(at) => {
                         tokio::time::timeout_at(at.into(), apply_and_invalidate(app, update))
                             .await
-                            .unwrap_or(Err(GroupError::DeadlineReached))
+                            .unwrap_or_else(|_| {
+                                Err(GroupError::DeadlineReached {
+                                    group: update.group_uuid.clone(),
+                                })
+                            })
                     }
                     None => apply_and_invalidate(app, update).await,
                 },
@@ -260,7 +271,10 @@ async fn process_batch(
             }
             Err(error) => {
                 summary.failed_groups += 1;
-                summary.group_errors.push(error.to_string());
+                summary
+                    .group_errors
+                    .push(format!("{}: {error}", error.kind()));
+                summary.setup_errors.extend(error.setup());
                 tracing::error!(
                     group = %update.group_uuid,
                     retry_from = update.first_record.sequence_number.as_deref(),

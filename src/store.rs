@@ -9,13 +9,14 @@
 //! Retrying throttling and 5xx is the SDK's job (see [`crate::config::Config::retry_config`]);
 //! deciding what to do about a cancelled transaction is the caller's.
 
+use crate::aws::{Failure, Setup};
 use crate::config::Config;
 use crate::event::{MessageText, MESSAGE_PK_PREFIX};
 use crate::plan::{
     Fallback, GroupRow, Item, Message, RowWrite, GROUP_ATTR, GROUP_PK_PREFIX, MESSAGE_ATTR,
     MESSAGE_SK_ATTR, TRUNCATED_ATTR,
 };
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
@@ -37,22 +38,34 @@ pub enum StoreError {
     QueryGroup {
         index: String,
         group: String,
-        detail: String,
+        detail: Failure,
     },
     #[error("consistent read of {pk} for group {group}: {detail}")]
     ReadOwner {
         pk: String,
         group: String,
-        detail: String,
+        detail: Failure,
     },
     #[error("reading the newest messages of group {group}: {detail}")]
-    ReadMessages { group: String, detail: String },
+    ReadMessages { group: String, detail: Failure },
     #[error("writing {rows} rows of group {group}: {detail}")]
     Transaction {
         group: String,
         rows: usize,
-        detail: String,
+        detail: Failure,
     },
+}
+
+impl StoreError {
+    /// The set-up problem (unreachable, credentials, missing table or index) behind it, if any.
+    pub fn setup(&self) -> Option<Setup> {
+        match self {
+            Self::QueryGroup { detail, .. }
+            | Self::ReadOwner { detail, .. }
+            | Self::ReadMessages { detail, .. }
+            | Self::Transaction { detail, .. } => detail.setup,
+        }
+    }
 }
 
 /// Why DynamoDB cancelled one row's part of a transaction.
@@ -242,7 +255,7 @@ impl Store {
     async fn all_pages(
         &self,
         query: QueryFluentBuilder,
-        error: impl Fn(String) -> StoreError,
+        error: impl Fn(Failure) -> StoreError,
     ) -> Result<Vec<Item>, StoreError> {
         let pages = query
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
@@ -250,7 +263,7 @@ impl Store {
             .send()
             .collect::<Result<Vec<_>, _>>()
             .await
-            .map_err(|e| error(DisplayErrorContext(e).to_string()))?;
+            .map_err(|e| error(Failure::of(&e)))?;
         self.count(
             UnitKind::Read,
             pages.iter().map(|page| page.consumed_capacity()),
@@ -281,7 +294,7 @@ impl Store {
             .await
             .map_err(|error| StoreError::ReadMessages {
                 group: group.to_owned(),
-                detail: DisplayErrorContext(error).to_string(),
+                detail: Failure::of(&error),
             })?;
         self.count(UnitKind::Read, [output.consumed_capacity()]);
         Ok(output
@@ -382,7 +395,7 @@ impl Store {
             Err(error) => Err(StoreError::Transaction {
                 group: group.to_owned(),
                 rows: rows.len(),
-                detail: DisplayErrorContext(error).to_string(),
+                detail: Failure::of(&error),
             }),
         }
     }
@@ -438,7 +451,7 @@ impl Store {
     }
 }
 
-fn read_owner(pk: &str, group: &str, detail: String) -> StoreError {
+fn read_owner(pk: &str, group: &str, detail: Failure) -> StoreError {
     StoreError::ReadOwner {
         pk: pk.to_owned(),
         group: group.to_owned(),

@@ -941,8 +941,21 @@ async fn a_group_chat_of_60_invalidates_61_keys_in_3_requests() {
         .put(owners.iter().map(|o| group_row(o, "big", T0, "x")))
         .await;
     let reader = f.reader();
+    let filled = Served::Miss {
+        fill: Some(Filled::Stored),
+    };
+    let mut keys: Vec<CacheKey> = owners
+        .iter()
+        .map(|o| CacheKey::Conversations(o.clone()))
+        .collect();
+    keys.push(CacheKey::Messages("big".into()));
     for owner in &owners {
-        reader.conversations(owner, None).await.unwrap();
+        let read = reader.conversations(owner, None).await.unwrap();
+        assert_eq!(read.served, filled, "{owner}'s list");
+    }
+    assert_eq!(reader.messages("big", None).await.unwrap().served, filled);
+    for key in &keys {
+        assert!(f.cache.get(key).await.is_some(), "{} is cached", key.id());
     }
     f.table.requests.reset();
 
@@ -951,19 +964,30 @@ async fn a_group_chat_of_60_invalidates_61_keys_in_3_requests() {
         .await;
 
     assert!(response.batch_item_failures.is_empty());
+    // 61 keys (60 lists and the group's messages), 25 a request: 3 requests, each key once.
     assert_eq!(f.table.requests.counts().get("BatchWriteItem"), Some(&3));
-    for owner in &owners {
+    let cache_resource = format!("table/{}", f.cache_table);
+    let deleted: std::collections::BTreeSet<String> = f
+        .table
+        .requests
+        .iam_uses()
+        .into_iter()
+        .filter(|u| u.action == "dynamodb:BatchWriteItem" && u.resource == cache_resource)
+        .filter_map(|u| u.leading_key)
+        .collect();
+    let expected: std::collections::BTreeSet<String> = keys.iter().map(CacheKey::id).collect();
+    assert_eq!(deleted.len(), 61);
+    assert_eq!(deleted, expected);
+    for key in &keys {
         assert!(
-            f.cache
-                .get(&CacheKey::Conversations(owner.clone()))
-                .await
-                .is_none(),
-            "{owner}'s list is still cached"
+            f.cache.get(key).await.is_none(),
+            "{} is still cached",
+            key.id()
         );
     }
 }
 
-/// policies/execution-cache.json allows exactly the calls the function makes on the cache table.
+/// policies/execution-cache-dynamodb.json allows exactly the calls the function makes on the cache table.
 #[tokio::test]
 async fn the_execution_policy_allows_exactly_what_the_handler_does_on_the_cache_table() {
     use std::collections::BTreeSet;
@@ -987,7 +1011,7 @@ async fn the_execution_policy_allows_exactly_what_the_handler_does_on_the_cache_
     let policy: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/policies/execution-cache.json"
+            "/policies/execution-cache-dynamodb.json"
         ))
         .unwrap(),
     )
@@ -1078,11 +1102,34 @@ fn ddb_reads_through_the_cache_when_a_cache_table_is_set_and_says_hit_or_miss() 
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(entries.len(), direct.lines().count());
     assert!(!entries.is_empty());
     for key in ["uuid", "display_name", "handle", "message", "created_at"] {
         assert!(entries[0].get(key).is_some(), "{key} in {}", entries[0]);
     }
+    // The cached list and the table's, line for line: the same conversations in the same order with
+    // the same names and text. (`--no-cache` prints the rows as stored, a cache hit the app's entries;
+    // compared on what both carry: the entry's fields and the rows' attributes they come from.)
+    let shared = |line: &serde_json::Value| {
+        let field = |entry: &str, row: &str| {
+            line.get(entry)
+                .or_else(|| line.get(row))
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_else(|| panic!("{entry} (or {row}) in {line}"))
+                .to_owned()
+        };
+        [
+            field("uuid", "message_group_uuid"),
+            field("display_name", "user_display_name"),
+            field("handle", "user_handle"),
+            field("message", "message"),
+            field("created_at", "sk"),
+        ]
+    };
+    let direct: Vec<_> = direct
+        .lines()
+        .map(|l| shared(&serde_json::from_str(l).unwrap()))
+        .collect();
+    assert_eq!(entries.iter().map(shared).collect::<Vec<_>>(), direct);
 
     let group = entries[0]["uuid"].as_str().unwrap().to_owned();
     let (_, miss) = read(&[&cached[..], &["messages", &group, "--limit", "5"]].concat());
@@ -1090,4 +1137,103 @@ fn ddb_reads_through_the_cache_when_a_cache_table_is_set_and_says_hit_or_miss() 
     assert!(miss.contains("cache miss (filled)"), "{miss}");
     assert!(hit.contains("cache hit (messages#"), "{hit}");
     assert_eq!(messages.lines().count(), 5);
+}
+
+/// Issue 16, item 7: `--json` prints the app's five fields whether a cache is set or not, so a script does not
+/// break when someone sets CACHE_TABLE_NAME: the same bytes from the table, from a miss and from a hit.
+/// `--items` prints the rows themselves.
+#[test]
+fn ddb_json_is_one_shape_with_or_without_a_cache() {
+    let table = common::unique_table();
+    let cache_table = format!("cache-{}", uuid::Uuid::new_v4().simple());
+    assert!(ddb(
+        &table,
+        &["--cache-table", &cache_table, "schema-load", "--cache"]
+    )
+    .status
+    .success());
+    assert!(ddb(&table, &["seed"]).status.success());
+    let read = |args: &[&str]| -> (String, String) {
+        let output = ddb(&table, args);
+        assert!(output.status.success(), "{args:?}: {output:?}");
+        (
+            String::from_utf8(output.stdout).unwrap(),
+            String::from_utf8(output.stderr).unwrap(),
+        )
+    };
+    let values = |text: &str| -> Vec<serde_json::Value> {
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+            .collect()
+    };
+    let fields = ["created_at", "display_name", "handle", "message", "uuid"];
+    for list in [
+        vec!["conversations", "andrewbrown"],
+        vec![
+            "messages",
+            "8f1a3c5e-7b9d-4e2f-a6c8-0d4e6f8a1c05",
+            "--limit",
+            "7",
+        ],
+    ] {
+        let (plain, said) = read(&[&["--json"], &list[..]].concat());
+        assert!(!said.contains("cache"), "no cache, no word of it: {said}");
+        let with = [
+            &["--json", "--cache-table", cache_table.as_str()],
+            &list[..],
+        ]
+        .concat();
+        let (miss, said_miss) = read(&with);
+        let (hit, said_hit) = read(&with);
+        assert!(said_miss.contains("cache miss (filled)"), "{said_miss}");
+        assert!(said_hit.contains("cache hit"), "{said_hit}");
+        let (bypassed, _) = read(&[&with[..], &["--no-cache"]].concat());
+        let expected = values(&plain);
+        assert!(expected.len() > 1, "{list:?}: {plain}");
+        for entry in &expected {
+            let keys: Vec<&str> = entry
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .collect();
+            assert_eq!(keys, fields, "{entry}");
+        }
+        for (how, text) in [("miss", &miss), ("hit", &hit), ("--no-cache", &bypassed)] {
+            assert_eq!(values(text), expected, "{list:?} {how}");
+            assert_eq!(text, &plain, "{list:?} {how}: byte for byte");
+        }
+        // The rows themselves, when asked for: the table's attributes, not the app's entry.
+        let (items, _) = read(&[&["--json"], &list[..], &["--items"]].concat());
+        let items = values(&items);
+        assert_eq!(items.len(), expected.len());
+        assert!(
+            items[0].get("pk").is_some() && items[0].get("uuid").is_none(),
+            "{}",
+            items[0]
+        );
+    }
+    // The readers' TTL is checked only where a reader fills.
+    let bad_ttl = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_ddb"))
+            .args(["--endpoint", common::endpoint(), "--table", &table])
+            .args(args)
+            .env("CACHE_TTL_SECONDS", "0")
+            .env_remove("AWS_ENDPOINT_URL_DYNAMODB")
+            .env_remove("CACHE_TABLE_NAME")
+            .output()
+            .unwrap()
+    };
+    let refused = bad_ttl(&[
+        "--cache-table",
+        &cache_table,
+        "conversations",
+        "andrewbrown",
+    ]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("CACHE_TTL_SECONDS=\"0\" is not valid"),
+        "{refused:?}"
+    );
+    assert!(bad_ttl(&["conversations", "andrewbrown"]).status.success());
 }

@@ -179,10 +179,11 @@ fn send_and_new_conversation_write_what_the_app_reads() {
         &table,
         &["messages", ANDREW_LONDO, "--limit", "1", "--json"],
     ))[0];
-    assert_eq!(newest["message_uuid"], sent["message_uuid"]);
-    assert_eq!(newest["sk"], created_at);
+    // The app's entry: uuid is the message's, created_at its sort key, handle the sender's.
+    assert_eq!(newest["uuid"], sent["message_uuid"]);
+    assert_eq!(newest["created_at"], created_at);
     assert_eq!(newest["message"], "Friday?");
-    assert_eq!(newest["user_handle"], "londo");
+    assert_eq!(newest["handle"], "londo");
 
     let started = ddb(
         endpoint,
@@ -206,23 +207,23 @@ fn send_and_new_conversation_write_what_the_app_reads() {
             &table,
             &["conversations", owner, "--limit", "1", "--json"],
         ))[0];
-        assert_eq!(top["message_group_uuid"], group);
-        assert_eq!(top["sk"], started["created_at"]);
-        assert_eq!(top["user_handle"], other);
+        assert_eq!(top["uuid"], group);
+        assert_eq!(top["created_at"], started["created_at"]);
+        assert_eq!(top["handle"], other);
         assert_eq!(top["message"], "hi");
     }
     let messages = json_lines(&ddb(endpoint, &table, &["messages", group, "--json"]));
     assert_eq!(messages.len(), 1);
-    assert_eq!(messages[0]["user_handle"], "vlad");
+    assert_eq!(messages[0]["handle"], "vlad");
 
     for (args, expected) in [
         (
             vec!["send", "--group", ANDREW_LONDO, "--from", "vlad", "x"],
-            "has no conversation",
+            "\"vlad\" is not a participant of group",
         ),
         (
             vec!["send", "--group", ANDREW_LONDO, "--from", "nobody", "x"],
-            "unknown user",
+            "\"nobody\" is not a participant of group",
         ),
         (
             vec!["new-conversation", "--from", "vlad", "--to", "vlad", "x"],
@@ -298,8 +299,8 @@ fn watch_once_moves_the_rows_through_the_stream() {
         &table,
         &["conversations", "andrewbrown", "--limit", "1", "--json"],
     ))[0];
-    assert_eq!(top["message_group_uuid"], ANDREW_LONDO);
-    assert_eq!(top["sk"], created_at);
+    assert_eq!(top["uuid"], ANDREW_LONDO);
+    assert_eq!(top["created_at"], created_at);
     assert!(!failures.exists());
 
     let no_template = ddb(

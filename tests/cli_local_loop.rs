@@ -163,8 +163,8 @@ fn two_made_up_users_talk_through_ddb_only() {
         .map(|m| {
             (
                 m["message"].as_str().unwrap(),
-                m["user_handle"].as_str().unwrap(),
-                m["user_display_name"].as_str().unwrap(),
+                m["handle"].as_str().unwrap(),
+                m["display_name"].as_str().unwrap(),
             )
         })
         .collect();
@@ -176,15 +176,15 @@ fn two_made_up_users_talk_through_ddb_only() {
             ("late", "ann", "Ann Lee")
         ]
     );
-    assert_eq!(messages[0]["sk"], sent_at);
+    assert_eq!(messages[0]["created_at"], sent_at);
     for (owner, other) in [(&ann, "bob"), (&bob, "ann")] {
         let top = &json_lines(&ok(ddb(
             endpoint,
             &table,
             &["conversations", owner, "--json"],
         )))[0];
-        assert_eq!(top["message_group_uuid"], group.as_str());
-        assert_eq!(top["user_handle"], other);
+        assert_eq!(top["uuid"], group.as_str());
+        assert_eq!(top["handle"], other);
     }
 
     // Nothing for a typo or an unknown user: words and a non-zero exit; --json prints nothing.
@@ -474,21 +474,25 @@ fn a_sample_event_replays_from_stdin_and_replay_exits_by_outcome() {
         &table,
         &["conversations", "londo", "--limit", "1", "--json"],
     )))[0];
-    assert_eq!(top["sk"], "2030-01-01T00:00:01.000000+00:00");
+    assert_eq!(top["created_at"], "2030-01-01T00:00:01.000000+00:00");
     assert_eq!(top["message"], "from the future");
 
-    // The same event against a table that does not exist: the response names the record (3).
-    let failed = ddb_with_stdin(
-        endpoint,
-        &common::unique_table(),
-        &["replay", "-"],
-        &event.stdout,
-    );
-    assert_eq!(failed.status.code(), Some(3), "{failed:?}");
+    // The same event against a table that does not exist: the response names the record, and
+    // the set-up is at fault, not the record: 1 with the fix (3 is tests/cli_edges.rs's).
+    let missing = common::unique_table();
+    let failed = ddb_with_stdin(endpoint, &missing, &["replay", "-"], &event.stdout);
+    assert_eq!(failed.status.code(), Some(1), "{failed:?}");
     let response = &json_lines(&failed)[0];
     assert_eq!(
         response["batchItemFailures"][0]["itemIdentifier"],
         parsed["Records"][0]["dynamodb"]["SequenceNumber"]
+    );
+    assert!(
+        stderr(&failed).contains(&format!(
+            "standard input: the table does not exist (1 of 1 groups failed on it; no record is at fault)\n  create it with ddb schema-load --table {missing}"
+        )),
+        "{}",
+        stderr(&failed)
     );
     // Unreadable input (4).
     let broken = ddb_with_stdin(endpoint, &table, &["replay", "-"], b"{ not json");
@@ -595,13 +599,22 @@ fn schema_load_reports_and_fixes_a_table_without_stream_or_index() {
 fn drop_takes_y_and_watch_refuses_what_lambda_refuses() {
     let (endpoint, table) = new_table();
     ok(ddb(endpoint, &table, &["drop", "-y"]));
-    for args in [
-        ["watch", "--batching-window", "301"],
-        ["watch", "--timeout", "0"],
-        ["watch", "--timeout", "901"],
+    // clap's usage error (status 2), naming the flag, the value and Lambda's range: any other
+    // usage error (a misspelt flag, a missing value) would also exit 2.
+    for (args, range) in [
+        (["watch", "--batching-window", "301"], "0..=300"),
+        (["watch", "--timeout", "0"], "1..=900"),
+        (["watch", "--timeout", "901"], "1..=900"),
     ] {
         let output = ddb(endpoint, &table, &args);
         assert_eq!(output.status.code(), Some(2), "{args:?}: {output:?}");
+        let (flag, value) = (args[1], args[2]);
+        let error = stderr(&output);
+        assert!(
+            error.contains(&format!("invalid value '{value}' for '{flag}"))
+                && error.contains(&format!("{value} is not in {range}")),
+            "{args:?}: {error}"
+        );
     }
 }
 
@@ -628,6 +641,41 @@ fn the_lambda_refuses_bad_settings_at_start_up_in_words() {
         );
         assert!(!text.contains("ConfigError"), "no debug output: {text}");
         assert!(!text.contains('\u{1b}'), "no colour codes: {text}");
+    }
+}
+
+#[test]
+fn the_lambda_outside_lambda_says_so_instead_of_panicking() {
+    let runtime = [
+        "AWS_LAMBDA_RUNTIME_API",
+        "AWS_LAMBDA_FUNCTION_NAME",
+        "AWS_LAMBDA_FUNCTION_VERSION",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    ];
+    for missing in runtime {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_messaging-stream"));
+        for name in runtime.iter().filter(|name| **name != missing) {
+            command.env(
+                name,
+                if name.ends_with("MEMORY_SIZE") {
+                    "128"
+                } else {
+                    "127.0.0.1:9"
+                },
+            );
+        }
+        let output = command
+            .env_remove(missing)
+            .env("AWS_REGION", "us-east-1")
+            .output()
+            .unwrap();
+        // 101 would be lambda_runtime's panic.
+        assert_eq!(output.status.code(), Some(1), "{missing}: {output:?}");
+        let text = stderr(&output);
+        assert!(
+            text.starts_with(&format!("messaging-stream: {missing} is not set")),
+            "{text}"
+        );
     }
 }
 
@@ -734,4 +782,221 @@ fn the_shared_dynamodb_local_is_one_database_for_every_key_and_region() {
     ok(local(&["status", "--port", &port]));
     ok(local(&["stop"]));
     assert_eq!(local(&["status", "--port", &port]).status.code(), Some(3));
+}
+
+/// Issue 16, item 8: a team's own ids (not uuids) send, as any id the group's rows name; anyone else is
+/// refused with the participants; the text comes from stdin (`-`) or a file as well as the command line.
+#[test]
+fn send_takes_any_participant_id_and_text_from_stdin_or_a_file() {
+    let (endpoint, table) = new_table();
+    // A team's ids: a custom handle-like id, a ULID, and one named only as the other participant of a
+    // row (it has no row of its own in that group).
+    let (me, ulid, guest) = (
+        "hu-me-cd63da",
+        "01HZY3KQ7W9X2M4N6P8R0S1T2V",
+        "us-east-1:7d3c1a2b-guest",
+    );
+    let row = |owner: &str, group: &str, other: &str, name: &str, handle: &str| {
+        // Each owner's rows at their own instants (pk and sk are the key).
+        let sk = if group == "team-group-1" {
+            "2024-01-01T00:00:00+00:00"
+        } else {
+            "2023-01-01T00:00:00+00:00"
+        };
+        HashMap::from([
+            ("pk".to_owned(), AttributeValue::S(format!("GRP#{owner}"))),
+            ("sk".to_owned(), AttributeValue::S(sk.into())),
+            (
+                "message_group_uuid".to_owned(),
+                AttributeValue::S(group.into()),
+            ),
+            ("message".to_owned(), AttributeValue::S("older".into())),
+            ("user_uuid".to_owned(), AttributeValue::S(other.into())),
+            (
+                "user_display_name".to_owned(),
+                AttributeValue::S(name.into()),
+            ),
+            ("user_handle".to_owned(), AttributeValue::S(handle.into())),
+        ])
+    };
+    let group = "team-group-1";
+    let guest_group = "team-group-2";
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let client =
+            messaging_stream::aws::dynamodb_client(&common::config_for(endpoint, &table)).await;
+        for item in [
+            row(me, group, ulid, "Una Lid", "una"),
+            row(ulid, group, me, "Hu Me", "hume"),
+            row(me, guest_group, guest, "Gus Guest", "gus"),
+        ] {
+            client
+                .put_item()
+                .table_name(&table)
+                .set_item(Some(item))
+                .send()
+                .await
+                .unwrap();
+        }
+    });
+
+    // From a non-uuid owner, the text on stdin; its names come from the other participant's row.
+    let sent = ok(ddb_with_stdin(
+        endpoint,
+        &table,
+        &["send", "--group", group, "--from", me, "--json", "-"],
+        b"from stdin\n",
+    ));
+    let sent_at = json_lines(&sent)[0]["created_at"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let newest = &json_lines(&ok(ddb(
+        endpoint,
+        &table,
+        &["messages", group, "--limit", "1", "--json"],
+    )))[0];
+    assert_eq!(
+        (
+            &newest["message"],
+            &newest["handle"],
+            &newest["display_name"]
+        ),
+        (
+            &serde_json::json!("from stdin"),
+            &serde_json::json!("hume"),
+            &serde_json::json!("Hu Me")
+        )
+    );
+    assert_eq!(newest["created_at"], sent_at.as_str());
+
+    // The rows move: the function, run by watch as Lambda would, brings both to the new message.
+    let template = concat!(env!("CARGO_MANIFEST_DIR"), "/template.yaml");
+    let dir = tempfile::tempdir().unwrap();
+    let failures = dir.path().join("failures.jsonl").display().to_string();
+    let watch = [
+        "watch",
+        "--once",
+        "--template",
+        template,
+        "--failures-file",
+        &failures,
+    ];
+    ok(ddb(endpoint, &table, &watch));
+    for (owner, other) in [(me, "una"), (ulid, "hume")] {
+        let top = &json_lines(&ok(ddb(
+            endpoint,
+            &table,
+            &["conversations", owner, "--limit", "1", "--json"],
+        )))[0];
+        assert_eq!(top["uuid"], group, "{owner}");
+        assert_eq!(top["created_at"], sent_at.as_str(), "{owner}");
+        assert_eq!(top["message"], "from stdin", "{owner}");
+        assert_eq!(top["handle"], other, "{owner}");
+    }
+
+    // From a ULID, a long text (over the 128 KiB one argument may hold) in a file.
+    let long = "x".repeat(200 * 1024);
+    let file = dir.path().join("long.txt");
+    std::fs::write(&file, format!("{long}\n")).unwrap();
+    ok(ddb(
+        endpoint,
+        &table,
+        &[
+            "send",
+            "--group",
+            group,
+            "--from",
+            ulid,
+            "--text-file",
+            &file.display().to_string(),
+        ],
+    ));
+    // From one who owns no row of the group but whom its row names.
+    ok(ddb(
+        endpoint,
+        &table,
+        &["send", "--group", guest_group, "--from", guest, "hello"],
+    ));
+    let newest = |group: &str| {
+        json_lines(&ok(ddb(
+            endpoint,
+            &table,
+            &["messages", group, "--limit", "1", "--json"],
+        )))[0]
+            .clone()
+    };
+    let long_sent = newest(group);
+    assert_eq!(
+        long_sent["message"].as_str().map(str::len),
+        Some(long.len())
+    );
+    assert_eq!(long_sent["handle"], "una");
+    assert_eq!(newest(guest_group)["handle"], "gus");
+    // `--text` sends a dash as it is; `-` would have read stdin.
+    ok(ddb(
+        endpoint,
+        &table,
+        &[
+            "send",
+            "--group",
+            guest_group,
+            "--from",
+            guest,
+            "--text",
+            "-",
+        ],
+    ));
+    assert_eq!(newest(guest_group)["message"], "-");
+
+    // Anyone else is a typo: refused, saying who the participants are; nothing written.
+    let count =
+        |group: &str| json_lines(&ok(ddb(endpoint, &table, &["messages", group, "--json"]))).len();
+    let before = count(group);
+    for stranger in ["hu-me-cd63db", &uuid::Uuid::new_v4().to_string(), "londo"] {
+        let refused = ddb(
+            endpoint,
+            &table,
+            &["send", "--group", group, "--from", stranger, "typo"],
+        );
+        assert!(!refused.status.success(), "{stranger}: {refused:?}");
+        let said = stderr(&refused);
+        assert!(
+            said.contains(&format!(
+                "{stranger:?} is not a participant of group {group}"
+            )) && said.contains(me)
+                && said.contains(&format!("{ulid} (@una)")),
+            "{said}"
+        );
+    }
+    assert_eq!(count(group), before);
+    let no_group = ddb(
+        endpoint,
+        &table,
+        &["send", "--group", "no-such-group", "--from", me, "x"],
+    );
+    assert!(!no_group.status.success());
+    assert!(
+        stderr(&no_group).contains("group no-such-group has no rows"),
+        "{}",
+        stderr(&no_group)
+    );
+    // One text source only, and one is needed.
+    for args in [
+        vec!["send", "--group", group, "--from", me],
+        vec!["send", "--group", group, "--from", me, "a", "--text", "b"],
+        vec![
+            "send",
+            "--group",
+            group,
+            "--from",
+            me,
+            "--text-file",
+            "f",
+            "-",
+        ],
+    ] {
+        let output = ddb(endpoint, &table, &args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {output:?}");
+    }
 }

@@ -2,11 +2,18 @@
 
 mod common;
 
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_types::config_bag::ConfigBag;
 use common::{event, group_row, message_record, s, TestTable};
 use messaging_stream::event::{MessageChange, MessageText, RecordRef};
 use messaging_stream::plan::{self, GroupUpdate};
 use messaging_stream::{apply, store::Store};
 use serde_json::json;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 const T0: &str = "2024-05-06T09:00:00.000001+00:00";
 const T1: &str = "2025-01-15T10:00:00.123456+00:00";
@@ -325,24 +332,115 @@ async fn a_row_moved_between_query_and_write_is_reread_and_never_doubled() {
     assert_eq!(table.all_items().await.len(), 2);
 }
 
-#[tokio::test]
+/// Holds each of the first `parties` TransactWriteItems calls until all of them have been made:
+/// when it opens, that many invocations have read the group's rows and are writing at once. Later
+/// calls (the retries after a lost race) pass. A call held 30 s lets go and marks the barrier
+/// broken, so a run whose invocations did not overlap fails instead of hanging.
+#[derive(Debug, Clone)]
+struct WriteBarrier {
+    parties: usize,
+    /// Its state, and the condition "all have arrived".
+    shared: Arc<(Mutex<BarrierState>, Condvar)>,
+}
+
+#[derive(Debug, Default)]
+struct BarrierState {
+    held: usize,
+    opened: bool,
+    broken: bool,
+}
+
+impl WriteBarrier {
+    fn new(parties: usize) -> Self {
+        Self {
+            parties,
+            shared: Arc::default(),
+        }
+    }
+
+    /// Whether all `parties` calls were held at once.
+    fn opened(&self) -> bool {
+        let state = self.shared.0.lock().unwrap();
+        state.opened && !state.broken
+    }
+}
+
+impl Intercept for WriteBarrier {
+    fn name(&self) -> &'static str {
+        "WriteBarrier"
+    }
+
+    fn read_before_execution(
+        &self,
+        context: &BeforeSerializationInterceptorContextRef<'_>,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if context
+            .input()
+            .downcast_ref::<TransactWriteItemsInput>()
+            .is_none()
+        {
+            return Ok(());
+        }
+        let (state, all_arrived) = &*self.shared;
+        let mut state = state.lock().unwrap();
+        if state.held == self.parties {
+            return Ok(());
+        }
+        state.held += 1;
+        if state.held == self.parties {
+            state.opened = true;
+            all_arrived.notify_all();
+            return Ok(());
+        }
+        tokio::task::block_in_place(|| {
+            let (mut state, waited) = all_arrived
+                .wait_timeout_while(state, Duration::from_secs(30), |state| !state.opened)
+                .unwrap();
+            if waited.timed_out() {
+                state.broken = true;
+            }
+        });
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_invocations_on_one_group_leave_one_row_per_owner_at_the_newest() {
     let table = TestTable::new().await;
     table
         .put((0..6).map(|i| group_row(&format!("u{i}"), "g", T0, "x")))
         .await;
     let stamps = [T1, T3, T2, "2025-01-15T11:30:00+00:00"];
+    // The invocations' client holds their first writes until all four are being made.
+    let barrier = WriteBarrier::new(stamps.len());
+    let sdk = messaging_stream::aws::sdk_config(&table.config).await;
+    let client = aws_sdk_dynamodb::Client::from_conf(
+        messaging_stream::aws::dynamodb_config(&sdk)
+            .interceptor(barrier.clone())
+            .build(),
+    );
+    let app = messaging_stream::App::new(Store::new(client, &table.config), table.config.clone());
+    // Each invocation a task of its own, as Lambda runs them: a held write holds only its own.
     let invocations = stamps.iter().enumerate().map(|(i, stamp)| {
-        table.invoke(event(vec![message_record(
-            "g",
-            stamp,
-            stamp,
-            &i.to_string(),
-        )]))
+        let app = app.clone();
+        let batch = event(vec![message_record("g", stamp, stamp, &i.to_string())]);
+        tokio::spawn(async move { messaging_stream::handler::process(&app, &batch).await })
     });
-    for response in futures::future::join_all(invocations).await {
-        assert!(response.unwrap().batch_item_failures.is_empty());
+    let mut lost_races = 0;
+    for result in futures::future::join_all(invocations).await {
+        let (response, summary) = result.expect("the invocation's task").unwrap();
+        assert!(response.batch_item_failures.is_empty());
+        lost_races += summary.condition_rereads + summary.conflict_retries;
     }
+
+    assert!(
+        barrier.opened(),
+        "the four invocations never had their writes in flight at once"
+    );
+    // All four read the rows at T0; at most one transaction can delete them there first: each of
+    // the others had a condition fail (a re-read) or a conflict (a retry).
+    assert!(lost_races >= 3, "only {lost_races} lost races");
     let rows = rows(&table, "g").await;
     assert_eq!(rows.len(), 6);
     assert!(
@@ -444,10 +542,16 @@ async fn a_failed_record_without_sequence_number_is_an_invocation_error() {
 #[tokio::test]
 async fn an_event_without_records_is_an_invocation_error() {
     let table = TestTable::new().await;
-    assert!(table
-        .invoke(json!({"detail": "not a stream"}))
-        .await
-        .is_err());
+    let result = table.invoke(json!({"detail": "not a stream"})).await;
+    assert!(
+        matches!(
+            result,
+            Err(messaging_stream::handler::HandlerError::NotAStreamEvent(
+                messaging_stream::event::EventError::NoRecords
+            ))
+        ),
+        "{result:?}"
+    );
     assert!(table
         .invoke(event(vec![]))
         .await

@@ -236,6 +236,11 @@ async fn two_conversations_of_one_owner() -> TestTable {
 }
 
 async fn assert_both_listed(table: &TestTable) {
+    assert_both_listed_with(table, "hello g2").await;
+}
+
+/// [`assert_both_listed`], with g2's rows showing `g2_text`.
+async fn assert_both_listed_with(table: &TestTable, g2_text: &str) {
     let nudged = timestamp::nudge(T3, 1).unwrap();
     let mut a_rows: Vec<(String, String, String)> = table
         .all_items()
@@ -259,7 +264,11 @@ async fn assert_both_listed(table: &TestTable) {
         "one at the instant, one nudged past it"
     );
     for (group, _, text) in &a_rows {
-        assert_eq!(text, &format!("hello {group}"), "each row has its own text");
+        let expected = match group.as_str() {
+            "g2" => g2_text.to_owned(),
+            _ => format!("hello {group}"),
+        };
+        assert_eq!(text, &expected, "each row has its own text");
     }
     let nudged_row = table
         .all_items()
@@ -335,17 +344,38 @@ async fn two_conversations_at_the_same_instant_across_two_batches_are_both_liste
     no_failures(&table.invoke(second.clone()).await.unwrap());
     assert_both_listed(&table).await;
 
-    // Replays of either, in any order, change nothing; an edit of g2's message reaches the nudged row.
+    // Replays of either, in any order, change nothing.
     no_failures(&table.invoke(second).await.unwrap());
     no_failures(&table.invoke(first).await.unwrap());
     assert_both_listed(&table).await;
+
+    // An edit of g2's message (to a new text) reaches the nudged row, g2's, and c's row of g2.
+    table.requests.reset();
     no_failures(
         &table
-            .invoke(event(vec![edit_record("g2", T3, "hello g2", "12")]))
+            .invoke(event(vec![edit_record("g2", T3, "hello g2, edited", "12")]))
             .await
             .unwrap(),
     );
-    assert_both_listed(&table).await;
+    assert_both_listed_with(&table, "hello g2, edited").await;
+    let nudged = timestamp::nudge(T3, 1).unwrap();
+    let a_g2 = table.row_summaries("g2").await;
+    assert_eq!(
+        a_g2,
+        [
+            ("GRP#a".to_owned(), nudged, "hello g2, edited".to_owned()),
+            (
+                "GRP#c".to_owned(),
+                T3.to_owned(),
+                "hello g2, edited".to_owned()
+            ),
+        ]
+    );
+    assert_eq!(
+        table.requests.counts().get("TransactWriteItems"),
+        Some(&1),
+        "both rows rewritten in place, in one transaction"
+    );
 }
 
 #[tokio::test]

@@ -3,14 +3,19 @@
 //!
 //! File naming: `policies/execution-<name>.json` is the execution role's inline policy `execution-<name>`
 //! (written directly, or under `!If [Condition, policy, !Ref AWS::NoValue]` when it depends on a parameter);
-//! `policies/endpoint-dynamodb.json` is the DynamoDB gateway endpoint's policy; `policies/operator-<name>.json` is
-//! for people (`ddb redrive`), never in the template. Any other file is an error.
+//! `policies/endpoint-dynamodb.json` is the DynamoDB gateway endpoint's policy, and
+//! `policies/endpoint-cache-<choice>.json` the statements it gains when the `ReadCache` parameter is `<choice>`;
+//! `policies/operator-<name>.json` is for people (`ddb redrive`), never in the template. Any other file is an error.
+//!
+//! One test needs DynamoDB Local: for each `ReadCache` choice it runs the handler as the template configures
+//! it and proves the execution role grants exactly the calls it makes.
 
+mod common;
 mod deploy_support;
 
 use deploy_support::*;
 use serde_json::Value as Json;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 const TABLE_ARN: &str =
     "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/${TableName}";
@@ -40,11 +45,17 @@ fn every_policy_file_is_embedded_in_the_template_and_nothing_else_is() {
     assert!(!files.is_empty(), "policies/ holds no .json file");
     let mut problems = Vec::new();
     for (stem, document) in &files {
-        let in_template = if stem == "endpoint-dynamodb" {
-            Some(to_policy_json(at(
-                resource(&template, "DynamoDbEndpoint"),
-                &["Properties", "PolicyDocument"],
-            )))
+        let in_template = if let Some(rest) = stem.strip_prefix("endpoint-") {
+            // Compared for each ReadCache choice: the_endpoint_policy_is_its_files_for_each_read_cache_choice.
+            let choice = rest.strip_prefix("cache-");
+            if rest != "dynamodb"
+                && !choice.is_some_and(|c| read_cache_choices().iter().any(|r| r == c))
+            {
+                problems.push(format!(
+                    "policies/{stem}.json: the endpoint's files are endpoint-dynamodb.json and endpoint-cache-<ReadCache choice>.json"
+                ));
+            }
+            continue;
         } else if stem.starts_with("operator-") {
             assert!(
                 !template_text().contains(&format!("PolicyName: {stem}")),
@@ -275,26 +286,161 @@ fn execution_policy_grants_exactly_the_function_data_plane() {
     );
 }
 
-/// The gateway endpoint lets through the same (action, resource) pairs as the role, for the role only.
-#[test]
-fn endpoint_policy_mirrors_the_execution_data_plane() {
-    let endpoint = policy_file("endpoint-dynamodb");
-    for statement in statements(&endpoint) {
-        assert_eq!(
-            statement["Principal"],
-            serde_json::json!({"AWS": "${ExecutionRole.Arn}"}),
-            "endpoint statements must name the function's role"
+/// The endpoint's policy as deployed with `ReadCache` = `choice`: endpoint-dynamodb.json, plus the statements of
+/// endpoint-cache-<choice>.json when there is one.
+fn endpoint_files_for(choice: &str) -> Json {
+    let mut document = policy_file("endpoint-dynamodb");
+    if let Some((_, extra)) = policy_files()
+        .into_iter()
+        .find(|(stem, _)| *stem == format!("endpoint-cache-{choice}"))
+    {
+        let statements = document["Statement"]
+            .as_array_mut()
+            .expect("a Statement list");
+        statements.extend(
+            extra["Statement"]
+                .as_array()
+                .expect("a Statement list")
+                .iter()
+                .cloned(),
         );
     }
-    let without_conditions = |doc: &Json| -> BTreeSet<(String, String)> {
-        dynamodb_grants(doc)
-            .into_iter()
-            .map(|(a, r, _)| (a, r))
-            .collect()
+    document
+}
+
+/// The policies of the execution role as deployed with `ReadCache` = `choice`, by name.
+fn role_for(choice: &str) -> BTreeMap<String, Json> {
+    let template = template_with(&[("ReadCache", choice)]);
+    at(
+        resource(&template, "ExecutionRole"),
+        &["Properties", "Policies"],
+    )
+    .as_sequence()
+    .expect("ExecutionRole Policies is a list")
+    .iter()
+    .map(|p| {
+        (
+            at(p, &["PolicyName"])
+                .as_str()
+                .expect("PolicyName")
+                .to_owned(),
+            to_policy_json(at(p, &["PolicyDocument"])),
+        )
+    })
+    .collect()
+}
+
+/// The DynamoDB grants of every policy of the role as deployed with `ReadCache` = `choice`.
+fn role_grants_for(choice: &str) -> BTreeSet<(String, String, String)> {
+    role_for(choice)
+        .values()
+        .flat_map(dynamodb_grants)
+        .collect()
+}
+
+const CACHE_TABLE_ARN: &str =
+    "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/${AppName}-cache-${Env}";
+
+#[test]
+fn the_endpoint_policy_is_its_files_for_each_read_cache_choice() {
+    let choices = read_cache_choices();
+    assert_eq!(choices, ["none", "dynamodb"], "ReadCache's choices");
+    for choice in &choices {
+        let template = template_with(&[("ReadCache", choice)]);
+        let deployed = to_policy_json(at(
+            resource(&template, "DynamoDbEndpoint"),
+            &["Properties", "PolicyDocument"],
+        ));
+        assert_eq!(deployed, endpoint_files_for(choice), "ReadCache {choice}");
+    }
+}
+
+/// With ReadCache none the role and the endpoint grant nothing on a cache table; with dynamodb exactly the
+/// invalidation, under the condition that creates the table.
+#[test]
+fn the_role_gets_exactly_what_the_chosen_read_cache_needs() {
+    let on_cache =
+        |grants: &BTreeSet<(String, String, String)>| -> BTreeSet<(String, String, String)> {
+            grants
+                .iter()
+                .filter(|(_, resource, _)| resource.contains("-cache-"))
+                .cloned()
+                .collect()
+        };
+    let none = role_for("none");
+    assert!(
+        !none.keys().any(|name| name.contains("cache")),
+        "ReadCache none: {:?}",
+        none.keys()
+    );
+    assert!(on_cache(&role_grants_for("none")).is_empty());
+    let dynamodb = role_for("dynamodb");
+    assert_eq!(
+        dynamodb
+            .keys()
+            .filter(|name| name.contains("cache"))
+            .collect::<Vec<_>>(),
+        ["execution-cache-dynamodb"]
+    );
+    assert_eq!(
+        on_cache(&role_grants_for("dynamodb")),
+        dynamodb_grants(&policy_file("execution-cache-dynamodb"))
+    );
+    // Everything else is the same in both.
+    let without_cache = |mut role: BTreeMap<String, Json>| {
+        role.remove("execution-cache-dynamodb");
+        role
     };
-    let mut execution = without_conditions(&policy_file("execution-dynamodb"));
-    execution.extend(without_conditions(&policy_file("execution-cache")));
-    assert_eq!(without_conditions(&endpoint), execution);
+    assert_eq!(without_cache(dynamodb), none);
+    // The policy is attached exactly when the table exists.
+    let template = template();
+    let policies = at(
+        resource(&template, "ExecutionRole"),
+        &["Properties", "Policies"],
+    )
+    .as_sequence()
+    .unwrap();
+    let condition = policies
+        .iter()
+        .map(conditional)
+        .find(|(_, p)| at(p, &["PolicyName"]).as_str() == Some("execution-cache-dynamodb"))
+        .expect("ExecutionRole has execution-cache-dynamodb")
+        .0;
+    assert_eq!(
+        condition.as_deref(),
+        at(resource(&template, "CacheTable"), &["Condition"]).as_str()
+    );
+}
+
+/// The gateway endpoint lets through the same (action, resource) pairs as the role, for the role only, in
+/// each ReadCache choice.
+#[test]
+fn endpoint_policy_mirrors_the_execution_data_plane() {
+    let without_conditions =
+        |grants: BTreeSet<(String, String, String)>| -> BTreeSet<(String, String)> {
+            grants.into_iter().map(|(a, r, _)| (a, r)).collect()
+        };
+    for choice in read_cache_choices() {
+        let endpoint = endpoint_files_for(&choice);
+        for statement in statements(&endpoint) {
+            assert_eq!(
+                statement["Principal"],
+                serde_json::json!({"AWS": "${ExecutionRole.Arn}"}),
+                "endpoint statements must name the function's role"
+            );
+        }
+        let role: BTreeSet<(String, String, String)> = role_grants_for(&choice)
+            .into_iter()
+            .filter(|(_, resource, _)| {
+                resource.starts_with(TABLE_ARN) || resource == CACHE_TABLE_ARN
+            })
+            .collect();
+        assert_eq!(
+            without_conditions(dynamodb_grants(&endpoint)),
+            without_conditions(role),
+            "ReadCache {choice}"
+        );
+    }
 }
 
 /// The cache table: only the invalidations' BatchWriteItem, on that table, on the cache's two key prefixes.
@@ -302,13 +448,11 @@ fn endpoint_policy_mirrors_the_execution_data_plane() {
 fn execution_cache_policy_grants_only_invalidation_on_the_cache_table() {
     let leading =
         r#"{"ForAllValues:StringLike":{"dynamodb:LeadingKeys":["conversations#*","messages#*"]}}"#;
-    let cache_arn =
-        "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/${AppName}-cache-${Env}";
     assert_eq!(
-        dynamodb_grants(&policy_file("execution-cache")),
+        dynamodb_grants(&policy_file("execution-cache-dynamodb")),
         BTreeSet::from([(
             "dynamodb:BatchWriteItem".to_owned(),
-            cache_arn.to_owned(),
+            CACHE_TABLE_ARN.to_owned(),
             leading.to_owned()
         )])
     );
@@ -320,6 +464,195 @@ fn execution_cache_policy_grants_only_invalidation_on_the_cache_table() {
         ),
         &serde_norway::from_str::<serde_norway::Value>("!Sub ${AppName}-cache-${Env}").unwrap()
     );
+}
+
+/// The function's environment as the template sets it with `ReadCache` = `choice`, on a test table (and a
+/// cache table, where the template names one) of DynamoDB Local: (name, value), the `!Ref`s replaced.
+fn environment_for(choice: &str, table: &str, cache_table: &str) -> BTreeMap<String, String> {
+    let template = template_with(&[("ReadCache", choice)]);
+    let variables = at(
+        resource(&template, "MessagingStreamFunction"),
+        &["Properties", "Environment", "Variables"],
+    )
+    .as_mapping()
+    .expect("Variables is a mapping");
+    variables
+        .iter()
+        .map(|(name, value)| {
+            let name = name.as_str().expect("a variable's name").to_owned();
+            let value = match value {
+                serde_norway::Value::String(text) => text.clone(),
+                serde_norway::Value::Tagged(t) if t.tag == "Ref" => match t.value.as_str() {
+                    Some("TableName") => table.to_owned(),
+                    Some("CacheTable") => cache_table.to_owned(),
+                    other => panic!("{name}: !Ref {other:?}: which test resource is that?"),
+                },
+                other => panic!("{name}: {other:?} is neither a string nor a !Ref"),
+            };
+            (name, value)
+        })
+        .collect()
+}
+
+/// For each ReadCache choice: the handler, configured by the environment the template gives it (built as the
+/// Lambda binary builds it: `Config::from_lookup` then `App::on_client`, which `App::from_config` calls), takes
+/// every path (a move, a replay, an edit, a fallback after a REMOVE, a same-instant nudge); the DynamoDB calls
+/// it makes, as IAM authorises them, are exactly what the role deployed with that choice grants. It also
+/// counts one message to a 2-row group: Query 1 + TransactWriteItems 1 with no cache, + BatchWriteItem 1
+/// with the DynamoDB cache; a replay of it, Query 1 (+ BatchWriteItem 1).
+#[tokio::test]
+async fn the_execution_role_equals_the_calls_made_in_each_read_cache_choice() {
+    use messaging_stream::request_log::RequestLog;
+    const T0: &str = "2024-05-06T09:00:00+00:00";
+    const T1: &str = "2025-01-15T10:00:00+00:00";
+    const T2: &str = "2025-01-15T11:00:00+00:00";
+    for choice in read_cache_choices() {
+        let table = common::unique_table();
+        let cache_table = format!("cache-{}", uuid::Uuid::new_v4().simple());
+        let mut environment = environment_for(&choice, &table, &cache_table);
+        environment.insert(
+            "AWS_ENDPOINT_URL_DYNAMODB".into(),
+            common::endpoint().to_owned(),
+        );
+        let config = messaging_stream::Config::from_lookup(|name| environment.get(name).cloned())
+            .unwrap_or_else(|e| panic!("ReadCache {choice}: {e}"));
+        let log = RequestLog::new();
+        let client = common::client_for(&config, &log).await;
+        messaging_stream::commands::schema::create_table(&client, &table, &config.group_index_name)
+            .await
+            .expect("create the test table");
+        if let Some(cache) = &config.cache_table_name {
+            messaging_stream::commands::schema::create_cache_table(&client, cache)
+                .await
+                .expect("create the cache table");
+        }
+        let app = messaging_stream::App::on_client(client.clone(), config.clone());
+        for item in [
+            common::group_row("a", "g", T0, "x"),
+            common::group_row("b", "g", T0, "x"),
+            common::message_item("g", T0, "zero"),
+            common::group_row("a", "g-other", T2, "other conversation"),
+        ] {
+            client
+                .put_item()
+                .table_name(&table)
+                .set_item(Some(item))
+                .send()
+                .await
+                .expect("put a test item");
+        }
+        let invoke = |records: Vec<Json>| {
+            let app = app.clone();
+            async move {
+                let response = messaging_stream::handle(
+                    &app,
+                    lambda_runtime::LambdaEvent::new(
+                        common::event(records),
+                        lambda_runtime::Context::default(),
+                    ),
+                )
+                .await
+                .expect("the handler answers");
+                assert!(response.batch_item_failures.is_empty(), "{response:?}");
+            }
+        };
+        let counted = |expected: &[(&str, u64)]| -> BTreeMap<String, u64> {
+            let mut counts: BTreeMap<String, u64> = expected
+                .iter()
+                .map(|(op, n)| ((*op).to_owned(), *n))
+                .collect();
+            // The cache's one invalidation per group, exactly when the choice has a cache.
+            if choice != "none" {
+                counts.insert("BatchWriteItem".into(), 1);
+            }
+            counts
+        };
+        log.reset();
+        let message = common::message_record("g", T1, "one", "1");
+        invoke(vec![message.clone()]).await;
+        assert_eq!(
+            log.counts(),
+            counted(&[("Query", 1), ("TransactWriteItems", 1)]),
+            "ReadCache {choice}: one message to a 2-row group"
+        );
+        let moved = log.iam_uses();
+        log.reset();
+        invoke(vec![message]).await;
+        assert_eq!(
+            log.counts(),
+            counted(&[("Query", 1)]),
+            "ReadCache {choice}: its replay"
+        );
+        // An edit (an Update in place), a REMOVE's fallback (a Query of MSG#), a same-instant collision
+        // with a's other conversation (a Query of a's keys around the instant, then a nudged move).
+        invoke(vec![common::edit_record("g", T1, "one, edited", "2")]).await;
+        invoke(vec![common::remove_record("g", T1, "3")]).await;
+        invoke(vec![common::message_record("g", T2, "same instant", "4")]).await;
+        let mut used = log.iam_uses();
+        used.extend(moved);
+
+        // The recorded uses, named as the policies name them.
+        let generic = |resource: &str| -> String {
+            let arn = "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:";
+            let named = if let Some(rest) = resource.strip_prefix(&format!("table/{table}")) {
+                format!("table/${{TableName}}{rest}")
+            } else if resource == format!("table/{cache_table}") {
+                "table/${AppName}-cache-${Env}".to_owned()
+            } else {
+                panic!("a call on {resource}: neither the table nor the cache table")
+            };
+            format!("{arn}{named}")
+        };
+        let performed: BTreeSet<(String, String)> = used
+            .iter()
+            .map(|u| (u.action.clone(), generic(&u.resource)))
+            .collect();
+        let role: BTreeSet<(String, String, String)> = role_grants_for(&choice)
+            .into_iter()
+            .filter(|(_, resource, _)| {
+                resource.starts_with(TABLE_ARN) || resource == CACHE_TABLE_ARN
+            })
+            .collect();
+        let granted: BTreeSet<(String, String)> = role
+            .iter()
+            .map(|(a, r, _)| (a.clone(), r.clone()))
+            .collect();
+        assert_eq!(
+            performed, granted,
+            "ReadCache {choice}: calls made vs the role"
+        );
+        // Each call's partition key is within its grant's dynamodb:LeadingKeys.
+        for use_ in &used {
+            let resource = generic(&use_.resource);
+            let patterns: Vec<String> = role
+                .iter()
+                .filter(|(a, r, _)| *a == use_.action && *r == resource)
+                .flat_map(|(_, _, condition)| {
+                    serde_json::from_str::<Json>(condition)
+                        .ok()
+                        .and_then(|c| {
+                            c.pointer("/ForAllValues:StringLike/dynamodb:LeadingKeys")
+                                .cloned()
+                        })
+                        .map(|keys| strings(Some(&keys)))
+                        .unwrap_or_default()
+                })
+                .collect();
+            if patterns.is_empty() {
+                continue; // the GSI grant carries no LeadingKeys condition
+            }
+            let key = use_
+                .leading_key
+                .as_deref()
+                .expect("a call with a partition key");
+            assert!(
+                patterns
+                    .iter()
+                    .any(|p| key.starts_with(p.trim_end_matches('*'))),
+                "ReadCache {choice}: {use_:?} is outside {patterns:?}"
+            );
+        }
+    }
 }
 
 // That the policy allows exactly what the code does is checked on recorded calls, not on the source:

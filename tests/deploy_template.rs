@@ -155,3 +155,91 @@ fn timeout_covers_two_calls_that_exhaust_their_retries() {
     );
     assert!(timeout <= 900, "Lambda's maximum Timeout is 900 s");
 }
+
+/// The default deployment pays for no cache: no cache table, no CACHE_TABLE_NAME (so the function makes no
+/// cache request), no cache grant, no cache output; nothing left that names the cache table.
+#[test]
+fn the_default_parameters_make_no_read_cache() {
+    let template = template();
+    let read_cache = at(&template, &["Parameters", "ReadCache"]);
+    assert_eq!(at(read_cache, &["Default"]).as_str(), Some("none"));
+    assert_eq!(
+        at(read_cache, &["AllowedValues"]),
+        &serde_norway::from_str::<Yaml>("[none, dynamodb]").unwrap()
+    );
+    let deployed = template_with(&[]);
+    assert!(
+        deployed
+            .get("Resources")
+            .and_then(|r| r.get("CacheTable"))
+            .is_none(),
+        "the default deployment creates CacheTable"
+    );
+    let variables = at(
+        function(&deployed),
+        &["Properties", "Environment", "Variables"],
+    );
+    assert!(variables.get("TABLE_NAME").is_some());
+    assert!(
+        variables.get("CACHE_TABLE_NAME").is_none(),
+        "the default deployment sets CACHE_TABLE_NAME: {variables:?}"
+    );
+    assert!(deployed
+        .get("Outputs")
+        .and_then(|o| o.get("CacheTableName"))
+        .is_none());
+    // What is deployed (the parameter's own description may name the cache).
+    let text = ["Resources", "Outputs"]
+        .map(|section| serde_norway::to_string(at(&deployed, &[section])).unwrap())
+        .join("\n");
+    for needle in ["CacheTable", "-cache-", "BatchWriteItem"] {
+        assert!(
+            !text.contains(needle),
+            "the default deployment still has {needle:?}"
+        );
+    }
+}
+
+/// ReadCache dynamodb: the cache table, and the function told its name.
+#[test]
+fn read_cache_dynamodb_makes_the_cache_table_and_names_it_to_the_function() {
+    let deployed = template_with(&[("ReadCache", "dynamodb")]);
+    let cache = resource(&deployed, "CacheTable");
+    assert_eq!(at(cache, &["Type"]).as_str(), Some("AWS::DynamoDB::Table"));
+    assert_eq!(
+        at(
+            function(&deployed),
+            &["Properties", "Environment", "Variables", "CACHE_TABLE_NAME"]
+        ),
+        &serde_norway::from_str::<Yaml>("!Ref CacheTable").unwrap()
+    );
+    assert!(deployed
+        .get("Outputs")
+        .and_then(|o| o.get("CacheTableName"))
+        .is_some());
+}
+
+/// The evaluator the two tests above rely on resolves what CloudFormation resolves.
+#[test]
+fn template_with_resolves_conditions_as_cloudformation_does() {
+    let template = template();
+    let s3 = conditions(&template, &parameters(&template, &[]));
+    assert!(s3["FailuresToS3"] && !s3["FailuresToSqs"] && !s3["HasAlarmTopic"]);
+    let sqs = template_with(&[("FailureDestination", "SQS")]);
+    let resources = sqs.get("Resources").unwrap();
+    assert!(resources.get("FailureQueue").is_some() && resources.get("FailureBucket").is_none());
+    let policies: Vec<&str> = at(resource(&sqs, "ExecutionRole"), &["Properties", "Policies"])
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|p| at(p, &["PolicyName"]).as_str())
+        .collect();
+    assert!(
+        policies.contains(&"execution-failure-queue"),
+        "{policies:?}"
+    );
+    assert!(
+        !policies.contains(&"execution-failure-bucket"),
+        "{policies:?}"
+    );
+}

@@ -388,7 +388,20 @@ async fn a_failing_record_is_retried_from_its_sequence_number_then_given_up() {
         "RetryAttemptsExhausted"
     );
     assert_eq!(lines[0]["requestContext"]["approximateInvokeCount"], 3);
-    assert!(lines[0]["error"].as_str().unwrap().contains(seq2.as_str()));
+    // Where (the record Lambda retries from) and why: the handler's error kind and the group.
+    let error = lines[0]["error"].as_str().unwrap();
+    assert!(error.contains(seq2.as_str()), "{error}");
+    assert!(error.contains("NoFreeKey: group g2:"), "{error}");
+    // The file holds the records' text: its owner's alone.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&failures_file)
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
     // The given-up records themselves, as the event they were invoked with (for replay).
     let payload = lines[0]["payload"]["Records"].as_array().unwrap();
     let keys: Vec<&str> = payload

@@ -12,6 +12,12 @@
 //!   group index, projection ALL); a Query half a read unit per started 4 KB of the items it
 //!   returns (eventually consistent).
 //!
+//! With the read cache on (`ReadCache=dynamodb`), each group also costs the function one BatchWriteItem
+//! deleting `messages#<group>` and `conversations#<owner>` of each owner whose row it wrote: a standard
+//! delete of a cache item, priced by AWS's rules at its started KB and at least one unit even when the
+//! item is absent (the bench's cache holds nothing: no reader fills it). The cache backend does not ask
+//! for its consumed capacity, so those units are AWS's rules only, outside "reproduced".
+//!
 //! DynamoDB Local prices standard requests that way, but not transactions: it counts four units per
 //! started KB, and an item only if no other item of the same transaction (and table or index)
 //! counted the same number of units. [`Ledger`] also prices every request that way
@@ -29,26 +35,44 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, Put,
     ReturnConsumedCapacity, ScalarAttributeType, TransactWriteItem,
 };
+use messaging_stream::cache::MAX_BATCH_WRITE;
+use messaging_stream::commands::schema;
 use messaging_stream::handler::process as handle_batch;
 use messaging_stream::plan::{Item, GROUP_ATTR, MAX_ACTIONS_PER_TRANSACTION, MESSAGE_ATTR};
 use messaging_stream::size::item_size;
-use messaging_stream::store::Store;
 use messaging_stream::{App, Config};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-/// Capacity units, the writes split into the table's and the group index's.
+/// Capacity units, the writes split into the table's, the group index's and the read cache's.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct Units {
     pub read: f64,
     pub write_table: f64,
     pub write_index: f64,
+    /// The cache's invalidations (deletes on the cache table), when the cache is on.
+    pub write_cache: f64,
 }
 
 impl Units {
     pub fn write(&self) -> f64 {
-        self.write_table + self.write_index
+        self.write_table + self.write_index + self.write_cache
+    }
+
+    /// `12 (8 + 4)`, or `15 (8 + 4 + 3 cache)` with the cache's deletes.
+    fn write_parts(&self) -> String {
+        let cache = if self.write_cache > 0.0 {
+            format!(" + {} cache", units(self.write_cache))
+        } else {
+            String::new()
+        };
+        format!(
+            "{} ({} + {}{cache})",
+            units(self.write()),
+            units(self.write_table),
+            units(self.write_index)
+        )
     }
 }
 
@@ -83,6 +107,12 @@ impl Ledger {
         }
     }
 
+    /// The cache's invalidation of `keys` items that are not in the cache table: one unit each, the
+    /// least a delete costs (AWS's rules only: the cache backend asks for no consumed capacity).
+    fn cache_deletes_of_absent_items(&mut self, keys: usize) {
+        self.aws.write_cache += keys as f64 * write_units(0);
+    }
+
     /// One TransactWriteItems deleting items of `deleted` sizes and putting new items of `put`
     /// sizes, every one of them in the index.
     fn transaction(&mut self, deleted: &[usize], put: &[usize]) {
@@ -99,6 +129,9 @@ impl Ledger {
         self.local.write_index += local;
     }
 }
+
+/// The read cache of the workloads that turn it on (the template's `${AppName}-cache-${Env}`).
+const CACHE_TABLE: &str = "cruddur-cache-bench";
 
 /// The table the probe writes to: no index, so each figure is the table's alone.
 const PROBE_TABLE: &str = "bench-capacity-probe";
@@ -234,6 +267,8 @@ pub struct CostCell {
     pub text_bytes: usize,
     /// The Rust side's PREVIEW_MAX_BYTES (the seed has none).
     pub preview_max_bytes: Option<usize>,
+    /// The Rust side ran with the read cache on (the seed has none).
+    pub read_cache: bool,
     pub runner: Runner,
     /// Requests by operation (the proxy's count, checked against the side's own).
     pub requests: BTreeMap<String, u64>,
@@ -254,7 +289,9 @@ impl CostCell {
     /// Whether pricing the requests by DynamoDB Local's counting gives exactly what it reported.
     pub fn local_reproduced(&self) -> bool {
         (self.local_rules.read - self.reported_read).abs() < 1e-6
-            && (self.local_rules.write() - self.reported_write).abs() < 1e-6
+            && (self.local_rules.write_table + self.local_rules.write_index - self.reported_write)
+                .abs()
+                < 1e-6
             && self.unreported == 0
     }
 
@@ -301,6 +338,7 @@ fn cell(w: &Workload, runner: Runner, requests: BTreeMap<String, u64>) -> CostCe
         rows: w.rows_total(),
         text_bytes: w.text_bytes,
         preview_max_bytes: w.preview_max_bytes,
+        read_cache: w.read_cache,
         runner,
         requests,
         reported_read: 0.0,
@@ -328,13 +366,30 @@ pub async fn rust_cost(
     w: &Workload,
 ) -> anyhow::Result<CostCell> {
     table::reset(direct, &w.rows).await?;
+    if w.read_cache {
+        // Created once; nothing fills it, so it is empty before every run (checked).
+        schema::create_cache_table(direct, CACHE_TABLE).await?;
+        let held = direct
+            .scan()
+            .table_name(CACHE_TABLE)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("Scan {CACHE_TABLE}: {}", DisplayErrorContext(e)))?;
+        ensure!(
+            held.count() == 0,
+            "{CACHE_TABLE} holds items: the pricing assumes none"
+        );
+    }
     let config = Config {
         table_name: table::TABLE.to_owned(),
         endpoint_url: Some(side.proxy.endpoint_url()),
         preview_max_bytes: w.preview_max_bytes,
+        cache_table_name: w.read_cache.then(|| CACHE_TABLE.to_owned()),
         ..Config::default()
     };
-    let app = App::new(Store::new(side.client.clone(), &config), config);
+    // As the Lambda wires it (`App::from_config`): with CACHE_TABLE_NAME, the cache shares the client.
+    let app = App::on_client(side.client.clone(), config);
     side.log.reset();
     let before = side.proxy.counts().operations;
     let (response, summary) = handle_batch(&app, &w.event).await?;
@@ -377,6 +432,7 @@ pub async fn rust_cost(
     let after_rows = by_group(&after_items);
     let mut ledger = Ledger::default();
     let mut transactions = 0;
+    let mut invalidations = 0;
     for (group, old) in &before_rows {
         let new = after_rows
             .get(group)
@@ -399,11 +455,20 @@ pub async fn rust_cost(
             ledger.transaction(&deleted, &put);
             transactions += 1;
         }
+        if w.read_cache {
+            // messages#<group> and conversations#<owner> of every owner (each row moved), 25 a request.
+            let keys = 1 + old.len();
+            ledger.cache_deletes_of_absent_items(keys);
+            invalidations += keys.div_ceil(MAX_BATCH_WRITE) as u64;
+        }
     }
-    let modelled = BTreeMap::from([
+    let mut modelled = BTreeMap::from([
         ("Query".to_owned(), before_rows.len() as u64),
         ("TransactWriteItems".to_owned(), transactions),
     ]);
+    if invalidations > 0 {
+        modelled.insert("BatchWriteItem".to_owned(), invalidations);
+    }
     ensure!(
         requests == modelled,
         "{}: the Rust side sent {requests:?}; the pricing assumes {modelled:?}",
@@ -490,6 +555,7 @@ pub async fn seed_cost(
     );
     let mut cell = cell(w, Runner::SeedAll, requests);
     cell.preview_max_bytes = None;
+    cell.read_cache = false;
     cell.reported_read = capacity.read_units;
     cell.reported_write = capacity.write_units;
     cell.unreported = capacity.unreported;
@@ -512,14 +578,17 @@ pub fn units(u: f64) -> String {
 
 fn print_cell(c: &CostCell) {
     println!(
-        "  {:<17} {:<18} {:>6} requests  AWS rules: {} RCU, {} WCU ({} table + {} index), per message {} RCU {} WCU; DynamoDB Local reported {} RCU, {} WCU{}",
+        "  {:<17} {:<18} {:>6} requests  AWS rules: {} RCU, {} WCU (table + index{}), per message {} RCU {} WCU; DynamoDB Local reported {} RCU, {} WCU{}",
         c.workload,
         c.runner.title(),
         c.requests.values().sum::<u64>(),
         units(c.aws_rules.read),
-        units(c.aws_rules.write()),
-        units(c.aws_rules.write_table),
-        units(c.aws_rules.write_index),
+        c.aws_rules.write_parts(),
+        if c.aws_rules.write_cache > 0.0 {
+            " + cache"
+        } else {
+            ""
+        },
         units(c.per_message(c.aws_rules.read)),
         units(c.per_message(c.aws_rules.write())),
         units(c.reported_read),
@@ -557,20 +626,18 @@ pub fn markdown(
     );
     let _ = writeln!(
         md,
-        "| workload | side | requests | row after | RCU | WCU (table + index) | RCU / message | WCU / message | DynamoDB Local reported: RCU, WCU | reproduced |\n|---|---|---|---:|---:|---:|---:|---:|---|---|"
+        "| workload | side | requests | row after | RCU | WCU (table + index [+ cache]) | RCU / message | WCU / message | DynamoDB Local reported: RCU, WCU | reproduced |\n|---|---|---|---:|---:|---:|---:|---:|---|---|"
     );
     for c in cells {
         let side = c.runner.title();
         let _ = writeln!(
             md,
-            "| {} | {side} | {} | {} B | {} | {} ({} + {}) | {} | {} | {}, {} | {} |",
+            "| {} | {side} | {} | {} B | {} | {} | {} | {} | {}, {} | {} |",
             c.title,
             crate::report::requests(&c.requests),
             c.row_bytes_after,
             units(c.aws_rules.read),
-            units(c.aws_rules.write()),
-            units(c.aws_rules.write_table),
-            units(c.aws_rules.write_index),
+            c.aws_rules.write_parts(),
             units(c.per_message(c.aws_rules.read)),
             units(c.per_message(c.aws_rules.write())),
             units(c.reported_read),
@@ -616,9 +683,10 @@ pub fn markdown(
         } else {
             "seed"
         };
-        let title = match rust.preview_max_bytes {
-            Some(_) => format!("{} (Rust's setting; the seed has none)", rust.title),
-            None => rust.title.to_owned(),
+        let title = if rust.preview_max_bytes.is_some() || rust.read_cache {
+            format!("{} (Rust's setting; the seed has none)", rust.title)
+        } else {
+            rust.title.to_owned()
         };
         let _ = writeln!(
             md,
@@ -706,6 +774,19 @@ mod tests {
             ledger.transaction(&[], &sizes);
             assert_eq!(ledger.local.write_table, reported, "{texts:?}");
         }
+    }
+
+    /// Issue 16: a message to a 2-row group with the cache on deletes 3 absent cache items, 1 unit each:
+    /// 15 write units where the cache off costs 12 (rows of ~270 bytes).
+    #[test]
+    fn the_cache_adds_a_unit_per_invalidated_key_and_only_by_aws_rules() {
+        let mut ledger = Ledger::default();
+        ledger.transaction(&[270, 270], &[270, 270]);
+        assert_eq!(ledger.aws.write(), 12.0);
+        ledger.cache_deletes_of_absent_items(1 + 2);
+        assert_eq!(ledger.aws.write(), 15.0);
+        assert_eq!(ledger.aws.write_parts(), "15 (8 + 4 + 3 cache)");
+        assert_eq!(ledger.local.write_cache, 0.0, "DynamoDB Local is not asked");
     }
 
     #[test]

@@ -74,7 +74,7 @@ struct Args {
     #[arg(long, default_value_t = 2000)]
     soak_operations: usize,
     /// Only these workloads (single, groups20, groupchat, groups500, replay) and/or `cost` (the
-    /// cost table alone: its five workloads once per side at 0 ms, no timing, no process figures).
+    /// cost table alone: its seven workloads once per side at 0 ms, no timing, no process figures).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Times the Lambda binary and the Python interpreter are started to measure initialisation.

@@ -3,7 +3,8 @@
 //! Every workload is a set of group rows (each group's participants, all at an old sort key) and one
 //! Lambda event of new-message records spread round-robin over the groups, newest last. The replay
 //! workload is the 20-group batch again on a table that has already applied it. The cost workloads
-//! ([`cost`]) add a 4 KB message, alone and with `PREVIEW_MAX_BYTES=256`.
+//! ([`cost`]) add a 4 KB message, alone and with `PREVIEW_MAX_BYTES=256`, and two workloads with the
+//! read cache on (template `ReadCache=dynamodb`), whose invalidations the Rust side pays for.
 
 use crate::common::{event, group_row, message_record};
 use messaging_stream::plan::Item;
@@ -24,6 +25,9 @@ pub struct Workload {
     pub replay: bool,
     /// The `PREVIEW_MAX_BYTES` the Rust side runs with (the seed has no such setting).
     pub preview_max_bytes: Option<usize>,
+    /// The Rust side runs with a DynamoDB read cache (`CACHE_TABLE_NAME`) and invalidates it (the seed
+    /// has no cache).
+    pub read_cache: bool,
     /// Bytes of each message's text.
     pub text_bytes: usize,
     pub rows: Vec<Item>,
@@ -99,6 +103,7 @@ impl Workload {
             rows_per_group,
             replay: false,
             preview_max_bytes: None,
+            read_cache: false,
             text_bytes,
             rows,
             event: event(records_json),
@@ -135,7 +140,8 @@ pub fn all() -> Vec<Workload> {
     ]
 }
 
-/// The workloads of the cost table (`--only cost`), in the order they run: the issue's five.
+/// The workloads of the cost table (`--only cost`), in the order they run: issue 9's five, then the
+/// first two with the read cache on (issue 16).
 pub fn cost() -> Vec<Workload> {
     let mut capped = Workload::with_text(
         "message4k_cap256",
@@ -146,6 +152,11 @@ pub fn cost() -> Vec<Workload> {
         Some(4096),
     );
     capped.preview_max_bytes = Some(256);
+    let cached = |name, title, records, groups| {
+        let mut w = Workload::new(name, title, records, groups, 2);
+        w.read_cache = true;
+        w
+    };
     vec![
         Workload::new("single", "1 record, 2 rows", 1, 1, 2),
         Workload::new("groups20", "100 records, 20 groups of 2 rows", 100, 20, 2),
@@ -158,5 +169,12 @@ pub fn cost() -> Vec<Workload> {
         ),
         Workload::with_text("message4k", "1 record of 4 KB, 2 rows", 1, 1, 2, Some(4096)),
         capped,
+        cached("single_cache", "1 record, 2 rows, ReadCache=dynamodb", 1, 1),
+        cached(
+            "groups20_cache",
+            "100 records, 20 groups of 2 rows, ReadCache=dynamodb",
+            100,
+            20,
+        ),
     ]
 }

@@ -5,12 +5,14 @@
 
 use anyhow::{bail, Context as _, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use messaging_stream::aws::Connection;
+use messaging_stream::aws::{Connection, Setup};
 use messaging_stream::cache::dynamo::DynamoCache;
-use messaging_stream::cache::read::{Entry, Reader};
+use messaging_stream::cache::read::{
+    conversation_entry, message_entry, ttl_from_env, Entry, Reader,
+};
 use messaging_stream::commands::render::{self, Style};
 use messaging_stream::commands::{
-    admin, queries, redrive, replay, sample, schema, seed, write, LocalError,
+    self, admin, queries, redrive, replay, sample, schema, seed, write, LocalError,
 };
 use messaging_stream::event_source_mapping::failure_records;
 use messaging_stream::event_source_mapping::mapping::{self, Settings};
@@ -35,8 +37,24 @@ const EXIT_UNREADABLE: u8 = 4;
 
 /// Where the Makefile runs DynamoDB Local.
 const LOCAL_ENDPOINT: &str = "http://127.0.0.1:8000";
-/// `--endpoint aws`: no endpoint override, the SDK's own (DynamoDB and DynamoDB Streams differ there).
+/// `--endpoint aws`: AWS's own endpoints (DynamoDB and DynamoDB Streams differ there), whatever the
+/// environment and the profile configure.
 const AWS_ENDPOINTS: &str = "aws";
+/// ddb's first retry waits about this long, then twice as long each time (the SDK's back-off): a
+/// person waits on ddb, and a refused connection is not worth seconds of back-off.
+const RETRY_INITIAL_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The one table of exit codes (`ddb --help`; README's is the same).
+const EXIT_STATUS: &str = "\
+Exit status:
+  0  done
+  1  an error, said on stderr; a set-up problem (nothing answers at the endpoint, credentials
+     refused or missing, the table or its index missing) comes with its fix on the next line,
+     for every command, replay included
+  2  the arguments are not valid
+  3  replay: DynamoDB answered and a response named a failed record (batchItemFailures, which
+     Lambda would retry from); local status: DynamoDB Local is not running
+  4  replay: an input could not be read or was not JSON";
 /// The cache table `schema-load --cache` creates when none is named.
 const LOCAL_CACHE_TABLE: &str = "cruddur-cache-local";
 
@@ -44,12 +62,13 @@ const LOCAL_CACHE_TABLE: &str = "cruddur-cache-local";
 #[command(
     name = "ddb",
     version,
-    about = "Run the Cruddur messaging table and its stream consumer locally"
+    about = "Run the Cruddur messaging table and its stream consumer locally",
+    after_help = EXIT_STATUS
 )]
 struct Cli {
-    /// DynamoDB endpoint, as the AWS CLI's, or `aws` for AWS's own endpoints [env:
-    /// AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL; the profile's endpoint_url; default:
-    /// http://127.0.0.1:8000]
+    /// DynamoDB endpoint, as the AWS CLI's, or `aws` for AWS's own endpoints whatever the
+    /// environment and the profile say [env: AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL; the
+    /// profile's endpoint_url; default: http://127.0.0.1:8000]
     #[arg(long = "endpoint-url", visible_alias = "endpoint", global = true)]
     endpoint: Option<String>,
     /// AWS region [env: AWS_REGION; the profile's; default with an endpoint: us-east-1]
@@ -94,17 +113,26 @@ enum Command {
     },
     /// Write users, conversations and messages (idempotent).
     Seed,
-    /// Pattern B: a user's conversation list, newest first (through the cache if one is set).
+    /// Pattern B: a user's conversation list, newest first, as the app returns it.
+    ///
+    /// Each entry has the app's five fields (uuid: the group, display_name and handle: the other
+    /// participant, message, created_at), whether read through the cache or from the table.
     Conversations {
-        /// The user's uuid (or a seed user's handle).
+        /// The user's id (or a seed user's handle).
         user_uuid: String,
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
         limit: Option<u32>,
         /// Read the table even when a cache table is set.
         #[arg(long)]
         no_cache: bool,
+        /// Print the GRP# rows themselves (every attribute), read from the table, not the app's entries.
+        #[arg(long)]
+        items: bool,
     },
-    /// Pattern A: a group's messages, newest first (through the cache if one is set).
+    /// Pattern A: a group's messages, newest first, as the app returns them.
+    ///
+    /// Each entry has the app's five fields (uuid: the message, display_name and handle: the
+    /// sender, message, created_at), whether read through the cache or from the table.
     Messages {
         group_uuid: String,
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
@@ -112,12 +140,16 @@ enum Command {
         /// Read the table even when a cache table is set.
         #[arg(long)]
         no_cache: bool,
+        /// Print the MSG# items themselves (every attribute), read from the table, not the app's entries.
+        #[arg(long)]
+        items: bool,
     },
     /// Run the Lambda handler in-process on event files; prints each batch response as a JSON line.
     ///
-    /// Exit status: 0 every batch went through; 3 a response named a failed record
-    /// (batchItemFailures); 4 an input could not be read or was not JSON; 1 any other error
-    /// (an invocation error, DynamoDB unreachable).
+    /// Exit status: 0 every batch went through; 3 DynamoDB answered and a response named a
+    /// failed record (batchItemFailures); 4 an input could not be read or was not JSON; 1 any
+    /// other error: an invocation error, or a set-up problem (DynamoDB unreachable, credentials
+    /// refused, the table or its index missing), with its fix.
     Replay {
         /// Lambda event JSON files, one event per file; `-` reads standard input.
         #[arg(required = true)]
@@ -129,11 +161,15 @@ enum Command {
     /// Print a sample Lambda DynamoDB Streams event (as `sam local generate-event`), for `replay -`.
     Event(EventArgs),
     /// Pattern C: write a message to a group, as the app does (the function then moves the group rows).
+    ///
+    /// The text comes from exactly one of: the TEXT argument (`-` reads standard input), --text, or
+    /// --text-file. From standard input or a file it must be UTF-8, and one final line break is dropped.
     Send {
         /// The conversation's message_group_uuid.
         #[arg(long)]
         group: String,
-        /// The sender: any user's uuid, or a seed user's handle.
+        /// The sender: any id the group's rows name (a row's owner or its other participant:
+        /// uuid, ULID, Cognito sub...), or a seed user's handle. Anyone else is refused.
         #[arg(long)]
         from: String,
         /// The sender's display name [default: as the group's rows describe the sender]
@@ -146,8 +182,20 @@ enum Command {
         /// accepts) [default: now, in UTC]
         #[arg(long)]
         at: Option<String>,
-        /// The message text.
-        text: String,
+        /// The message text; `-` reads it from standard input (`@name` is sent as written).
+        #[arg(required_unless_present_any = ["text_flag", "text_file"], conflicts_with_all = ["text_flag", "text_file"])]
+        text: Option<String>,
+        /// The message text, exactly as given (`--text -` sends a dash).
+        #[arg(
+            long = "text",
+            id = "text_flag",
+            value_name = "TEXT",
+            conflicts_with = "text_file"
+        )]
+        text_flag: Option<String>,
+        /// Read the message text from FILE.
+        #[arg(long, value_name = "FILE")]
+        text_file: Option<PathBuf>,
     },
     /// Start a direct conversation: both group rows and the first message, in one transaction.
     NewConversation {
@@ -199,6 +247,28 @@ enum Command {
         #[command(subcommand)]
         action: LocalAction,
     },
+}
+
+impl Command {
+    /// Whether it writes to the table, itself or through the handler (it then says where, once).
+    fn writes(&self) -> bool {
+        match self {
+            Command::SchemaLoad { .. }
+            | Command::Seed
+            | Command::Send { .. }
+            | Command::NewConversation { .. }
+            | Command::Replay { .. }
+            | Command::Watch(_) => true,
+            Command::Drop { yes } => *yes,
+            Command::Redrive(args) => !args.dry_run,
+            Command::Conversations { .. }
+            | Command::Messages { .. }
+            | Command::Event(_)
+            | Command::ListTables
+            | Command::Scan { .. }
+            | Command::Local { .. } => false,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -439,12 +509,18 @@ impl Cli {
         Ok(config)
     }
 
-    fn connection(&self) -> Connection {
+    fn connection(&self, config: &Config) -> Connection {
+        let aws_endpoints = self.endpoint.as_deref() == Some(AWS_ENDPOINTS);
         Connection {
             profile: self.profile.clone(),
             region: self.region.clone(),
-            default_endpoint: (self.endpoint.as_deref() != Some(AWS_ENDPOINTS))
-                .then(|| LOCAL_ENDPOINT.to_owned()),
+            default_endpoint: (!aws_endpoints).then(|| LOCAL_ENDPOINT.to_owned()),
+            aws_endpoints,
+            retry: Some(
+                config
+                    .retry_config()
+                    .with_initial_backoff(RETRY_INITIAL_BACKOFF),
+            ),
         }
     }
 
@@ -524,15 +600,35 @@ async fn run(cli: Cli) -> Result<()> {
     if let Command::Local { action } = cli.command {
         return local(action);
     }
-    let resolved = messaging_stream::aws::resolve(&config, &cli.connection()).await;
-    let endpoint = resolved
-        .endpoint
-        .clone()
-        .unwrap_or_else(|| "AWS".to_owned());
+    let connection = cli.connection(&config);
+    if connection.aws_endpoints
+        && messaging_stream::aws::configured_region(&connection)
+            .await
+            .is_none()
+    {
+        bail!("--endpoint aws needs a region: --region, AWS_REGION or the profile's region");
+    }
+    let resolved = messaging_stream::aws::resolve(&config, &connection).await;
     if let Some(endpoint) = &resolved.endpoint {
         messaging_stream::aws::check_endpoint(endpoint)?;
     }
-    tracing::debug!(endpoint = %endpoint, region = ?resolved.sdk.region(), "ddb connects");
+    let region = resolved
+        .sdk
+        .region()
+        .map_or_else(|| "(none)".to_owned(), ToString::to_string);
+    let endpoint = messaging_stream::aws::dynamodb_endpoint(&resolved.sdk)
+        .await
+        .map_err(|e| anyhow::anyhow!("no DynamoDB endpoint for region {region}: {e}"))?;
+    tracing::debug!(endpoint = %endpoint, region = %region, "ddb connects");
+    // Said once, before anything is written, so that production is never written by surprise
+    // (watch says it after its settings, which stay its first line).
+    let writing = format!(
+        "ddb: writing to table {} at {endpoint} (region {region})",
+        config.table_name
+    );
+    if cli.command.writes() && !matches!(cli.command, Command::Watch(_)) {
+        eprintln!("{writing}");
+    }
     let client = aws_sdk_dynamodb::Client::from_conf(
         messaging_stream::aws::dynamodb_config(&resolved.sdk).build(),
     );
@@ -644,63 +740,93 @@ async fn run(cli: Cli) -> Result<()> {
             user_uuid,
             limit,
             no_cache,
+            items,
         } => {
-            // A seed user's handle is accepted for convenience; anything else is taken as a uuid.
+            // A seed user's handle is accepted for convenience; anything else is taken as an id.
             let user_uuid = write::user(&user_uuid).map_or(user_uuid, |u| u.uuid.to_owned());
-            if let Some(reader) = cached_reader(&config, &client, no_cache) {
-                let read = reader.conversations(&user_uuid, limit).await?;
-                eprintln!("ddb: cache {} (conversations#{user_uuid})", read.served);
-                if read.entries.is_empty() {
-                    bail!(
-                        "nothing found for user {user_uuid:?} in table {table}: no conversations"
-                    );
-                }
-                return print_entries(&read.entries, style);
-            }
-            let rows =
-                queries::conversations(&client, &table, &user_uuid, limit.map(|l| l as usize))
-                    .await?;
-            if rows.is_empty() {
-                bail!(
+            let nothing = || {
+                anyhow::anyhow!(
                     "nothing found for user {user_uuid:?} in table {table}: no conversations \
-                     (GRP#{user_uuid} has no rows; give a user's uuid, or a seed user's handle)"
+                     (GRP#{user_uuid} has no rows; give a user's id, or a seed user's handle)"
+                )
+            };
+            if items {
+                let rows =
+                    queries::conversations(&client, &table, &user_uuid, limit.map(|l| l as usize))
+                        .await?;
+                if rows.is_empty() {
+                    return Err(nothing());
+                }
+                return print_items(
+                    &rows,
+                    style,
+                    &["sk", "user_handle", "message_group_uuid", "message"],
                 );
             }
-            print_items(
-                &rows,
-                style,
-                &["sk", "user_handle", "message_group_uuid", "message"],
-            )?;
+            let entries = match cached_reader(&config, &client, no_cache)? {
+                Some(reader) => {
+                    let read = reader.conversations(&user_uuid, limit).await?;
+                    eprintln!("ddb: cache {} (conversations#{user_uuid})", read.served);
+                    read.entries
+                }
+                None => {
+                    queries::conversations(&client, &table, &user_uuid, limit.map(|l| l as usize))
+                        .await?
+                        .iter()
+                        .map(conversation_entry)
+                        .collect()
+                }
+            };
+            if entries.is_empty() {
+                return Err(nothing());
+            }
+            print_entries(&entries, style)?;
         }
         Command::Messages {
             group_uuid,
             limit,
             no_cache,
+            items,
         } => {
-            if let Some(reader) = cached_reader(&config, &client, no_cache) {
-                let read = reader.messages(&group_uuid, limit).await?;
-                eprintln!("ddb: cache {} (messages#{group_uuid})", read.served);
-                if read.entries.is_empty() {
-                    bail!("nothing found for group {group_uuid:?} in table {table}: no messages");
-                }
-                return print_entries(&read.entries, style);
-            }
-            let items =
-                queries::messages(&client, &table, &group_uuid, limit.map(|l| l as usize)).await?;
-            if items.is_empty() {
-                bail!(
+            let nothing = || {
+                anyhow::anyhow!(
                     "nothing found for group {group_uuid:?} in table {table}: no messages \
                      (MSG#{group_uuid} has no items)"
-                );
+                )
+            };
+            if items {
+                let items =
+                    queries::messages(&client, &table, &group_uuid, limit.map(|l| l as usize))
+                        .await?;
+                if items.is_empty() {
+                    return Err(nothing());
+                }
+                return print_items(&items, style, &["sk", "user_handle", "message"]);
             }
-            print_items(&items, style, &["sk", "user_handle", "message"])?;
+            let entries = match cached_reader(&config, &client, no_cache)? {
+                Some(reader) => {
+                    let read = reader.messages(&group_uuid, limit).await?;
+                    eprintln!("ddb: cache {} (messages#{group_uuid})", read.served);
+                    read.entries
+                }
+                None => queries::messages(&client, &table, &group_uuid, limit.map(|l| l as usize))
+                    .await?
+                    .iter()
+                    .map(message_entry)
+                    .collect(),
+            };
+            if entries.is_empty() {
+                return Err(nothing());
+            }
+            print_entries(&entries, style)?;
         }
         Command::Replay { files, metrics } => {
             let app = app().with_metrics(metrics_to_stderr(metrics)?);
             let mut failed_record = false;
             for file in files {
-                let response = match replay::replay_file(&app, &file).await {
-                    Ok(response) => response,
+                let (response, summary) = match replay::replay_file_with_summary(&app, &file).await
+                {
+                    Ok(replayed) => replayed,
                     Err(error) if error.is_unreadable() => {
                         return Err(Exit {
                             code: EXIT_UNREADABLE,
@@ -712,6 +838,28 @@ async fn run(cli: Cli) -> Result<()> {
                 };
                 failed_record |= !response.batch_item_failures.is_empty();
                 emit(serde_json::to_string(&response)?)?;
+                // A failure of the set-up says nothing about the records: 1 with its fix, not 3.
+                if let Some(&setup) = summary.setup_errors.first() {
+                    let about = match setup {
+                        Setup::MissingCacheTable => config.cache_table_name.as_deref(),
+                        _ => Some(table.as_str()),
+                    };
+                    let input = if file.as_os_str() == "-" {
+                        "standard input".to_owned()
+                    } else {
+                        file.display().to_string()
+                    };
+                    return Err(Exit {
+                        code: 1,
+                        message: format!(
+                            "{input}: {setup} ({} of {} groups failed on it; no record is at fault)\n  {}",
+                            summary.setup_errors.len(),
+                            summary.groups,
+                            commands::hint(setup, about)
+                        ),
+                    }
+                    .into());
+                }
             }
             if failed_record {
                 return Err(Exit {
@@ -729,27 +877,29 @@ async fn run(cli: Cli) -> Result<()> {
             handle,
             at,
             text,
+            text_flag,
+            text_file,
         } => {
-            let who = write::Who::parse(&from, name, handle)?;
-            let from = match who.complete() {
-                Some(from) => from,
-                None => {
-                    let index = &config.group_index_name;
-                    let found =
-                        write::sender_names(&client, &table, index, &group, &who.uuid).await?;
-                    let (display_name, handle) = found.ok_or(write::WriteError::NoNames {
-                        user: who.uuid.clone(),
-                        found: "no row of this group describes them",
-                        flags: "--name and --handle",
-                    })?;
-                    write::Participant {
-                        uuid: who.uuid.clone(),
-                        display_name: who.display_name.unwrap_or(display_name),
-                        handle: who.handle.unwrap_or(handle),
-                    }
-                }
+            let source = match (text, text_flag, text_file) {
+                (Some(text), _, _) => write::TextSource::argument(text),
+                (None, Some(text), _) => write::TextSource::Literal(text),
+                (None, None, Some(path)) => write::TextSource::File(path),
+                (None, None, None) => unreachable!("clap requires one text source"),
             };
-            let sent = write::send_at(&client, &table, &group, &from, &text, at.as_deref()).await?;
+            let text = source.read(std::io::stdin().lock())?;
+            let index = &config.group_index_name;
+            let sent = write::send_from(
+                &client,
+                &table,
+                index,
+                &group,
+                &from,
+                name,
+                handle,
+                &text,
+                at.as_deref(),
+            )
+            .await?;
             print_written(&sent, json, "sent")?;
         }
         Command::NewConversation {
@@ -801,7 +951,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Watch(args) => {
             let streams = aws_sdk_dynamodbstreams::Client::new(&resolved.sdk);
             let app = app().with_metrics(metrics_to_stderr(args.metrics)?);
-            watch(config.clone(), app, streams, &args, json).await?
+            watch(config.clone(), app, streams, &args, json, &writing).await?
         }
         Command::Redrive(args) => {
             let streams = aws_sdk_dynamodbstreams::Client::new(&resolved.sdk);
@@ -884,10 +1034,12 @@ async fn watch(
     streams: aws_sdk_dynamodbstreams::Client,
     args: &WatchArgs,
     json: bool,
+    writing: &str,
 ) -> Result<()> {
     let settings = args.settings()?;
     let options = args.options(&settings);
     eprintln!("ddb watch: settings from {settings}");
+    eprintln!("{writing}");
     let mut trigger = Trigger::new(streams, app, &config.table_name, options).await?;
     let filter = if settings.filters.value.is_empty() {
         "none".to_owned()
@@ -942,18 +1094,21 @@ async fn watch(
     Ok(())
 }
 
-/// The read-through reader when a cache table is set and not bypassed.
+/// The read-through reader when a cache table is set and not bypassed. Only then is
+/// `CACHE_TTL_SECONDS` read (and a bad value refused): it is the fill's setting.
 fn cached_reader(
     config: &Config,
     client: &aws_sdk_dynamodb::Client,
     no_cache: bool,
-) -> Option<Reader> {
-    let table = config.cache_table_name.as_ref().filter(|_| !no_cache)?;
+) -> Result<Option<Reader>> {
+    let Some(table) = config.cache_table_name.as_ref().filter(|_| !no_cache) else {
+        return Ok(None);
+    };
+    let ttl = ttl_from_env()?;
     let cache = DynamoCache::new(client.clone(), table.clone());
-    Some(
-        Reader::new(client.clone(), config.table_name.clone())
-            .with_cache(Arc::new(cache), config.cache_ttl),
-    )
+    Ok(Some(
+        Reader::new(client.clone(), config.table_name.clone()).with_cache(Arc::new(cache), ttl),
+    ))
 }
 
 /// Prints the app's list entries (docs/CACHE.md) as JSON lines or columns.
@@ -1053,7 +1208,8 @@ fn print_written(written: &write::Written, json: bool, what: &str) -> Result<()>
     }
 }
 
-/// Prints items as JSON lines (`style`) or as aligned columns for a person, one item a line.
+/// Prints items as JSON lines (`style`, everything) or as aligned columns for a person: one item a
+/// line, escaped and cut to the output's width (`render::table`).
 fn print_items(items: &[Item], style: Option<Style>, columns: &[&str]) -> Result<()> {
     if let Some(style) = style {
         for item in items {
@@ -1061,29 +1217,17 @@ fn print_items(items: &[Item], style: Option<Style>, columns: &[&str]) -> Result
         }
         return Ok(());
     }
-    let cell = |item: &Item, column: &str| render::cell(item.get(column));
-    let widths: Vec<usize> = columns
+    let rows: Vec<Vec<String>> = items
         .iter()
-        .map(|c| {
-            items
+        .map(|item| {
+            columns
                 .iter()
-                .map(|i| cell(i, c).chars().count())
-                .chain([c.len()])
-                .max()
-                .unwrap_or(0)
+                .map(|c| render::cell_text(item.get(*c)))
+                .collect()
         })
         .collect();
-    let line = |cells: Vec<String>| {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        emit(padded.join("  ").trim_end())
-    };
-    line(columns.iter().map(|c| c.to_string()).collect())?;
-    for item in items {
-        line(columns.iter().map(|c| cell(item, c)).collect())?;
+    for line in render::table(columns, &rows, render::output_width()) {
+        emit(line)?;
     }
     Ok(())
 }

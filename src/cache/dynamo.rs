@@ -239,7 +239,7 @@ impl DynamoCache {
                 .map_err(|error| CacheError::Invalidate {
                     table: self.table.clone(),
                     keys: keys.len(),
-                    detail: DisplayErrorContext(error).to_string(),
+                    detail: crate::aws::Failure::of(&error),
                 })?;
             requests = output
                 .unprocessed_items()
@@ -321,10 +321,11 @@ pub fn live_entry(item: &Item, now: i64) -> Option<Cached> {
     Some(Cached { value, covers })
 }
 
-/// 25 ms x 2^round with full jitter, capped at 1 s.
+/// 25 ms x 2^round with equal jitter (between half and all of it), capped at 1 s: the floor gives
+/// the throttled partition time before the unprocessed keys go again.
 fn backoff(round: u32) -> Duration {
     let ceiling_ms = (25u64 << round.min(6)).min(1_000);
-    Duration::from_millis(fastrand::u64(0..=ceiling_ms))
+    Duration::from_millis(fastrand::u64(ceiling_ms / 2..=ceiling_ms))
 }
 
 #[cfg(test)]
@@ -379,6 +380,26 @@ mod tests {
 
     #[test]
     fn backoff_is_bounded() {
-        assert!((0..40).all(|round| backoff(round) <= Duration::from_secs(1)));
+        // (first round, last round, shortest and longest wait in ms)
+        let bounds = [
+            (0, 0, 12, 25),
+            (1, 1, 25, 50),
+            (2, 2, 50, 100),
+            (3, 3, 100, 200),
+            (4, 4, 200, 400),
+            (5, 5, 400, 800),
+            (6, 39, 500, 1_000),
+        ];
+        for (first, last, shortest, longest) in bounds {
+            for round in first..=last {
+                for _ in 0..200 {
+                    let waited = backoff(round).as_millis() as u64;
+                    assert!(
+                        (shortest..=longest).contains(&waited),
+                        "round {round}: {waited} ms, not in {shortest}..={longest}"
+                    );
+                }
+            }
+        }
     }
 }

@@ -211,7 +211,7 @@ pub enum CacheError {
     Invalidate {
         table: String,
         keys: usize,
-        detail: String,
+        detail: crate::aws::Failure,
     },
     #[error("invalidating cache keys in {table}: {keys} still unprocessed after {rounds} rounds")]
     Unprocessed {
@@ -219,6 +219,16 @@ pub enum CacheError {
         keys: usize,
         rounds: u32,
     },
+}
+
+impl CacheError {
+    /// The set-up problem (unreachable, credentials, a missing table) behind it, if any.
+    pub fn setup(&self) -> Option<crate::aws::Setup> {
+        match self {
+            Self::Invalidate { detail, .. } => detail.setup,
+            Self::Unprocessed { .. } => None,
+        }
+    }
 }
 
 /// A boxed future, so that [`Cache`] can be a trait object (`Arc<dyn Cache>` in [`crate::App`]).

@@ -7,6 +7,7 @@
 //! never fails because of the cache: only the table's own read can fail it.
 
 use super::{Cache, CacheKey, Cached, Filled};
+use crate::config::ConfigError;
 use crate::plan::Item;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -69,6 +70,29 @@ pub fn message_entry(item: &Item) -> Entry {
         handle: text(item, "user_handle"),
         message: text(item, "message"),
         created_at: text(item, "sk"),
+    }
+}
+
+/// `CACHE_TTL_SECONDS`: how long a reader keeps the list it fills (1-86400; default [`super::DEFAULT_TTL`]).
+/// Read here, by the readers that fill, and only when a cache is in use: the function never fills,
+/// so a bad value must not stop it.
+pub fn ttl_from_env() -> Result<Duration, ConfigError> {
+    ttl_from_lookup(|name| std::env::var(name).ok())
+}
+
+/// [`ttl_from_env`] through `lookup` (a map in tests).
+pub fn ttl_from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Duration, ConfigError> {
+    const VARIABLE: &str = "CACHE_TTL_SECONDS";
+    match lookup(VARIABLE) {
+        None => Ok(super::DEFAULT_TTL),
+        Some(value) => match value.trim().parse::<u64>() {
+            Ok(seconds) if (1..=86_400).contains(&seconds) => Ok(Duration::from_secs(seconds)),
+            _ => Err(ConfigError {
+                variable: VARIABLE,
+                value,
+                expected: "seconds from 1 to 86400",
+            }),
+        },
     }
 }
 
@@ -332,6 +356,19 @@ mod tests {
         let entry = message_entry(&message);
         assert_eq!((entry.uuid.as_str(), entry.handle.as_str()), ("m-1", ""));
         assert!(!format!("{entry:?}").contains("yo"));
+    }
+
+    #[test]
+    fn the_readers_ttl_is_checked_where_they_fill() {
+        let ttl = |value: Option<&str>| ttl_from_lookup(|_| value.map(str::to_owned));
+        assert_eq!(ttl(None), Ok(Duration::from_secs(600)));
+        assert_eq!(ttl(Some("60")), Ok(Duration::from_secs(60)));
+        assert_eq!(ttl(Some(" 86400 ")), Ok(Duration::from_secs(86_400)));
+        for bad in ["0", "86401", "ten", ""] {
+            let error = ttl(Some(bad)).unwrap_err();
+            assert_eq!(error.variable, "CACHE_TTL_SECONDS", "{bad:?}");
+            assert!(error.to_string().contains("1 to 86400"), "{error}");
+        }
     }
 
     #[test]

@@ -15,9 +15,34 @@ pub mod schema;
 pub mod seed;
 pub mod write;
 
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata};
+use crate::aws::Setup;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use std::error::Error as StdError;
 use std::fmt;
+
+/// What to do about a set-up problem: the one place `ddb` maps errors to hints. `table` is the
+/// table the failed request was about, when known.
+pub fn hint(setup: Setup, table: Option<&str>) -> String {
+    let table = table.unwrap_or("NAME");
+    match setup {
+        Setup::Unreachable => {
+            "is DynamoDB Local running? make dynamodb-local (or check --endpoint-url)".to_owned()
+        }
+        Setup::NotConfigured => {
+            "no credentials or no region: check --profile, --region, AWS_ACCESS_KEY_ID".to_owned()
+        }
+        Setup::Credentials => {
+            "check the credentials and their permissions (--profile, AWS_ACCESS_KEY_ID)".to_owned()
+        }
+        Setup::MissingTable => format!("create it with ddb schema-load --table {table}"),
+        Setup::MissingIndex => {
+            format!("the table lacks the group index: add it with ddb schema-load --fix --table {table}")
+        }
+        Setup::MissingCacheTable => {
+            format!("create it with ddb schema-load --cache --cache-table {table}")
+        }
+    }
+}
 
 /// A request of the developer tooling that failed, said as a person reads it: the operation, the
 /// table, DynamoDB's error code and message, and the fix when there is one. The SDK's whole
@@ -33,6 +58,8 @@ pub struct LocalError {
     pub message: String,
     /// The SDK's full error context.
     pub detail: String,
+    /// The set-up problem it shows (its fix is [`hint`]), if any.
+    pub setup: Option<Setup>,
 }
 
 impl fmt::Display for LocalError {
@@ -53,9 +80,10 @@ impl fmt::Display for LocalError {
 
 impl LocalError {
     /// From an SDK error of `operation` (any AWS SDK operation error).
-    pub fn sdk<E>(operation: &'static str, error: E) -> Self
+    pub fn sdk<E, R>(operation: &'static str, error: SdkError<E, R>) -> Self
     where
-        E: StdError + ProvideErrorMetadata + 'static,
+        E: StdError + ProvideErrorMetadata + Send + Sync + 'static,
+        R: fmt::Debug + Send + Sync + 'static,
     {
         let (code, message) = crate::aws::describe_error(&error);
         Self {
@@ -64,6 +92,7 @@ impl LocalError {
             code,
             message,
             detail: DisplayErrorContext(&error).to_string(),
+            setup: Setup::of(&error),
         }
     }
 
@@ -75,6 +104,7 @@ impl LocalError {
             code: "error".to_owned(),
             detail: message.clone(),
             message,
+            setup: None,
         }
     }
 
@@ -86,17 +116,7 @@ impl LocalError {
 
     /// What to do about it, where that is known.
     pub fn fix(&self) -> Option<String> {
-        match self.code.as_str() {
-            "ResourceNotFoundException" => Some(match &self.table {
-                Some(table) => format!("create it with ddb schema-load --table {table}"),
-                None => "create it with ddb schema-load --table NAME".to_owned(),
-            }),
-            "connection refused" => Some("is DynamoDB Local running? make dynamodb-local".into()),
-            "UnrecognizedClientException" | "InvalidSignatureException" => {
-                Some("check the credentials (--profile, AWS_ACCESS_KEY_ID)".into())
-            }
-            _ => None,
-        }
+        self.setup.map(|setup| hint(setup, self.table.as_deref()))
     }
 }
 
@@ -119,13 +139,18 @@ mod tests {
         }
     }
 
+    fn service(code: &str, message: &str) -> SdkError<Service, ()> {
+        SdkError::service_error(
+            Service(ErrorMetadata::builder().code(code).message(message).build()),
+            (),
+        )
+    }
+
     #[test]
     fn a_missing_table_says_how_to_create_it() {
-        let error = Service(
-            ErrorMetadata::builder()
-                .code("ResourceNotFoundException")
-                .message("Cannot do operations on a non-existent table")
-                .build(),
+        let error = service(
+            "ResourceNotFoundException",
+            "Cannot do operations on a non-existent table",
         );
         let error = LocalError::sdk("Query", error).on("mine");
         assert_eq!(
@@ -133,5 +158,48 @@ mod tests {
             "Query on table mine failed (ResourceNotFoundException): Cannot do operations on a \
              non-existent table\n  create it with ddb schema-load --table mine"
         );
+    }
+
+    #[test]
+    fn a_missing_index_says_schema_load_fix_and_other_validation_errors_say_nothing() {
+        let missing = service(
+            "ValidationException",
+            "The table does not have the specified index: message-group-sk-index",
+        );
+        let error = LocalError::sdk("Query", missing).on("mine");
+        assert_eq!(error.setup, Some(Setup::MissingIndex));
+        assert!(
+            error
+                .to_string()
+                .ends_with("\n  the table lacks the group index: add it with ddb schema-load --fix --table mine"),
+            "{error}"
+        );
+        let other = service("ValidationException", "Item size has exceeded the maximum");
+        let error = LocalError::sdk("PutItem", other).on("mine");
+        assert_eq!((error.setup, error.fix()), (None, None));
+    }
+
+    #[test]
+    fn no_answer_and_refused_credentials_are_set_up_problems() {
+        use aws_smithy_runtime_api::client::result::ConnectorError;
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let error: SdkError<Service, ()> =
+            SdkError::dispatch_failure(ConnectorError::io(Box::new(refused)));
+        let error = LocalError::sdk("Query", error);
+        assert_eq!(error.setup, Some(Setup::Unreachable));
+        assert!(
+            error.to_string().contains("is DynamoDB Local running?"),
+            "{error}"
+        );
+        let no_credentials: SdkError<Service, ()> =
+            SdkError::dispatch_failure(ConnectorError::other("no credentials".into(), None));
+        assert_eq!(Setup::of(&no_credentials), Some(Setup::NotConfigured));
+        let refused = service(
+            "UnrecognizedClientException",
+            "The security token is invalid",
+        );
+        assert_eq!(Setup::of(&refused), Some(Setup::Credentials));
+        let throttled = service("ProvisionedThroughputExceededException", "slow down");
+        assert_eq!(Setup::of(&throttled), None);
     }
 }

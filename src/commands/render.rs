@@ -1,6 +1,7 @@
 //! Items as the CLI prints them: JSON without loss (numbers exactly as DynamoDB holds them, binary
-//! as base64, sets as arrays), DynamoDB JSON as the AWS CLI prints it (`--raw`), and table cells
-//! that keep one item on one line.
+//! as base64, sets as arrays), DynamoDB JSON as the AWS CLI prints it (`--raw`), and tables for a
+//! person: one item a line, whatever its text holds (any length, line breaks, controls,
+//! bidirectional overrides), cut to the terminal's width.
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::HashMap;
@@ -157,25 +158,47 @@ fn value(out: &mut String, value: &AttributeValue, style: Style) {
     }
 }
 
-/// A table cell: strings as they are, other types as plain JSON, with line breaks, tabs and other
-/// control characters escaped so that one item stays on one line.
-pub fn cell(value: Option<&AttributeValue>) -> String {
-    let text = match value {
-        None => return String::new(),
+/// A table cell's text: strings as they are, other types as plain JSON (not yet escaped nor cut).
+pub fn cell_text(value: Option<&AttributeValue>) -> String {
+    match value {
+        None => String::new(),
         Some(AttributeValue::S(s)) => s.clone(),
         Some(other) => {
             let mut out = String::new();
             self::value(&mut out, other, Style::Plain);
             out
         }
-    };
+    }
+}
+
+/// True for a character a table never prints as it is: controls (C0, DEL, C1: line breaks and tabs
+/// among them), the line and paragraph separators, and the bidirectional formatting characters
+/// that would reorder the rest of the line on the screen (U+061C, U+200E, U+200F, U+202A-U+202E,
+/// U+2066-U+2069).
+fn is_escaped(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061c}'
+                | '\u{200e}'
+                | '\u{200f}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{202a}'..='\u{202e}'
+                | '\u{2066}'..='\u{2069}'
+        )
+}
+
+/// `text` on one line, as printable as it was: `\n`, `\r`, `\t`, and `\u{..}` for the other
+/// characters of [`is_escaped`].
+pub fn escape(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
             '\n' => escaped.push_str("\\n"),
             '\r' => escaped.push_str("\\r"),
             '\t' => escaped.push_str("\\t"),
-            c if c.is_control() => {
+            c if is_escaped(c) => {
                 let _ = write!(escaped, "\\u{{{:x}}}", c as u32);
             }
             c => escaped.push(c),
@@ -184,10 +207,110 @@ pub fn cell(value: Option<&AttributeValue>) -> String {
     escaped
 }
 
+/// The width of a table line when stdout is not a terminal and `COLUMNS` is unset.
+pub const PIPED_WIDTH: usize = 160;
+/// No column is cut narrower than this (on a narrower terminal the line wraps, still one line).
+pub const MIN_COLUMN: usize = 8;
+const ELLIPSIS: char = '\u{2026}';
+
+/// How wide a table may be: `COLUMNS` when set, else the terminal's width when stdout is one, else
+/// [`PIPED_WIDTH`].
+pub fn output_width() -> usize {
+    if let Some(columns) = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<usize>().ok())
+        .filter(|&c| c > 0)
+    {
+        return columns;
+    }
+    #[cfg(unix)]
+    {
+        use std::io::IsTerminal as _;
+        let stdout = std::io::stdout();
+        if stdout.is_terminal() {
+            if let Ok(size) = rustix::termios::tcgetwinsize(&stdout) {
+                if size.ws_col > 0 {
+                    return usize::from(size.ws_col);
+                }
+            }
+        }
+    }
+    PIPED_WIDTH
+}
+
+/// An aligned table: the header line, then one line per row. Every cell is escaped ([`escape`]),
+/// so each row is exactly one line; when the line would be wider than `width` characters, the
+/// widest columns are cut first, each to the same bound (never below [`MIN_COLUMN`]), a cut cell
+/// ending in `…`. Widths count characters (a wide character such as an emoji counts one).
+pub fn table<S: AsRef<str>>(header: &[&str], rows: &[Vec<S>], width: usize) -> Vec<String> {
+    let escape_row = |cells: &[S]| -> Vec<String> {
+        (0..header.len())
+            .map(|i| {
+                cells
+                    .get(i)
+                    .map_or_else(String::new, |c| escape(c.as_ref()))
+            })
+            .collect()
+    };
+    let mut lines: Vec<Vec<String>> = Vec::with_capacity(rows.len() + 1);
+    lines.push(header.iter().map(|h| escape(h)).collect());
+    lines.extend(rows.iter().map(|row| escape_row(row)));
+    let natural: Vec<usize> = (0..header.len())
+        .map(|i| {
+            lines
+                .iter()
+                .map(|line| line[i].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let available = width.saturating_sub(2 * header.len().saturating_sub(1));
+    let fits = |bound: usize| natural.iter().map(|&w| w.min(bound)).sum::<usize>() <= available;
+    let widest = natural.iter().copied().max().unwrap_or(0);
+    // The largest common bound that fits: the widest columns give way first.
+    let bound = if fits(widest) {
+        widest
+    } else {
+        let (mut low, mut high) = (MIN_COLUMN, widest);
+        while low < high {
+            let middle = low + (high - low).div_ceil(2);
+            if fits(middle) {
+                low = middle;
+            } else {
+                high = middle - 1;
+            }
+        }
+        low
+    };
+    let widths: Vec<usize> = natural.iter().map(|&w| w.min(bound)).collect();
+    lines
+        .into_iter()
+        .map(|cells| {
+            let mut line = String::new();
+            for (i, (cell, &width)) in cells.iter().zip(&widths).enumerate() {
+                if i > 0 {
+                    line.push_str("  ");
+                }
+                let length = cell.chars().count();
+                if length > width {
+                    line.extend(cell.chars().take(width.saturating_sub(1)));
+                    line.push(ELLIPSIS);
+                } else {
+                    line.push_str(cell);
+                    line.extend(std::iter::repeat_n(' ', width - length));
+                }
+            }
+            line.truncate(line.trim_end().len());
+            line
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use aws_sdk_dynamodb::primitives::Blob;
+    use proptest::prelude::*;
 
     fn every_type() -> HashMap<String, AttributeValue> {
         HashMap::from([
@@ -253,11 +376,129 @@ mod tests {
 
     #[test]
     fn cells_stay_on_one_line() {
+        assert_eq!(escape("a\nb\tc"), "a\\nb\\tc");
         assert_eq!(
-            cell(Some(&AttributeValue::S("a\nb\tc".into()))),
-            "a\\nb\\tc"
+            escape("abc\u{202e}fed\u{2066}x\u{200f}\u{85}\u{1b}[31m"),
+            "abc\\u{202e}fed\\u{2066}x\\u{200f}\\u{85}\\u{1b}[31m"
         );
-        assert_eq!(cell(Some(&AttributeValue::N("7".into()))), "7");
-        assert_eq!(cell(None), "");
+        assert_eq!(cell_text(Some(&AttributeValue::N("7".into()))), "7");
+        assert_eq!(cell_text(None), "");
+    }
+
+    #[test]
+    fn a_table_is_aligned_and_cut_to_its_width_widest_column_first() {
+        let long = "x".repeat(100);
+        let rows = vec![
+            vec!["2026-01-01", "ann", long.as_str()],
+            vec!["2026-01-02", "bob", "short"],
+        ];
+        let wide = table(&["sk", "who", "message"], &rows, 200);
+        assert_eq!(wide[0], "sk          who  message");
+        assert_eq!(wide[2], "2026-01-02  bob  short");
+        assert_eq!(wide[1].chars().count(), 10 + 2 + 3 + 2 + 100);
+        let narrow = table(&["sk", "who", "message"], &rows, 40);
+        assert_eq!(
+            narrow[1],
+            format!("2026-01-01  ann  {}\u{2026}", "x".repeat(22))
+        );
+        assert!(narrow.iter().all(|l| l.chars().count() <= 40), "{narrow:?}");
+        // Below the narrowest bound, cells stop shrinking: the line is longer, still one line.
+        let tiny = table(&["sk", "who", "message"], &rows, 5);
+        assert_eq!(
+            tiny[1],
+            format!("2026-01\u{2026}  ann  {}\u{2026}", "x".repeat(7))
+        );
+    }
+
+    /// Any text: long (to 400 KB), controls, bidirectional overrides, emoji, combining marks.
+    fn any_text() -> impl Strategy<Value = String> {
+        let interesting = prop_oneof![
+            any::<char>(),
+            proptest::sample::select(vec![
+                '\n',
+                '\r',
+                '\t',
+                '\u{0}',
+                '\u{1b}',
+                '\u{7f}',
+                '\u{85}',
+                '\u{9b}',
+                '\u{202e}',
+                '\u{202a}',
+                '\u{2066}',
+                '\u{2069}',
+                '\u{200e}',
+                '\u{200f}',
+                '\u{2028}',
+                '\u{61c}',
+                '\u{301}',
+                '\u{200d}',
+                '\u{1f600}',
+                '\u{1f469}',
+                '\u{fe0f}',
+                '\u{4e2d}',
+                ' ',
+                '\\',
+                '{',
+                '%',
+            ]),
+        ];
+        (
+            proptest::collection::vec(interesting, 0..48),
+            prop_oneof![
+                Just(0usize),
+                0..200usize,
+                60_000..70_000usize,
+                0..400_000usize
+            ],
+        )
+            .prop_map(|(unit, length)| {
+                if unit.is_empty() {
+                    return String::new();
+                }
+                let mut text = String::new();
+                for c in unit.iter().cycle() {
+                    if text.len() + c.len_utf8() > length {
+                        break;
+                    }
+                    text.push(*c);
+                }
+                if text.is_empty() {
+                    text.extend(unit.iter());
+                }
+                text
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+        #[test]
+        fn any_text_renders_one_line_per_row_within_its_width(
+            texts in proptest::collection::vec(any_text(), 1..4),
+            handle in any_text(),
+            width in prop_oneof![Just(0usize), 1..300usize, Just(PIPED_WIDTH)],
+        ) {
+            let rows: Vec<Vec<String>> = texts
+                .iter()
+                .map(|t| vec![handle.clone(), t.clone()])
+                .collect();
+            let lines = table(&["handle", "message"], &rows, width);
+            prop_assert_eq!(lines.len(), rows.len() + 1);
+            let bound = width.max(2 * MIN_COLUMN + 2);
+            // Its own list, not the code's: controls, separators, bidirectional marks and overrides.
+            let unsafe_char = |c: char| {
+                c.is_control()
+                    || matches!(c, '\u{61c}' | '\u{200e}' | '\u{200f}' | '\u{2028}' | '\u{2029}')
+                    || ('\u{202a}'..='\u{202e}').contains(&c)
+                    || ('\u{2066}'..='\u{2069}').contains(&c)
+            };
+            for line in &lines {
+                prop_assert!(!line.chars().any(unsafe_char), "raw control or bidi in {:?}", line);
+                prop_assert!(line.chars().count() <= bound, "{} > {}", line.chars().count(), bound);
+            }
+            // Printed as `ddb` prints it: one line per row, nothing more.
+            let printed = lines.join("\n");
+            prop_assert_eq!(printed.lines().count(), rows.len() + 1);
+        }
     }
 }

@@ -1,9 +1,8 @@
 //! Replaying Lambda events through the very handler the Lambda runs, in-process: from files, or
 //! from standard input (`-`), e.g. `ddb event insert ... | ddb replay -`.
 
-use crate::handler::{self, App, HandlerError};
+use crate::handler::{self, App, HandlerError, Summary};
 use aws_lambda_events::streams::DynamoDbEventResponse;
-use lambda_runtime::{Context, LambdaEvent};
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
@@ -32,6 +31,16 @@ impl ReplayError {
 
 /// Reads one event file (`-`: standard input) and runs the handler on it.
 pub async fn replay_file(app: &App, path: &Path) -> Result<DynamoDbEventResponse, ReplayError> {
+    replay_file_with_summary(app, path)
+        .await
+        .map(|(response, _)| response)
+}
+
+/// [`replay_file`], with the handler's counts (which tell a failed record from a set-up problem).
+pub async fn replay_file_with_summary(
+    app: &App,
+    path: &Path,
+) -> Result<(DynamoDbEventResponse, Summary), ReplayError> {
     let stdin = path == Path::new("-");
     let path = if stdin {
         Path::new("standard input")
@@ -50,7 +59,7 @@ pub async fn replay_file(app: &App, path: &Path) -> Result<DynamoDbEventResponse
     } else {
         tokio::fs::read_to_string(path).await.map_err(read_error)?
     };
-    replay_text(app, path, &text).await
+    replay_text_with_summary(app, path, &text).await
 }
 
 /// Runs the handler on one event's JSON text; `path` names it in errors.
@@ -59,11 +68,23 @@ pub async fn replay_text(
     path: &Path,
     text: &str,
 ) -> Result<DynamoDbEventResponse, ReplayError> {
+    replay_text_with_summary(app, path, text)
+        .await
+        .map(|(response, _)| response)
+}
+
+/// [`replay_text`] with the handler's counts. No deadline, as an invocation with
+/// `Context::default()` has none.
+async fn replay_text_with_summary(
+    app: &App,
+    path: &Path,
+    text: &str,
+) -> Result<(DynamoDbEventResponse, Summary), ReplayError> {
     let payload = serde_json::from_str(text).map_err(|source| ReplayError::NotJson {
         path: path.to_owned(),
         source,
     })?;
-    handler::handle(app, LambdaEvent::new(payload, Context::default()))
+    handler::process(app, &payload)
         .await
         .map_err(|source| ReplayError::Handler {
             path: path.to_owned(),

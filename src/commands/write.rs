@@ -3,14 +3,19 @@
 //!
 //! Moving the other participants' group rows (Pattern D) is the function's job, triggered by the
 //! stream; nothing here touches an existing group row. The user directory lives outside this
-//! table, so a user is a uuid with a display name and a handle: given by the caller, found in the
+//! table, so a user is an id with a display name and a handle: given by the caller, found in the
 //! group's own rows ([`sender_names`]), or one of the seed's users (whose handles are shortcuts).
+//! A sender is whoever the group's rows name ([`participants`]), whatever the form of their id
+//! (uuid, ULID, Cognito sub...); anyone else is refused, as a typo would be.
 
 use super::seed::{User, USERS};
 use super::LocalError;
 use crate::plan::Item;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
@@ -34,6 +39,20 @@ pub enum WriteError {
     BadTimestamp { at: String },
     #[error("group {group} already has a message at {at}: give another --at")]
     Taken { group: String, at: String },
+    #[error("{who:?} is not a participant of group {group}: its rows name {participants}; give one of them to --from")]
+    NotAParticipant {
+        who: String,
+        group: String,
+        participants: String,
+    },
+    #[error("group {group} has no rows in table {table} (read through index {index}): check --group, or start a conversation with `ddb new-conversation`")]
+    NoSuchGroup {
+        group: String,
+        table: String,
+        index: String,
+    },
+    #[error("cannot read the message text from {from}: {reason}")]
+    Text { from: String, reason: String },
     #[error(transparent)]
     Request(#[from] LocalError),
 }
@@ -201,7 +220,8 @@ pub async fn send(
     send_at(client, table, group, &from.into(), text, None).await
 }
 
-/// Pattern C at a given instant (`at`, any ISO form the function accepts, written as given), or now.
+/// Pattern C at a given instant (`at`, any ISO form the function accepts, written as given), or now,
+/// by `from`, who must own a row of the group.
 pub async fn send_at(
     client: &Client,
     table: &str,
@@ -210,11 +230,7 @@ pub async fn send_at(
     text: &str,
     at: Option<&str>,
 ) -> Result<Written, WriteError> {
-    if let Some(at) = at {
-        if crate::timestamp::parse_instant(at).is_none() {
-            return Err(WriteError::BadTimestamp { at: at.to_owned() });
-        }
-    }
+    check_at(at)?;
     if !is_member(client, table, &from.uuid, group).await? {
         return Err(WriteError::NotAMember {
             handle: from.handle.clone(),
@@ -222,6 +238,27 @@ pub async fn send_at(
             group: group.to_owned(),
         });
     }
+    put_message(client, table, group, from, text, at).await
+}
+
+fn check_at(at: Option<&str>) -> Result<(), WriteError> {
+    match at {
+        Some(at) if crate::timestamp::parse_instant(at).is_none() => {
+            Err(WriteError::BadTimestamp { at: at.to_owned() })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The message item, never over an existing one.
+async fn put_message(
+    client: &Client,
+    table: &str,
+    group: &str,
+    from: &Participant,
+    text: &str,
+    at: Option<&str>,
+) -> Result<Written, WriteError> {
     let written = Written {
         message_group_uuid: group.to_owned(),
         message_uuid: uuid::Uuid::new_v4().to_string(),
@@ -255,6 +292,197 @@ pub async fn send_at(
         }
         Err(error) => Err(LocalError::sdk("PutItem", error).on(table).into()),
     }
+}
+
+/// Where `ddb send` takes the message text from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TextSource {
+    /// As given (the positional argument, or `--text`).
+    Literal(String),
+    /// Standard input (`-`).
+    Stdin,
+    /// A file (`--text-file`).
+    File(PathBuf),
+}
+
+impl TextSource {
+    /// The positional argument: `-` is standard input, anything else the text itself. (`@file` is
+    /// not special: `--text-file` reads a file.)
+    pub fn argument(text: String) -> Self {
+        if text == "-" {
+            Self::Stdin
+        } else {
+            Self::Literal(text)
+        }
+    }
+
+    /// The text, read from `stdin` for [`TextSource::Stdin`]. From a file or stdin it must be
+    /// UTF-8, and one final line break (`\n` or `\r\n`, as `echo` and editors add) is dropped.
+    pub fn read(self, stdin: impl Read) -> Result<String, WriteError> {
+        let (from, bytes) = match self {
+            Self::Literal(text) => return Ok(text),
+            Self::Stdin => ("standard input".to_owned(), read_all(stdin)),
+            Self::File(path) => (path.display().to_string(), std::fs::read(&path)),
+        };
+        let bytes = bytes.map_err(|error| WriteError::Text {
+            from: from.clone(),
+            reason: error.to_string(),
+        })?;
+        let mut text = String::from_utf8(bytes).map_err(|error| WriteError::Text {
+            from,
+            reason: format!(
+                "not UTF-8 (byte {} is not part of a UTF-8 character)",
+                error.utf8_error().valid_up_to()
+            ),
+        })?;
+        if text.ends_with('\n') {
+            text.pop();
+            if text.ends_with('\r') {
+                text.pop();
+            }
+        }
+        Ok(text)
+    }
+}
+
+fn read_all(mut input: impl Read) -> std::io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    input.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// Everyone a group's rows name, by id: each row's owner (`GRP#<id>`) and each row's other
+/// participant (`user_uuid`), with the names that row gives them (an owner's own row describes
+/// the other participant, so an owner named nowhere else has none).
+pub type Participants = BTreeMap<String, Option<(String, String)>>;
+
+/// The participants of `group`, read from the group index (every page).
+pub async fn participants(
+    client: &Client,
+    table: &str,
+    index: &str,
+    group: &str,
+) -> Result<Participants, LocalError> {
+    let mut found = Participants::new();
+    let mut start = None;
+    loop {
+        let page = client
+            .query()
+            .table_name(table)
+            .index_name(index)
+            .key_condition_expression("message_group_uuid = :g")
+            .expression_attribute_values(":g", s(group))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| LocalError::sdk("Query", e).on(table))?;
+        for row in page.items() {
+            let text = |name: &str| row.get(name).and_then(|v| v.as_s().ok()).cloned();
+            if let Some(owner) =
+                text("pk").and_then(|pk| pk.strip_prefix("GRP#").map(str::to_owned))
+            {
+                found.entry(owner).or_default();
+            }
+            if let Some(other) = text("user_uuid") {
+                let names = text("user_display_name").zip(text("user_handle"));
+                let entry = found.entry(other).or_default();
+                if entry.is_none() {
+                    *entry = names;
+                }
+            }
+        }
+        start = page.last_evaluated_key().cloned();
+        if start.is_none() {
+            return Ok(found);
+        }
+    }
+}
+
+/// `a (@ann), b`: the participants as an error message lists them.
+fn list(participants: &Participants) -> String {
+    participants
+        .iter()
+        .map(|(id, names)| match names {
+            Some((_, handle)) => format!("{id} (@{handle})"),
+            None => id.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Pattern C from the command line: `from` (any id the group's rows name, or a seed user's handle
+/// whose uuid they name) writes `text` to `group`, at `at` or now. The sender's names are `name`
+/// and `handle` where given, else as the group's rows or the sender's earlier messages describe
+/// them (a seed user's own otherwise).
+#[allow(clippy::too_many_arguments)]
+pub async fn send_from(
+    client: &Client,
+    table: &str,
+    index: &str,
+    group: &str,
+    from: &str,
+    name: Option<String>,
+    handle: Option<String>,
+    text: &str,
+    at: Option<&str>,
+) -> Result<Written, WriteError> {
+    check_at(at)?;
+    let named = participants(client, table, index, group).await?;
+    let seed = user(from).ok();
+    // The id as given first: a team's id that happens to equal a seed handle is still theirs.
+    let mut candidates = vec![from.to_owned()];
+    candidates.extend(seed.map(|u| u.uuid.to_owned()));
+    let mut id = candidates.iter().find(|c| named.contains_key(*c)).cloned();
+    if id.is_none() {
+        // The index may not show a conversation created a moment ago: the owner's own row decides.
+        for candidate in &candidates {
+            if is_member(client, table, candidate, group).await? {
+                id = Some(candidate.clone());
+                break;
+            }
+        }
+    }
+    let Some(id) = id else {
+        return Err(if named.is_empty() {
+            WriteError::NoSuchGroup {
+                group: group.to_owned(),
+                table: table.to_owned(),
+                index: index.to_owned(),
+            }
+        } else {
+            WriteError::NotAParticipant {
+                who: from.to_owned(),
+                group: group.to_owned(),
+                participants: list(&named),
+            }
+        });
+    };
+    let seed = seed.filter(|u| u.uuid == id);
+    let known = match (named.get(&id).cloned().flatten(), seed) {
+        (Some(names), _) => Some(names),
+        (None, Some(u)) => Some((u.display_name.to_owned(), u.handle.to_owned())),
+        (None, None) if name.is_some() && handle.is_some() => None,
+        (None, None) => sender_names(client, table, index, group, &id).await?,
+    };
+    let (display_name, found_handle) = match (name, handle, known) {
+        (Some(name), Some(handle), _) => (name, handle),
+        (name, handle, Some((known_name, known_handle))) => {
+            (name.unwrap_or(known_name), handle.unwrap_or(known_handle))
+        }
+        (_, _, None) => {
+            return Err(WriteError::NoNames {
+                user: id,
+                found: "no row or message of this group describes them",
+                flags: "--name and --handle",
+            })
+        }
+    };
+    let sender = Participant {
+        uuid: id,
+        display_name,
+        handle: found_handle,
+    };
+    put_message(client, table, group, &sender, text, at).await
 }
 
 /// How the group's rows describe `user`: the other participants' rows carry the user's display
@@ -416,6 +644,51 @@ mod tests {
             Who::parse("alcie", None, None),
             Err(WriteError::UnknownUser { .. })
         ));
+    }
+
+    #[test]
+    fn a_dash_is_stdin_and_files_and_stdin_lose_one_final_line_break() {
+        let stdin = |text: &str| std::io::Cursor::new(text.as_bytes().to_vec());
+        assert_eq!(TextSource::argument("-".into()), TextSource::Stdin);
+        assert_eq!(
+            TextSource::argument("@notes.txt".into()),
+            TextSource::Literal("@notes.txt".into())
+        );
+        let read = |source: TextSource, input: &str| source.read(stdin(input)).unwrap();
+        assert_eq!(read(TextSource::Stdin, "hi\n"), "hi");
+        assert_eq!(read(TextSource::Stdin, "hi\r\n"), "hi");
+        assert_eq!(read(TextSource::Stdin, "two\nlines\n\n"), "two\nlines\n");
+        assert_eq!(read(TextSource::Literal("-".into()), "ignored"), "-");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("text");
+        std::fs::write(&path, "from a file ✓\n").unwrap();
+        assert_eq!(read(TextSource::File(path.clone()), ""), "from a file ✓");
+        std::fs::write(&path, [b'o', b'k', 0xff]).unwrap();
+        let error = TextSource::File(path)
+            .read(stdin(""))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("not UTF-8") && error.contains("byte 2"),
+            "{error}"
+        );
+        let missing = TextSource::File(dir.path().join("missing"))
+            .read(stdin(""))
+            .unwrap_err()
+            .to_string();
+        assert!(missing.contains("missing"), "{missing}");
+    }
+
+    #[test]
+    fn a_refusal_lists_the_participants() {
+        let named = Participants::from([
+            ("01HZY3".to_owned(), None),
+            (
+                "hu-me-cd63da".to_owned(),
+                Some(("Ann Lee".to_owned(), "ann".to_owned())),
+            ),
+        ]);
+        assert_eq!(list(&named), "01HZY3, hu-me-cd63da (@ann)");
     }
 
     #[test]

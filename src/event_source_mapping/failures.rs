@@ -11,13 +11,18 @@
 //!   24 hours are over (`jq -c .payload FILE | ddb replay -`, or `ddb redrive`).
 //!
 //! The payload holds the messages' text, as an S3 destination would: the file is data, kept where
-//! the developer put it, never a log line.
+//! the developer put it, never a log line, and readable by its owner only (0600, tightened if an
+//! existing file was wider).
 
 use super::batching::FailedRange;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use tokio::io::AsyncWriteExt;
+
+/// The failures file's mode: it holds message text.
+#[cfg(unix)]
+const OWNER_ONLY: u32 = 0o600;
 
 /// The file could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -76,7 +81,8 @@ pub fn on_failure_record(range: &FailedRange, origin: Origin<'_>, now: DateTime<
     })
 }
 
-/// Appends one record as a JSON line, creating the file (and its directory) if needed.
+/// Appends one record as a JSON line, creating the file (and its directory) if needed; the file is
+/// left readable and writable by its owner only.
 pub async fn append(path: &Path, record: &Value) -> Result<(), FailuresFileError> {
     let error = |source| FailuresFileError {
         path: path.to_owned(),
@@ -85,12 +91,23 @@ pub async fn append(path: &Path, record: &Value) -> Result<(), FailuresFileError
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         tokio::fs::create_dir_all(dir).await.map_err(error)?;
     }
-    let mut file = tokio::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .await
-        .map_err(error)?;
+    let mut options = tokio::fs::OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    options.mode(OWNER_ONLY);
+    let mut file = options.open(path).await.map_err(error)?;
+    // `mode` applies only when the file is created: one made earlier (or by another tool) with a
+    // wider mode is tightened before it receives more records.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = file.metadata().await.map_err(error)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            file.set_permissions(std::fs::Permissions::from_mode(OWNER_ONLY))
+                .await
+                .map_err(error)?;
+        }
+    }
     let mut line = record.to_string();
     line.push('\n');
     file.write_all(line.as_bytes()).await.map_err(error)?;
@@ -165,5 +182,26 @@ mod tests {
         append(&path, &json!({"b": 2})).await.unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text, "{\"a\":1}\n{\"b\":2}\n");
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn the_file_is_its_owners_alone_even_if_it_was_not() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        let dir = tempfile::tempdir().unwrap();
+        let new = dir.path().join("new.jsonl");
+        append(&new, &json!({"a": 1})).await.unwrap();
+        assert_eq!(mode(&new), 0o600);
+
+        let old = dir.path().join("old.jsonl");
+        std::fs::write(&old, "{\"a\":1}\n").unwrap();
+        std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).unwrap();
+        append(&old, &json!({"b": 2})).await.unwrap();
+        assert_eq!(mode(&old), 0o600);
+        assert_eq!(
+            std::fs::read_to_string(&old).unwrap(),
+            "{\"a\":1}\n{\"b\":2}\n"
+        );
     }
 }

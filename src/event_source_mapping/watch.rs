@@ -100,9 +100,30 @@ impl Default for WatchOptions {
 #[error("{0}")]
 pub struct FunctionError(pub String);
 
+/// A batch response, and the function's reason for each group it reported failed.
+#[derive(Debug, Clone, Default)]
+pub struct Invoked {
+    pub response: DynamoDbEventResponse,
+    /// `Kind: group <id>: ...` (the handler's [`handler::Summary::group_errors`]); empty when the
+    /// function cannot say (Lambda itself sends no reason with a batch response).
+    pub reasons: Vec<String>,
+}
+
 /// What the trigger invokes with each batch: the Lambda event JSON in, the batch response out.
 pub trait Function: Send + Sync {
     fn invoke(&self, event: Value) -> BoxFuture<'_, Result<DynamoDbEventResponse, FunctionError>>;
+
+    /// [`Function::invoke`] with the reasons the function gave, which the failures file keeps; by
+    /// default none.
+    fn invoke_with_reasons(&self, event: Value) -> BoxFuture<'_, Result<Invoked, FunctionError>> {
+        Box::pin(async move {
+            let response = self.invoke(event).await?;
+            Ok(Invoked {
+                response,
+                reasons: Vec::new(),
+            })
+        })
+    }
 }
 
 /// The real handler, in-process, exactly as the Lambda runtime calls it.
@@ -115,6 +136,50 @@ impl Function for App {
                 .await
                 .map_err(|error| FunctionError(error.to_string()))
         })
+    }
+
+    /// The same call ([`handler::handle`] with a default context has no deadline either), keeping
+    /// the summary's reasons.
+    fn invoke_with_reasons(&self, event: Value) -> BoxFuture<'_, Result<Invoked, FunctionError>> {
+        let app = self.clone();
+        Box::pin(async move {
+            let (response, summary) = handler::process(&app, &event)
+                .await
+                .map_err(|error| FunctionError(error.to_string()))?;
+            Ok(Invoked {
+                response,
+                reasons: summary.group_errors,
+            })
+        })
+    }
+}
+
+/// `settled` with the function's reasons after its error (`the function reported itemIdentifier N:
+/// Kind: group G: ...`), so the log line and the failures file say why, not only where.
+fn with_reasons(settled: Settled, reasons: &[String]) -> Settled {
+    if reasons.is_empty() {
+        return settled;
+    }
+    let explain = |error: String| format!("{error}: {}", reasons.join("; "));
+    match settled {
+        Settled::Retry {
+            from,
+            attempt,
+            error,
+        } => Settled::Retry {
+            from,
+            attempt,
+            error: explain(error),
+        },
+        Settled::Bisected { size, error } => Settled::Bisected {
+            size,
+            error: explain(error),
+        },
+        Settled::GaveUp(mut range) => {
+            range.error = explain(range.error);
+            Settled::GaveUp(range)
+        }
+        done @ Settled::Done { .. } => done,
     }
 }
 
@@ -146,7 +211,7 @@ pub struct Stats {
 }
 
 /// The counts at one moment.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StatsSnapshot {
     /// Records read from the stream.
     pub records_read: u64,
@@ -195,16 +260,19 @@ impl Stats {
 }
 
 impl fmt::Display for StatsSnapshot {
-    /// The progress line: `read 98  filtered 8  invoked 2 (failed 0)  given up 0  pending 0  lag 1.2s`.
+    /// The progress line, every count but `iterator_age_ms` (DynamoDB Local's minute-rounded
+    /// creation times make it up to a minute high locally; `--json` has it):
+    /// `read 98  filtered 8  invoked 2 (failed 0)  given up 0 (ranges 0)  pending 0  lag 1.2s`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "read {}  filtered {}  invoked {} (failed {})  given up {}  pending {}  lag {:.1}s",
+            "read {}  filtered {}  invoked {} (failed {})  given up {} (ranges {})  pending {}  lag {:.1}s",
             self.records_read,
             self.records_filtered_out,
             self.invocations,
             self.failed_invocations,
             self.records_given_up,
+            self.ranges_given_up,
             self.pending,
             self.lag_ms as f64 / 1000.0
         )
@@ -850,7 +918,12 @@ impl Trigger {
             .store(lag.as_millis() as u64, Ordering::Relaxed);
         let retries_before = queue.attempts();
         Stats::add(&self.stats.invocations, 1);
-        let invoked = tokio::time::timeout(self.options.timeout, self.function.invoke(event)).await;
+        let invoked = tokio::time::timeout(
+            self.options.timeout,
+            self.function.invoke_with_reasons(event),
+        )
+        .await;
+        let mut reasons = Vec::new();
         let (answer, invocation_error) = match invoked {
             Err(_) => (
                 Answer::Error(format!(
@@ -860,19 +933,25 @@ impl Trigger {
                 true,
             ),
             Ok(Err(error)) => (Answer::Error(error.0), true),
-            Ok(Ok(response)) => (
-                Answer::Response(
-                    response
-                        .batch_item_failures
-                        .into_iter()
-                        .map(|f| f.item_identifier)
-                        .collect(),
-                ),
-                false,
-            ),
+            Ok(Ok(Invoked {
+                response,
+                reasons: said,
+            })) => {
+                reasons = said;
+                (
+                    Answer::Response(
+                        response
+                            .batch_item_failures
+                            .into_iter()
+                            .map(|f| f.item_identifier)
+                            .collect(),
+                    ),
+                    false,
+                )
+            }
         };
         let before = queue.len();
-        let settled = queue.settle(len, answer);
+        let settled = with_reasons(queue.settle(len, answer), &reasons);
         Stats::sub(&self.stats.pending, (before - queue.len()) as u64);
         if !matches!(settled, Settled::Done { .. }) {
             Stats::add(&self.stats.failed_invocations, 1);
@@ -1066,7 +1145,7 @@ mod tests {
             records_filtered_out: 8,
             invocations: 2,
             failed_invocations: 1,
-            ranges_given_up: 1,
+            ranges_given_up: 5,
             records_given_up: 3,
             pending: 4,
             lag_ms: 1250,
@@ -1074,7 +1153,26 @@ mod tests {
         };
         assert_eq!(
             stats.to_string(),
-            "read 98  filtered 8  invoked 2 (failed 1)  given up 3  pending 4  lag 1.2s"
+            "read 98  filtered 8  invoked 2 (failed 1)  given up 3 (ranges 5)  pending 4  lag 1.2s"
         );
+        // Every field of the snapshot, as serde lists them (so a count added later is covered):
+        // changing it alone changes the line, but for the iterator age, which the line leaves to
+        // `--json` on purpose.
+        let serde_json::Value::Object(fields) = serde_json::to_value(stats).unwrap() else {
+            panic!("a snapshot serialises as an object");
+        };
+        assert_eq!(fields.len(), 9);
+        for (name, value) in &fields {
+            let mut changed = fields.clone();
+            changed[name] = (value.as_u64().unwrap() * 10 + 7).into();
+            let changed: StatsSnapshot =
+                serde_json::from_value(serde_json::Value::Object(changed)).unwrap();
+            let shown = changed.to_string() != stats.to_string();
+            assert_eq!(
+                shown,
+                name != "iterator_age_ms",
+                "{name} in the progress line"
+            );
+        }
     }
 }

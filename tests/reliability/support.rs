@@ -53,22 +53,19 @@ impl Captured {
         String::from_utf8_lossy(&std::mem::take(&mut *self.0.lock().unwrap())).into_owned()
     }
 
-    /// A subscriber with the Lambda's filter at `level` (`messaging_stream::logging::filter`),
-    /// writing every line into this buffer in both the text and the JSON format.
+    /// A subscriber with the Lambda's layers at `level` (`messaging_stream::logging::layer`, its
+    /// cap included), writing every line into this buffer in both the text and the JSON format.
     pub fn subscriber(&self, level: LevelFilter) -> impl tracing::Subscriber + Send + Sync {
+        use messaging_stream::logging::{layer, LogSettings};
         let (text, json) = (self.clone(), self.clone());
+        let settings = |json| LogSettings {
+            json,
+            level,
+            directives: None,
+        };
         tracing_subscriber::registry()
-            .with(messaging_stream::logging::filter(level))
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .with_ansi(false)
-                    .with_writer(move || text.clone()),
-            )
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .json()
-                    .with_writer(move || json.clone()),
-            )
+            .with(layer(&settings(false), move || text.clone(), false))
+            .with(layer(&settings(true), move || json.clone(), false))
     }
 }
 
