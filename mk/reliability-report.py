@@ -27,14 +27,22 @@ for c in by.get("faults", []) + by.get("faults-adaptive", []):
           f"{c['faults_injected']} | {c['sdk_attempts']} | " + " | ".join(str(bad[k]) for k in
           ["lost", "duplicated", "regressed", "behind", "ahead", "wrong_text", "dropped_attributes"]) + f" | {t(c['seconds'])} |")
 print(f"\nTotal: {tot.get('batches', 0)} batches; lost {tot.get('lost', 0)}, duplicated {tot.get('duplicated', 0)}, "
-      f"regressed {tot.get('regressed', 0)}, behind {tot.get('behind', 0)}, dropped attributes {tot.get('dropped_attributes', 0)}.\n")
+      f"regressed {tot.get('regressed', 0)}, behind {tot.get('behind', 0)}, dropped attributes {tot.get('dropped_attributes', 0)}.")
+explained = sum(c.get("explained", 0) for c in by.get("faults", []) + by.get("faults-adaptive", []))
+print(f"Row checks mid-delivery that accepted a state only a partly failed batch explains: {explained}.\n")
 
 for m in by.get("model", []):
     print("### 2. Model-based programs\n")
     print(f"{m['programs']} programs, {m['operations']} operations (seed {m['seed']}): {m['result']}; "
           f"rows checked {m['checked']['rows']}, lost {m['checked']['lost']}, duplicated {m['checked']['duplicated']}, "
           f"regressed {m['checked']['regressed']}, behind {m['checked']['behind']}, ahead {m['checked']['ahead']}, "
-          f"wrong text {m['checked']['wrong_text']}, dropped attributes {m['checked']['dropped_attributes']}.\n")
+          f"wrong text {m['checked']['wrong_text']}, dropped attributes {m['checked']['dropped_attributes']}.")
+    if "covered" in m:
+        print("Operations done: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in m["covered"].items()) + ".")
+    for f in by.get("model-flaw", []):
+        print(f"With the deliberate flaw {f['flaw']}: fails, shrinks to {f['operations']} operations {f['program']}; "
+              f"its check: " + ", ".join(f"{k} {v}" for k, v in f["check"].items() if v) + ".")
+    print()
 
 for s in by.get("soak", []):
     print("### 3. Soak\n")

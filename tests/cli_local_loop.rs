@@ -644,6 +644,41 @@ fn the_lambda_refuses_bad_settings_at_start_up_in_words() {
     }
 }
 
+#[test]
+fn the_lambda_outside_lambda_says_so_instead_of_panicking() {
+    let runtime = [
+        "AWS_LAMBDA_RUNTIME_API",
+        "AWS_LAMBDA_FUNCTION_NAME",
+        "AWS_LAMBDA_FUNCTION_VERSION",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    ];
+    for missing in runtime {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_messaging-stream"));
+        for name in runtime.iter().filter(|name| **name != missing) {
+            command.env(
+                name,
+                if name.ends_with("MEMORY_SIZE") {
+                    "128"
+                } else {
+                    "127.0.0.1:9"
+                },
+            );
+        }
+        let output = command
+            .env_remove(missing)
+            .env("AWS_REGION", "us-east-1")
+            .output()
+            .unwrap();
+        // 101 would be lambda_runtime's panic.
+        assert_eq!(output.status.code(), Some(1), "{missing}: {output:?}");
+        let text = stderr(&output);
+        assert!(
+            text.starts_with(&format!("messaging-stream: {missing} is not set")),
+            "{text}"
+        );
+    }
+}
+
 /// Stops the shared DynamoDB Local a test started, by its PID file, whatever the test's outcome.
 struct SharedServer {
     pidfile: std::path::PathBuf,

@@ -1,7 +1,8 @@
 //! The reliability proof (docs/RELIABILITY.md), one test binary so DynamoDB Local starts once:
-//! the fault proxy through the SDK, the fault matrix (part 1), model-based programs (part 2),
-//! the soak through the stream trigger (part 3), the bad-input corpus (part 4), the fuzz targets'
-//! properties and findings (part 5) and the privacy capture (part 6).
+//! the checker's own tests, the fault proxy through the SDK, the fault matrix (part 1),
+//! model-based programs (part 2), the soak through the stream trigger (part 3), the bad-input
+//! corpus (part 4), the fuzz targets' properties and findings (part 5) and the privacy capture
+//! (part 6).
 //!
 //! `cargo test --test reliability` runs the quick slices (fixed seeds); `make reliability` runs
 //! the full sizes (RELIABILITY_FULL=1) and collects the figures.
@@ -13,6 +14,8 @@ mod support;
 #[path = "../fuzz/checks.rs"]
 mod fuzz_checks;
 
+#[path = "reliability/checker.rs"]
+mod checker;
 #[path = "reliability/corpus.rs"]
 mod corpus;
 #[path = "reliability/faults.rs"]

@@ -29,6 +29,14 @@ async fn main() -> ExitCode {
         Ok(metrics) => Metrics::new(metrics, Output::Stdout),
         Err(error) => return refuse(&error),
     };
+    // lambda_runtime panics on a missing runtime variable; outside Lambda that is a mistake to name.
+    if let Err(missing) = runtime_environment() {
+        eprintln!(
+            "messaging-stream: {missing} is not set: this binary runs inside Lambda (locally: \
+             cargo lambda watch, or ddb replay / ddb watch, which call the same handler)"
+        );
+        return ExitCode::FAILURE;
+    }
     let app = App::from_config(config).await.with_metrics(metrics);
     let served = lambda_runtime::run(service_fn(|event: LambdaEvent<RawEvent>| {
         handle_raw(&app, event)
@@ -40,6 +48,25 @@ async fn main() -> ExitCode {
             eprintln!("messaging-stream: {error}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The variables `lambda_runtime` reads with `expect`: the first one missing (or, for the memory
+/// size, not a number).
+fn runtime_environment() -> Result<(), &'static str> {
+    for name in [
+        "AWS_LAMBDA_RUNTIME_API",
+        "AWS_LAMBDA_FUNCTION_NAME",
+        "AWS_LAMBDA_FUNCTION_VERSION",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    ] {
+        if std::env::var_os(name).is_none() {
+            return Err(name);
+        }
+    }
+    match std::env::var("AWS_LAMBDA_FUNCTION_MEMORY_SIZE").map(|size| size.parse::<i32>()) {
+        Ok(Ok(_)) => Ok(()),
+        _ => Err("a whole number in AWS_LAMBDA_FUNCTION_MEMORY_SIZE"),
     }
 }
 

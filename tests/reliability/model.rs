@@ -21,9 +21,8 @@ use crate::support::{self, Ledger, Tally};
 use messaging_stream::apply;
 use messaging_stream::event::{MessageChange, MessageText, RecordRef};
 use messaging_stream::plan::{self, GroupRow};
-use messaging_stream::timestamp;
 use proptest::prelude::*;
-use proptest::test_runner::{Config as ProptestConfig, RngSeed};
+use proptest::test_runner::{Config as ProptestConfig, RngSeed, TestError};
 use std::collections::HashMap;
 use std::sync::OnceLock;
 use tokio::runtime::Runtime;
@@ -83,6 +82,75 @@ fn table() -> &'static TestTable {
     TABLE.get_or_init(|| runtime().block_on(TestTable::new()))
 }
 
+/// What the programs really did: an operation a program skips (an edit before anything was sent,
+/// a delivery of nothing) does not count.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+struct Coverage {
+    sends: usize,
+    same_instant_sends: usize,
+    edits: usize,
+    removes: usize,
+    deliveries: usize,
+    edits_delivered: usize,
+    removes_delivered: usize,
+    concurrent_deliveries: usize,
+    snapshots: usize,
+    stale_writes: usize,
+}
+
+impl Coverage {
+    fn add(&mut self, other: &Coverage) {
+        self.sends += other.sends;
+        self.same_instant_sends += other.same_instant_sends;
+        self.edits += other.edits;
+        self.removes += other.removes;
+        self.deliveries += other.deliveries;
+        self.edits_delivered += other.edits_delivered;
+        self.removes_delivered += other.removes_delivered;
+        self.concurrent_deliveries += other.concurrent_deliveries;
+        self.snapshots += other.snapshots;
+        self.stale_writes += other.stale_writes;
+    }
+
+    /// The kinds of operation no program did.
+    fn missing(&self) -> Vec<String> {
+        let counts = serde_json::to_value(self).expect("counts");
+        let counts = counts.as_object().expect("named counts");
+        counts
+            .iter()
+            .filter(|(_, count)| count.as_u64() == Some(0))
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+}
+
+/// A deliberate defect, to see the property fail and shrink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flaw {
+    None,
+    /// The model lets older messages win.
+    OlderWins,
+    /// After each delivery one row of a delivered group is deleted, as the old Lambda's delete
+    /// then put did when the put failed.
+    LoseRow,
+}
+
+/// Why a program failed: the message for proptest, and the check that failed, if one did.
+#[derive(Debug)]
+struct Failure {
+    message: String,
+    tally: Option<Tally>,
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Failure {
+            message,
+            tally: None,
+        }
+    }
+}
+
 struct Run {
     groups: Vec<support::Group>,
     ledger: Ledger,
@@ -93,6 +161,7 @@ struct Run {
     invocations: usize,
     /// Sent messages deleted: their record is a REMOVE now.
     removed: std::collections::HashSet<usize>,
+    covered: Coverage,
 }
 
 impl Run {
@@ -105,10 +174,17 @@ impl Run {
     }
 
     /// Writes a new message to the table (as the app does) and keeps its record to deliver.
-    async fn send(&mut self, table: &TestTable, group: &str, created_at: &str, text: &str) {
+    async fn send(
+        &mut self,
+        table: &TestTable,
+        group: &str,
+        (created_at, at): (&str, support::Micros),
+        text: &str,
+    ) {
         table
             .put([common::message_item(group, created_at, text)])
             .await;
+        self.ledger.model.learn(created_at, at);
         self.ledger
             .model
             .messages
@@ -118,6 +194,7 @@ impl Run {
         self.sent.push(support::Sent {
             group: group.to_owned(),
             created_at: created_at.to_owned(),
+            at,
             text: text.to_owned(),
             remove: false,
             record: common::message_record(group, created_at, text, "0"),
@@ -130,19 +207,16 @@ impl Run {
         records
     }
 
-    /// The records of one invocation were acknowledged: the model learns them as one batch. A
-    /// delivered REMOVE may move its group's rows back (a fallback): not a regression.
+    /// The records of one invocation were acknowledged: the model learns them as one batch.
     fn acknowledge(&mut self, acked: &[usize], touched: &mut Vec<String>) {
         let batch: Vec<&support::Sent> = acked.iter().map(|&i| &self.sent[i]).collect();
         self.ledger.model.apply_batch(&batch);
-        for s in batch {
-            touched.push(s.group.clone());
-            if s.remove {
-                for key in self.ledger.model.keys_of(&s.group) {
-                    self.ledger.seen.remove(&key);
-                }
-            }
-        }
+        touched.extend(batch.iter().map(|s| s.group.clone()));
+        self.covered.removes_delivered += batch.iter().filter(|s| s.remove).count();
+        self.covered.edits_delivered += batch
+            .iter()
+            .filter(|s| s.record["eventName"] == "MODIFY")
+            .count();
     }
 
     fn records(&self, picks: &[usize]) -> Vec<(usize, serde_json::Value)> {
@@ -205,7 +279,38 @@ fn update_for(sent: &support::Sent) -> plan::GroupUpdate {
     .remove(0)
 }
 
-async fn run_program(ops: Vec<Op>) -> Result<(Tally, Tally), String> {
+/// Deletes one row of `group` behind the handler's back (`Flaw::LoseRow`).
+async fn lose_a_row(table: &TestTable, ledger: &Ledger, group: &str) -> Result<(), String> {
+    let (owner, _) = ledger.model.keys_of(group).remove(0);
+    let rows = table
+        .client
+        .query()
+        .table_name(table.table())
+        .consistent_read(true)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", common::attr(&owner))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if let Some(row) = rows
+        .items()
+        .iter()
+        .find(|row| common::s(row, "message_group_uuid") == group)
+    {
+        table
+            .client
+            .delete_item()
+            .table_name(table.table())
+            .key("pk", row["pk"].clone())
+            .key("sk", row["sk"].clone())
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+async fn run_program(ops: Vec<Op>, flaw: Flaw) -> Result<(Tally, Tally, Coverage), Failure> {
     let table = table();
     let prefix = format!("p{}", uuid::Uuid::new_v4().simple());
     let mut rng = fastrand::Rng::with_seed(7);
@@ -221,7 +326,9 @@ async fn run_program(ops: Vec<Op>) -> Result<(Tally, Tally), String> {
         next_sequence: 0,
         invocations: 0,
         removed: Default::default(),
+        covered: Coverage::default(),
     };
+    run.ledger.model.older_wins = flaw == Flaw::OlderWins;
     for (step, op) in ops.into_iter().enumerate() {
         let mut touched: Vec<String> = Vec::new();
         match op {
@@ -232,24 +339,24 @@ async fn run_program(ops: Vec<Op>) -> Result<(Tally, Tally), String> {
                 }
                 let group = &run.groups[group];
                 let form = (step as i64 + offset).rem_euclid(4) as usize;
-                let created_at = support::timestamp(seconds, (step as u32) * 1_000, form);
+                let (created_at, at) = support::stamp(seconds, (step as u32) * 1_000, form);
                 let text = format!("secret-{prefix}-{step}");
                 let uuid = group.uuid.clone();
-                run.send(table, &uuid, &created_at, &text).await;
+                run.send(table, &uuid, (&created_at, at), &text).await;
+                run.covered.sends += 1;
             }
             Op::SendAt { group, pick } => {
                 let Some(i) = run.live(pick) else { continue };
                 let uuid = run.groups[group].uuid.clone();
-                let created_at = run.sent[i].created_at.clone();
+                let (created_at, at) = (run.sent[i].created_at.clone(), run.sent[i].at);
                 // One message per instant in a group: the model does not follow a tie's winner.
-                let taken = run.sent.iter().any(|s| {
-                    s.group == uuid && timestamp::compare(&s.created_at, &created_at).is_eq()
-                });
+                let taken = run.sent.iter().any(|s| s.group == uuid && s.at == at);
                 if taken {
                     continue;
                 }
                 let text = format!("secret-{prefix}-{step}");
-                run.send(table, &uuid, &created_at, &text).await;
+                run.send(table, &uuid, (&created_at, at), &text).await;
+                run.covered.same_instant_sends += 1;
             }
             Op::Edit(pick) => {
                 let Some(i) = run.live(pick) else { continue };
@@ -266,6 +373,7 @@ async fn run_program(ops: Vec<Op>) -> Result<(Tally, Tally), String> {
                     .insert(s.created_at.clone(), text.clone());
                 s.record = common::edit_record(&s.group, &s.created_at, &text, "0");
                 s.text = text;
+                run.covered.edits += 1;
             }
             Op::Remove(pick) => {
                 let Some(i) = run.live(pick) else { continue };
@@ -286,6 +394,7 @@ async fn run_program(ops: Vec<Op>) -> Result<(Tally, Tally), String> {
                 s.record = common::remove_record(&s.group, &s.created_at, "0");
                 s.text = String::new();
                 s.remove = true;
+                run.covered.removes += 1;
             }
             Op::Deliver(picks) => {
                 let records = run.records(&picks);
@@ -294,6 +403,10 @@ async fn run_program(ops: Vec<Op>) -> Result<(Tally, Tally), String> {
                     run.invocations += 1;
                     let acked = invoke(table, &records).await?;
                     run.acknowledge(&acked, &mut touched);
+                    run.covered.deliveries += 1;
+                    if flaw == Flaw::LoseRow {
+                        lose_a_row(table, &run.ledger, &touched[0]).await?;
+                    }
                 }
             }
             Op::Concurrent(a, b) => {
@@ -309,6 +422,7 @@ async fn run_program(ops: Vec<Op>) -> Result<(Tally, Tally), String> {
                     let (ack_a, ack_b) = (ack_a?, ack_b?);
                     run.acknowledge(&ack_a, &mut touched);
                     run.acknowledge(&ack_b, &mut touched);
+                    run.covered.concurrent_deliveries += 1;
                 }
             }
             Op::Snapshot { group } => {
@@ -320,6 +434,7 @@ async fn run_program(ops: Vec<Op>) -> Result<(Tally, Tally), String> {
                     .await
                     .map_err(|e| e.to_string())?;
                 run.snapshots.insert(uuid, rows);
+                run.covered.snapshots += 1;
             }
             Op::StaleApply(pick) => {
                 let Some(i) = run.live(pick) else { continue };
@@ -339,6 +454,7 @@ async fn run_program(ops: Vec<Op>) -> Result<(Tally, Tally), String> {
                     .map_err(|e| format!("a stale write failed: {e}"))?;
                 run.ledger.model.apply_batch(&[&s]);
                 touched.push(s.group.clone());
+                run.covered.stale_writes += 1;
             }
         }
         touched.sort();
@@ -348,16 +464,12 @@ async fn run_program(ops: Vec<Op>) -> Result<(Tally, Tally), String> {
             .flat_map(|g| run.ledger.model.keys_of(g))
             .collect();
         if !keys.is_empty() {
-            let tally = support::check(
-                &table.client,
-                table.table(),
-                &run.ledger.model,
-                Some(&keys),
-                &mut run.ledger.seen,
-            )
-            .await;
+            let tally = run.ledger.check(&table.client, table.table(), &keys).await;
             if !tally.is_clean() {
-                return Err(format!("after step {step}: {tally:?}"));
+                return Err(Failure {
+                    message: format!("after step {step}: {tally:?}"),
+                    tally: Some(tally),
+                });
             }
             run.ledger.during.add(&tally);
         }
@@ -370,48 +482,154 @@ async fn run_program(ops: Vec<Op>) -> Result<(Tally, Tally), String> {
     );
     let end = run.ledger.check_all(&table.client, table.table()).await;
     if !end.is_clean() {
-        return Err(format!("at the end: {end:?}"));
+        return Err(Failure {
+            message: format!("at the end: {end:?}"),
+            tally: Some(end),
+        });
     }
-    Ok((run.ledger.during, end))
+    Ok((run.ledger.during, end, run.covered))
+}
+
+/// What a run of programs did.
+#[derive(Default)]
+struct Totals {
+    programs: usize,
+    operations: usize,
+    checked: Tally,
+    covered: Coverage,
+}
+
+/// Runs `cases` programs from `seed` with `flaw`; a failure shrinks (at most `shrink_iters`
+/// steps) to a minimal program.
+fn run_programs(
+    cases: u32,
+    seed: u64,
+    flaw: Flaw,
+    shrink_iters: u32,
+) -> (Result<(), TestError<Vec<Op>>>, Totals) {
+    let mut config = ProptestConfig::with_cases(cases);
+    config.failure_persistence = None;
+    config.rng_seed = RngSeed::Fixed(seed);
+    config.max_shrink_iters = shrink_iters;
+    table(); // created outside any program: block_on does not nest
+    let mut runner = proptest::test_runner::TestRunner::new(config);
+    let totals = std::sync::Mutex::new(Totals::default());
+    let result = runner.run(&proptest::collection::vec(op(), 1..24), |ops| {
+        let len = ops.len();
+        let (during, end, covered) = runtime()
+            .block_on(run_program(ops, flaw))
+            .map_err(|failure| TestCaseError::fail(failure.message))?;
+        let mut totals = totals.lock().unwrap();
+        totals.programs += 1;
+        totals.operations += len;
+        totals.checked.add(&end);
+        totals.checked.add(&during);
+        totals.covered.add(&covered);
+        Ok(())
+    });
+    (result, totals.into_inner().unwrap())
+}
+
+/// The fixed seed of the quick slice, so it runs the same programs every time; RELIABILITY_SEED
+/// varies it.
+fn seed() -> u64 {
+    std::env::var("RELIABILITY_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x0d0d_5eed)
 }
 
 #[test]
 fn random_programs_match_the_model() {
     support::global_capture();
     let cases = support::size(12, 500) as u32;
-    let mut config = ProptestConfig::with_cases(cases);
-    config.failure_persistence = None;
-    // A fixed seed: the quick slice runs the same programs every time; RELIABILITY_SEED varies it.
-    let seed = std::env::var("RELIABILITY_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x0d0d_5eed);
-    config.rng_seed = RngSeed::Fixed(seed);
-    table(); // created outside any program: block_on does not nest
-    let mut runner = proptest::test_runner::TestRunner::new(config);
-    let totals = std::sync::Mutex::new((0usize, 0usize, Tally::default()));
-    let result = runner.run(&proptest::collection::vec(op(), 1..24), |ops| {
-        let len = ops.len();
-        let (during, end) = runtime()
-            .block_on(run_program(ops))
-            .map_err(TestCaseError::fail)?;
-        let mut totals = totals.lock().unwrap();
-        totals.0 += 1;
-        totals.1 += len;
-        totals.2.add(&end);
-        totals.2.add(&during);
-        Ok(())
-    });
-    let (programs, operations, tally) = totals.into_inner().unwrap();
+    let seed = seed();
+    let (result, totals) = run_programs(cases, seed, Flaw::None, 1024);
     support::report(
         "model",
         serde_json::json!({
-            "programs": programs, "operations": operations, "seed": seed, "checked": tally,
+            "programs": totals.programs, "operations": totals.operations, "seed": seed,
+            "checked": totals.checked, "covered": totals.covered,
             "result": if result.is_ok() { "pass".to_owned() } else { format!("{result:?}") },
         }),
     );
     if let Err(failure) = result {
         panic!("{failure}");
     }
-    assert!(programs >= cases as usize);
+    assert_eq!(totals.programs, cases as usize);
+    // Every kind of operation happened, not only the ones that are easy to generate.
+    let missing = totals.covered.missing();
+    assert!(
+        missing.is_empty(),
+        "no program did {missing:?}: {:?}",
+        totals.covered
+    );
+    // Each program's end check alone reads every row: at least 2 per group.
+    assert!(
+        totals.checked.rows >= totals.programs * GROUPS * 2,
+        "{:?}",
+        totals.checked
+    );
+}
+
+/// The property fails on a flaw and shrinks it to a minimal program; the failing check of that
+/// program, run again, names the flaw's count.
+fn flawed(flaw: Flaw) -> (Vec<Op>, Tally) {
+    support::global_capture();
+    let (result, _) = run_programs(16, seed(), flaw, 512);
+    let ops = match result {
+        Err(TestError::Fail(_, ops)) => ops,
+        other => panic!("the programs passed with {flaw:?}: {other:?}"),
+    };
+    let failure = runtime()
+        .block_on(run_program(ops.clone(), flaw))
+        .expect_err("the minimal program fails again");
+    let tally = failure
+        .tally
+        .unwrap_or_else(|| panic!("{}", failure.message));
+    support::report(
+        "model-flaw",
+        serde_json::json!({ "flaw": format!("{flaw:?}"), "operations": ops.len(), "program": format!("{ops:?}"), "check": tally }),
+    );
+    (ops, tally)
+}
+
+#[test]
+fn a_model_where_older_messages_win_fails_and_shrinks() {
+    let (ops, tally) = flawed(Flaw::OlderWins);
+    // The smallest program that shows it: a message, then a write of it (a delivery, or a write
+    // from a snapshot).
+    assert!(
+        matches!(
+            ops[..],
+            [Op::Send { .. }, Op::Deliver(_) | Op::StaleApply(_)]
+        ),
+        "{ops:?}"
+    );
+    assert!(tally.ahead >= 2, "{tally:?}");
+    assert_eq!(
+        tally,
+        Tally {
+            rows: tally.rows,
+            ahead: tally.ahead,
+            ..Tally::default()
+        }
+    );
+}
+
+#[test]
+fn a_row_lost_behind_the_handler_fails_and_shrinks() {
+    let (ops, tally) = flawed(Flaw::LoseRow);
+    assert!(
+        matches!(ops[..], [Op::Send { .. }, Op::Deliver(_)]),
+        "{ops:?}"
+    );
+    assert_eq!(
+        tally,
+        Tally {
+            rows: tally.rows,
+            lost: 1,
+            ..Tally::default()
+        }
+    );
 }

@@ -4,9 +4,17 @@
 use crate::common::{attr, TestTable};
 use crate::support;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_smithy_runtime::client::retries::classifiers::run_classifiers_on_ctx;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::retries::classifiers::RetryAction;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
 use messaging_stream::fault_proxy::{Fault, FaultPlan, Proxy};
 use messaging_stream::request_log::RequestLog;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 fn local_addr() -> SocketAddr {
@@ -99,25 +107,72 @@ async fn every_fault_once_is_retried_by_the_sdk_and_the_write_lands_once() {
     }
 }
 
+/// What the SDK decided after each attempt: its client's own retry classifiers, run on the
+/// attempt's result as its retry strategy runs them.
+#[derive(Debug, Clone, Default)]
+struct Verdicts(Arc<Mutex<Vec<RetryAction>>>);
+
+impl Intercept for Verdicts {
+    fn name(&self) -> &'static str {
+        "Verdicts"
+    }
+
+    fn read_after_attempt(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let verdict =
+            run_classifiers_on_ctx(runtime_components.retry_classifiers(), context.inner());
+        self.0.lock().unwrap().push(verdict);
+        Ok(())
+    }
+}
+
+/// The two throttling answers are throttling to the SDK (the kind adaptive mode's rate limiter
+/// and back-off react to); a 500 is retried too, but as a transient error.
 #[tokio::test]
 async fn throttling_answers_are_classified_as_throttling_errors() {
     support::global_capture();
     let table = TestTable::new().await;
-    for (fault, code) in [
+    for (fault, code, verdict) in [
         (
             Fault::ProvisionedThroughputExceeded,
             "ProvisionedThroughputExceededException",
+            RetryAction::throttling_error(),
         ),
-        (Fault::Throttling, "ThrottlingException"),
-        (Fault::InternalError, "InternalServerError"),
+        (
+            Fault::Throttling,
+            "ThrottlingException",
+            RetryAction::throttling_error(),
+        ),
+        (
+            Fault::InternalError,
+            "InternalServerError",
+            RetryAction::transient_error(),
+        ),
     ] {
         let proxy = Proxy::start(local_addr(), FaultPlan::none().probability(fault, 1.0))
             .await
             .unwrap();
         let (client, log) = via(&table, &proxy, 2).await;
+        let verdicts = Verdicts::default();
+        let client = aws_sdk_dynamodb::Client::from_conf(
+            client
+                .config()
+                .to_builder()
+                .interceptor(verdicts.clone())
+                .build(),
+        );
         let error = put(&client, table.table(), "never").await.unwrap_err();
         assert_eq!(error, code);
         assert_eq!(log.total(), 2, "the SDK retried {code}");
+        assert_eq!(
+            *verdicts.0.lock().unwrap(),
+            vec![verdict.clone(); 2],
+            "the SDK's classification of {code}"
+        );
         assert_eq!(proxy.counts().forwarded, 0);
     }
     assert!(!exists(&table, "never").await);

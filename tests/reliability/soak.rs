@@ -264,7 +264,7 @@ async fn ten_thousand_messages_through_the_stream_with_faults() {
 
     let mut ledger = Ledger::new(model);
     for s in &sent {
-        ledger.model.apply(&s.group, &s.created_at, &s.text);
+        ledger.model.apply(s);
     }
     let end = ledger.check_all(&table.client, table.table()).await;
 
