@@ -38,13 +38,18 @@ bench-build:
 	cargo build --release --bin messaging-stream
 	cargo build --release --example bench
 
+# The bench program, wherever cargo builds (CARGO_TARGET_DIR honoured); asked of cargo only when a target runs.
+BENCH_BIN = $(shell scripts/target-dir.sh)/release/examples/bench
+
 bench: dynamodb-local-fetch bench-venv bench-build ## Rust vs the seed on DynamoDB Local; writes docs/PERFORMANCE.md (~8 min)
-	target/release/examples/bench --seed-file $(BENCH_SEED_FILE) --python $(BENCH_VENV)/bin/python \
+	$(BENCH_BIN) --seed-file $(BENCH_SEED_FILE) --python $(BENCH_VENV)/bin/python \
 	  --dynamodb-local "DynamoDBLocal.jar from npm $(DDB_LOCAL_PACKAGE)" --out-dir $(BENCH_OUT) --cell-budget-s $(BENCH_CELL_BUDGET_S) $(if $(BENCH_FULL),--full) \
 	  --command "make bench$(if $(BENCH_FULL), BENCH_FULL=1)$(if $(BENCH_ARGS), BENCH_ARGS='$(BENCH_ARGS)')" $(BENCH_ARGS)
 	$(BENCH_VENV)/bin/python bench/plot.py $(BENCH_OUT)/results.json $(BENCH_PLOT)
 
-bench-reads: dynamodb-local ## Only the read table of the cache (cached vs direct reads, hit ratio); prints it
+# Like every bench, it starts its own DynamoDB Local (in memory, on a free port) and stops it: the shared one is
+# left alone.
+bench-reads: dynamodb-local-fetch ## Only the read table of the cache (cached vs direct reads, hit ratio); prints it
 	cargo build --release --example bench
-	target/release/examples/bench --part reads --out-dir $(BENCH_OUT) \
+	$(BENCH_BIN) --part reads --out-dir $(BENCH_OUT) \
 	  --command "make bench-reads$(if $(BENCH_ARGS), BENCH_ARGS='$(BENCH_ARGS)')" $(BENCH_ARGS)

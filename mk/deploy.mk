@@ -146,7 +146,7 @@ deploy-guard: $(CFN_GUARD_STAMP)
 # else holds the cores. Zip 3.6 MB (3,610,205 bytes; bootstrap 8.0 MB stripped).
 PACKAGE_BIN ?= messaging-stream
 PACKAGE_TARGET ?= aarch64-unknown-linux-gnu
-PACKAGE_ZIP ?= target/lambda/$(PACKAGE_BIN)/bootstrap.zip
+PACKAGE_ZIP ?= $(shell scripts/target-dir.sh)/lambda/$(PACKAGE_BIN)/bootstrap.zip
 
 $(CARGO_LAMBDA_STAMP):
 	rm -rf $(PACKAGE_VENV) && $(DEPLOY_PYTHON) -m venv $(PACKAGE_VENV)

@@ -8,11 +8,20 @@
 #   scripts/dynamodb-local.sh status PIDFILE PORT         exit 0 if it runs and answers, 3 if not
 #   scripts/dynamodb-local.sh stop PIDFILE
 # DynamoDB Local has no bind option and listens on all interfaces: we only ever reach it at 127.0.0.1.
+# A PID is only ever signalled while its command line is DynamoDB Local's (DynamoDBLocal.jar): a stale PID file
+# (after a reboot, the number belongs to another process) is removed with a message, the process left alone.
 set -euo pipefail
 dir=${DYNAMODB_LOCAL_DIR:-$(cd "$(dirname "$0")/.." && pwd)/.cache/dynamodb-local/package/emulator}
 
 answers() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-running() { [[ -f $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# The command line of PID $1 (empty if there is no such process): /proc on Linux, ps elsewhere.
+command_line() {
+  if [[ -r /proc/$1/cmdline ]]; then tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null || true
+  else ps -p "$1" -o args= 2>/dev/null || true; fi
+}
+is_dynamodb_local() { [[ $1 =~ ^[0-9]+$ ]] && [[ $(command_line "$1") == *DynamoDBLocal.jar* ]]; }
+# The PID file names a running DynamoDB Local.
+running() { [[ -f $1 ]] && is_dynamodb_local "$(cat "$1")"; }
 
 case ${1:-} in
 status)
@@ -66,9 +75,14 @@ stop)
   pidfile=$2
   if [[ -f $pidfile ]]; then
     pid=$(cat "$pidfile")
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
+    if is_dynamodb_local "$pid"; then
+      kill "$pid" 2>/dev/null || true
+      for _ in $(seq 1 50); do is_dynamodb_local "$pid" || break; sleep 0.1; done
+      # Still DynamoDB Local after 5 s (checked again: the number is not reused by then).
+      if is_dynamodb_local "$pid"; then kill -9 "$pid" 2>/dev/null || true; fi
+    elif [[ -n $(command_line "$pid") ]]; then
+      echo "pid file $pidfile names pid $pid, which is not DynamoDB Local ($(command_line "$pid" | cut -c1-80)): left alone, stale pid file removed" >&2
+    fi
     rm -f "$pidfile"
   fi
   ;;

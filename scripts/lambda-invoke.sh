@@ -4,11 +4,14 @@
 # events/new-message.json, and the function talks to DynamoDB Local. Checks the batch response and
 # that Andrew's list now starts with Londo's conversation. Stops what it started, by PID.
 #   CARGO_LAMBDA=path/to/cargo-lambda scripts/lambda-invoke.sh   (mk/local.mk installs it from PyPI)
+# Its own DynamoDB Local and the runtime emulator each take a free port (DDB_PORT, INVOKE_PORT to choose), so
+# the shared DynamoDB Local on 8000 (`make dynamodb-local`) and anything else on 9000 are left alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo_lambda=${CARGO_LAMBDA:?set CARGO_LAMBDA to the cargo-lambda executable (make lambda-invoke does)}
-ddb_port=${DDB_PORT:-8000}
-invoke_port=${INVOKE_PORT:-9000}
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+ddb_port=${DDB_PORT:-$(free_port)}
+invoke_port=${INVOKE_PORT:-$(free_port)}
 wait_seconds=${INVOKE_WAIT_SECONDS:-300}
 run=$(mktemp -d)
 pidfile=$run/dynamodb-local.pid
@@ -28,8 +31,11 @@ trap 'stop_all; rm -rf "$run"' EXIT
 if (exec 3<>"/dev/tcp/127.0.0.1/$invoke_port") 2>/dev/null; then
   echo "port $invoke_port is already in use: set INVOKE_PORT to a free port" >&2; exit 1
 fi
+if (exec 3<>"/dev/tcp/127.0.0.1/$ddb_port") 2>/dev/null; then
+  echo "port $ddb_port is already in use: set DDB_PORT to a free port" >&2; exit 1
+fi
 export AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:$ddb_port
-ddb=target/debug/ddb
+ddb=$(scripts/target-dir.sh)/debug/ddb
 andrew=90f1c8d4-6c0a-4c41-9d55-8a8a5a0f1e01
 londo_group=8f1a3c5e-7b9d-4e2f-a6c8-0d4e6f8a1c05
 

@@ -23,6 +23,26 @@ pub const MAX_NUDGE_MICROS: u32 = 999;
 /// Rounds of finding a free key for a row whose new key was taken again in the meantime.
 const MAX_NUDGE_ROUNDS: u32 = 5;
 
+/// What one row came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RowResult {
+    Moved,
+    Edited,
+    FellBack,
+    /// Already what the batch leaves it at: nothing written.
+    Current,
+    /// Disappeared between the query and the write.
+    Gone,
+}
+
+/// One row's result, named by its group and owner partition (`GRP#<owner>`): who made it, not what it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowOutcome {
+    pub group: String,
+    pub pk: String,
+    pub result: RowResult,
+}
+
 /// What happened to one group's rows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GroupOutcome {
@@ -51,15 +71,35 @@ pub struct GroupOutcome {
     /// do it again). After a REMOVE, every row of the group: a row that fell back earlier cannot be
     /// told apart, and the removed text must not stay anywhere.
     pub changed_owners: Vec<String>,
+    /// Each row's result, in the order they were settled (the counts above, row by row).
+    pub rows: Vec<RowOutcome>,
 }
 
 impl GroupOutcome {
-    fn written(&mut self, write: &RowWrite) {
-        match write.reason {
-            WriteReason::Newer => self.moved += 1,
-            WriteReason::Edited => self.edited += 1,
-            WriteReason::Removed => self.fallen_back += 1,
-        }
+    fn row(&mut self, update: &GroupUpdate, pk: &str, result: RowResult) {
+        self.rows.push(RowOutcome {
+            group: update.group_uuid.clone(),
+            pk: pk.to_owned(),
+            result,
+        });
+    }
+
+    fn written(&mut self, write: &RowWrite, update: &GroupUpdate) {
+        let result = match write.reason {
+            WriteReason::Newer => {
+                self.moved += 1;
+                RowResult::Moved
+            }
+            WriteReason::Edited => {
+                self.edited += 1;
+                RowResult::Edited
+            }
+            WriteReason::Removed => {
+                self.fallen_back += 1;
+                RowResult::FellBack
+            }
+        };
+        self.row(update, &write.row.pk, result);
         self.nudged += usize::from(write.nudged());
         self.truncated += usize::from(write.truncated);
         self.changed_owners.push(write.row.pk.clone());
@@ -68,6 +108,7 @@ impl GroupOutcome {
     /// A row already what the batch leaves it at.
     fn current(&mut self, row: &GroupRow, update: &GroupUpdate) {
         self.current += 1;
+        self.row(update, &row.pk, RowResult::Current);
         let shows_latest = update
             .latest
             .as_ref()
@@ -95,6 +136,7 @@ impl std::ops::AddAssign for GroupOutcome {
         self.conflict_retries += other.conflict_retries;
         self.rereads += other.rereads;
         self.changed_owners.extend(other.changed_owners);
+        self.rows.extend(other.rows);
     }
 }
 
@@ -287,7 +329,8 @@ impl Group<'_> {
         while !rows.is_empty() {
             let failures = match self.store.write_rows(&rows, group).await? {
                 WriteOutcome::Written => {
-                    rows.iter().for_each(|write| outcome.written(write));
+                    rows.iter()
+                        .for_each(|write| outcome.written(write, self.update));
                     return Ok(());
                 }
                 WriteOutcome::Cancelled(failures) => failures,
@@ -376,6 +419,7 @@ impl Group<'_> {
                             },
                             None => {
                                 outcome.gone += 1;
+                                outcome.row(self.update, &rows[i].row.pk, RowResult::Gone);
                                 rows.remove(i);
                             }
                         }

@@ -12,8 +12,9 @@
 //! It does not own the relevance rule (`crate::event`), the template's other settings, or CloudFormation
 //! intrinsic functions: a pattern must be a plain string in the template, not built with `!Sub` or `!Join`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use crate::template::{Template, TemplateError};
 use quamina::Quamina;
 use serde_json::Value as Json;
 use serde_norway::Value as Yaml;
@@ -33,13 +34,9 @@ const SUPPORTED_OPERATORS: &[&str] = &[
 /// Why a template's filter could not be read or compiled.
 #[derive(Debug, thiserror::Error)]
 pub enum FilterError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("template is not valid YAML: {0}")]
-    Yaml(#[from] serde_norway::Error),
+    /// The template could not be found or read (crate::template).
+    #[error(transparent)]
+    Template(#[from] TemplateError),
     #[error("template has no AWS::Serverless::Function event of Type DynamoDB")]
     NoStreamEvent,
     #[error("template has several DynamoDB stream events ({0}); say which one to use")]
@@ -81,20 +78,19 @@ impl std::fmt::Debug for EventFilter {
 impl EventFilter {
     /// Reads a SAM template and compiles the FilterCriteria of its single DynamoDB stream event.
     pub fn from_template(path: impl AsRef<Path>) -> Result<Self, FilterError> {
-        let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| FilterError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        Self::from_template_str(&text)
+        Self::from_yaml(&Template::read(path.as_ref())?.yaml)
     }
 
     /// Same as [`EventFilter::from_template`], from the template's text.
     pub fn from_template_str(yaml: &str) -> Result<Self, FilterError> {
+        Self::from_yaml(&Template::parse(Path::new(crate::template::FILE_NAME), yaml)?.yaml)
+    }
+
+    /// Same as [`EventFilter::from_template`], from a template already read.
+    pub fn from_yaml(template: &Yaml) -> Result<Self, FilterError> {
         // Short-form intrinsics (!Sub, !GetAtt, !Ref...) come out of serde_norway as `Value::Tagged`; they are only
         // a problem where this module needs a plain value (the patterns), and are reported there.
-        let template: Yaml = serde_norway::from_str(yaml)?;
-        let (event, properties) = stream_event(&template)?;
+        let (event, properties) = stream_event(template)?;
         let filters = properties
             .get("FilterCriteria")
             .and_then(|criteria| criteria.get("Filters"))
@@ -489,11 +485,11 @@ Resources:
         ));
         assert!(matches!(
             EventFilter::from_template_str("a: [").unwrap_err(),
-            FilterError::Yaml(_)
+            FilterError::Template(TemplateError::Yaml { .. })
         ));
         assert!(matches!(
             EventFilter::from_template("/nonexistent/template.yaml").unwrap_err(),
-            FilterError::Read { .. }
+            FilterError::Template(TemplateError::Read { .. })
         ));
     }
 }

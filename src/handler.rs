@@ -4,7 +4,7 @@
 //! groups up to date concurrently (bounded by `GROUP_CONCURRENCY`), log one summary line, and answer with the
 //! earliest failed record's sequence number. Message text never reaches a log line.
 
-use crate::apply::{self, GroupError, GroupOutcome};
+use crate::apply::{self, GroupError, GroupOutcome, RowOutcome};
 use crate::cache::{self, dynamo::DynamoCache, Cache};
 use crate::config::Config;
 use crate::event::{self, EventError, Parsed, RawEvent};
@@ -103,6 +103,11 @@ pub struct Summary {
     /// The set-up problem behind each failed group that met one (unreachable, credentials, a
     /// missing table or index): no record is at fault. `ddb replay` exits 1 on it, not 3.
     pub setup_errors: Vec<crate::aws::Setup>,
+    /// The groups that failed, by id.
+    pub failed_group_ids: Vec<String>,
+    /// Each row's result (group, owner partition, result: never text), the counts above row by row:
+    /// `ddb redrive` counts rows over several invocations without counting one row twice.
+    pub rows: Vec<RowOutcome>,
 }
 
 /// The Lambda entry point, callable from tests with `LambdaEvent::new(event, Context::default())`.
@@ -258,7 +263,9 @@ async fn process_batch(
                     conflict_retries,
                     rereads,
                     changed_owners: _,
+                    rows,
                 } = outcome;
+                summary.rows.extend(rows);
                 summary.rows_moved += moved;
                 summary.rows_edited += edited;
                 summary.rows_fallen_back += fallen_back;
@@ -275,6 +282,7 @@ async fn process_batch(
                     .group_errors
                     .push(format!("{}: {error}", error.kind()));
                 summary.setup_errors.extend(error.setup());
+                summary.failed_group_ids.push(update.group_uuid.clone());
                 tracing::error!(
                     group = %update.group_uuid,
                     retry_from = update.first_record.sequence_number.as_deref(),

@@ -33,6 +33,8 @@ pub mod event_source_mapping;
 pub mod fault_proxy;
 #[cfg(feature = "tools")]
 pub mod filter;
+#[cfg(feature = "tools")]
+pub mod template;
 
 pub use config::Config;
 pub use handler::{handle, App};

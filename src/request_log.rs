@@ -5,6 +5,7 @@
 //! the benchmark prints it.
 
 use aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemInput;
+use aws_sdk_dynamodb::operation::describe_table::DescribeTableInput;
 use aws_sdk_dynamodb::operation::query::QueryInput;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -52,7 +53,7 @@ impl RequestLog {
         self.counts().values().sum()
     }
 
-    /// The IAM authorisations of the Query, TransactWriteItems and BatchWriteItem calls so far.
+    /// The IAM authorisations of the Query, TransactWriteItems, BatchWriteItem and DescribeTable calls so far.
     pub fn iam_uses(&self) -> BTreeSet<IamUse> {
         self.iam.lock().expect("request log lock").clone()
     }
@@ -68,10 +69,18 @@ fn string(value: Option<&AttributeValue>) -> Option<String> {
     value.and_then(|v| v.as_s().ok()).cloned()
 }
 
-/// What IAM checks for a Query, TransactWriteItems or BatchWriteItem call; other calls are not recorded.
+/// What IAM checks for a Query, TransactWriteItems, BatchWriteItem or DescribeTable call; other calls are not
+/// recorded.
 fn iam_uses_of(
     input: &aws_smithy_runtime_api::client::interceptors::context::Input,
 ) -> Vec<IamUse> {
+    if let Some(describe) = input.downcast_ref::<DescribeTableInput>() {
+        return vec![IamUse {
+            action: "dynamodb:DescribeTable".into(),
+            resource: format!("table/{}", describe.table_name().unwrap_or_default()),
+            leading_key: None,
+        }];
+    }
     if let Some(query) = input.downcast_ref::<QueryInput>() {
         let table = query.table_name().unwrap_or_default();
         let (resource, leading_key) = match query.index_name() {

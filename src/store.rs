@@ -8,6 +8,11 @@
 //! Every request asks for its consumed capacity, which the store adds up ([`Store::consumed`]).
 //! Retrying throttling and 5xx is the SDK's job (see [`crate::config::Config::retry_config`]);
 //! deciding what to do about a cancelled transaction is the caller's.
+//!
+//! [`Store::dry_run`] is the same store for a dry run (`ddb redrive --dry-run`): it reads the table
+//! as ever, but keeps its writes in memory (a [`Draft`]), checks their conditions as DynamoDB would,
+//! and every later read sees them. So the handler runs unchanged, and a dry run counts exactly what
+//! the real run would, batch after batch.
 
 use crate::aws::{Failure, Setup};
 use crate::config::Config;
@@ -24,6 +29,7 @@ use aws_sdk_dynamodb::types::{
     Update,
 };
 use aws_sdk_dynamodb::Client;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 /// How many of a group's newest messages (by sort key string) the fallback after a REMOVE reads.
@@ -117,6 +123,49 @@ pub struct Store {
     table: String,
     index: String,
     consumed: Arc<Mutex<Capacity>>,
+    /// A dry run's writes (`None`: writes go to DynamoDB).
+    draft: Option<Arc<Mutex<Draft>>>,
+}
+
+/// The items a dry run wrote, by key: `Some` put (or updated), `None` deleted. Shared by the clones
+/// of one dry-run store.
+#[derive(Default)]
+pub struct Draft {
+    items: HashMap<(String, String), Option<Item>>,
+}
+
+/// The items hold message text: their number only.
+impl std::fmt::Debug for Draft {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Draft")
+            .field("items", &self.items.len())
+            .finish()
+    }
+}
+
+impl Draft {
+    /// `found` (read from the table) with the draft's writes over it: items it rewrote or deleted
+    /// replaced, and its own items that `keep` accepts added.
+    fn over(&self, found: Vec<Item>, keep: impl Fn(&Item) -> bool) -> Vec<Item> {
+        let mut items: Vec<Item> = found
+            .into_iter()
+            .filter(|item| key(item).is_none_or(|k| !self.items.contains_key(&k)))
+            .collect();
+        items.extend(self.items.values().flatten().filter(|i| keep(i)).cloned());
+        items
+    }
+}
+
+/// An item's (pk, sk), when both are strings.
+fn key(item: &Item) -> Option<(String, String)> {
+    Some((
+        item.get("pk")?.as_s().ok()?.clone(),
+        item.get("sk")?.as_s().ok()?.clone(),
+    ))
+}
+
+fn string_attr<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.get(name)?.as_s().ok().map(String::as_str)
 }
 
 impl Store {
@@ -126,7 +175,22 @@ impl Store {
             table: config.table_name.clone(),
             index: config.group_index_name.clone(),
             consumed: Arc::default(),
+            draft: None,
         }
+    }
+
+    /// The same store, keeping its writes in a new, empty [`Draft`] instead of sending them.
+    pub fn dry_run(&self) -> Self {
+        Self {
+            draft: Some(Arc::default()),
+            ..self.clone()
+        }
+    }
+
+    fn draft(&self) -> Option<std::sync::MutexGuard<'_, Draft>> {
+        self.draft
+            .as_ref()
+            .map(|d| d.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     pub fn client(&self) -> &Client {
@@ -189,6 +253,10 @@ impl Store {
                 detail,
             })
             .await?;
+        let items = match self.draft() {
+            Some(draft) => draft.over(items, |i| string_attr(i, GROUP_ATTR) == Some(group)),
+            None => items,
+        };
         // Only group rows carry `message_group_uuid`, so the index holds nothing else; a row
         // without string keys cannot be moved and is left alone.
         Ok(items
@@ -213,6 +281,16 @@ impl Store {
         let items = self
             .all_pages(query, |detail| read_owner(pk, group, detail))
             .await?;
+        let items = match self.draft() {
+            Some(draft) => draft
+                .over(items, |i| {
+                    string_attr(i, "pk") == Some(pk) && string_attr(i, GROUP_ATTR) == Some(group)
+                })
+                .into_iter()
+                .filter(|i| string_attr(i, GROUP_ATTR) == Some(group))
+                .collect(),
+            None => items,
+        };
         Ok(items
             .into_iter()
             .filter_map(GroupRow::from_item)
@@ -241,6 +319,13 @@ impl Store {
         let items = self
             .all_pages(query, |detail| read_owner(pk, group, detail))
             .await?;
+        let items = match self.draft() {
+            Some(draft) => draft.over(items, |i| {
+                string_attr(i, "pk") == Some(pk)
+                    && string_attr(i, "sk").is_some_and(|sk| (low..=high).contains(&sk))
+            }),
+            None => items,
+        };
         Ok(items
             .into_iter()
             .filter_map(|item| {
@@ -331,6 +416,9 @@ impl Store {
     ) -> Result<WriteOutcome, StoreError> {
         if rows.is_empty() {
             return Ok(WriteOutcome::Written);
+        }
+        if self.draft.is_some() {
+            return self.write_draft(rows, group).await;
         }
         let group_value = AttributeValue::S(group.to_owned());
         let mut actions = Vec::with_capacity(rows.len() * 2);
@@ -448,6 +536,83 @@ impl Store {
             .condition_expression(condition)
             .build()
             .expect("table, key and expressions are set")
+    }
+}
+
+impl Store {
+    /// A dry run's [`Store::write_rows`]: the same conditions, checked on the table with the draft
+    /// over it; all rows into the draft, or none (a cancellation with each row's reason).
+    async fn write_draft(
+        &self,
+        rows: &[RowWrite],
+        group: &str,
+    ) -> Result<WriteOutcome, StoreError> {
+        let mut failures = Vec::with_capacity(rows.len());
+        for write in rows {
+            let old = self.item_at(&write.row.pk, &write.row.sk, group).await?;
+            let ours = old
+                .as_ref()
+                .is_some_and(|item| string_attr(item, GROUP_ATTR) == Some(group));
+            let failure = if write.in_place() {
+                let previewed = |item: &Item| string_attr(item, MESSAGE_SK_ATTR).map(str::to_owned);
+                let same = old.as_ref().map(previewed) == Some(previewed(&write.row.item));
+                (!(ours && same)).then_some(RowFailure::OldKey)
+            } else if !ours {
+                Some(RowFailure::OldKey)
+            } else {
+                let taken = self.item_at(&write.row.pk, write.key(), group).await?;
+                taken.is_some().then_some(RowFailure::NewKeyTaken)
+            };
+            failures.push(failure);
+        }
+        if failures.iter().any(Option::is_some) {
+            return Ok(WriteOutcome::Cancelled(failures));
+        }
+        let mut draft = self.draft().expect("a dry-run store");
+        for write in rows {
+            let old = (write.row.pk.clone(), write.row.sk.clone());
+            if write.in_place() {
+                // An Update changes the text and its flags; every other attribute stays as stored.
+                let mut item = match draft.items.get(&old) {
+                    Some(Some(item)) => item.clone(),
+                    _ => write.row.item.clone(),
+                };
+                for name in [MESSAGE_ATTR, TRUNCATED_ATTR, MESSAGE_SK_ATTR] {
+                    match write.item.get(name) {
+                        Some(value) => item.insert(name.to_owned(), value.clone()),
+                        None => item.remove(name),
+                    };
+                }
+                draft.items.insert(old, Some(item));
+            } else {
+                draft.items.insert(old, None);
+                let new = (write.row.pk.clone(), write.key().to_owned());
+                draft.items.insert(new, Some(write.item.clone()));
+            }
+        }
+        Ok(WriteOutcome::Written)
+    }
+
+    /// The item at (`pk`, `sk`) as a dry run sees it: the draft's, else the table's (a strongly
+    /// consistent Query of that one key: the reads the real run is allowed, no GetItem).
+    async fn item_at(&self, pk: &str, sk: &str, group: &str) -> Result<Option<Item>, StoreError> {
+        let key = (pk.to_owned(), sk.to_owned());
+        let drafted = self.draft().and_then(|d| d.items.get(&key).cloned());
+        if let Some(drafted) = drafted {
+            return Ok(drafted);
+        }
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .key_condition_expression("pk = :pk AND sk = :sk")
+            .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
+            .expression_attribute_values(":sk", AttributeValue::S(sk.to_owned()));
+        let items = self
+            .all_pages(query, |detail| read_owner(pk, group, detail))
+            .await?;
+        Ok(items.into_iter().next())
     }
 }
 

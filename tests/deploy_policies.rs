@@ -164,18 +164,34 @@ fn the_role_gets_exactly_what_the_chosen_failure_destination_needs() {
     );
 }
 
-/// The operator's redrive runs the function's handler: the same table grants, plus reading the failed ranges
-/// back from this stream and the failed batches from the failure bucket. Nothing else.
+/// The operator's redrive runs the function's handler: the same table grants and the same cache invalidation,
+/// plus DescribeTable (is a range from the table's current stream?), reading the failed ranges back from this
+/// stream and the failed batches from the failure bucket. Nothing else.
 #[test]
 fn operator_redrive_policy_is_the_handler_plus_reading_failures() {
     let operator = policy_file("operator-redrive");
+    let mut handler = dynamodb_grants(&policy_file("execution-dynamodb"));
+    handler.insert((
+        "dynamodb:DescribeTable".to_owned(),
+        TABLE_ARN.to_owned(),
+        String::new(),
+    ));
     assert_eq!(
         dynamodb_grants(&operator)
             .into_iter()
             .filter(|(_, resource, _)| resource.starts_with(TABLE_ARN))
             .collect::<BTreeSet<_>>(),
-        dynamodb_grants(&policy_file("execution-dynamodb")),
-        "operator-redrive.json must grant on the table exactly what execution-dynamodb.json grants"
+        handler,
+        "operator-redrive.json must grant on the table exactly what execution-dynamodb.json grants, and DescribeTable"
+    );
+    let cache = dynamodb_grants(&policy_file("execution-cache-dynamodb"));
+    assert_eq!(
+        dynamodb_grants(&operator)
+            .into_iter()
+            .filter(|grant| cache.iter().any(|(_, resource, _)| *resource == grant.1))
+            .collect::<BTreeSet<_>>(),
+        cache,
+        "operator-redrive.json must invalidate the cache exactly as execution-cache-dynamodb.json does"
     );
     let rest: BTreeSet<(String, String)> = statements(&operator)
         .iter()
@@ -191,6 +207,10 @@ fn operator_redrive_policy_is_the_handler_plus_reading_failures() {
         ("dynamodb:GetRecords", "${MessagesTable.StreamArn}"),
         ("dynamodb:GetShardIterator", "${MessagesTable.StreamArn}"),
         ("s3:GetObject", "${FailureBucket.Arn}/*"),
+        (
+            "dynamodb:BatchWriteItem",
+            "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/${AppName}-cache-${Env}",
+        ),
     ]
     .into_iter()
     .map(|(a, r)| (a.to_owned(), r.to_owned()))

@@ -3,7 +3,10 @@
 //! is fixed, and again without any change; a metadata-only (SQS-shaped) record replays exactly its
 //! range, read back from the stream; a range no longer in the stream is a clear error; the S3
 //! destination's object redrives without reading the stream; and the `ddb redrive` binary exits
-//! non-zero while anything still fails.
+//! non-zero while anything still fails. Issue 16: the dry run and the real run count the same rows
+//! for any batch size, each row once; a range from a re-created table's old stream warns; a folder's
+//! files that are not failure records are skipped, named; `--table` overrides the table of an S3
+//! object; with a cache, redrive invalidates what it changes, as the operator's policy allows.
 
 mod common;
 
@@ -18,6 +21,7 @@ use messaging_stream::filter::EventFilter;
 use messaging_stream::plan::Item;
 use messaging_stream::request_log::RequestLog;
 use messaging_stream::store::Store;
+use messaging_stream::template::Template;
 use messaging_stream::App;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -29,10 +33,11 @@ const TEMPLATE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/template.yaml");
 const OLD: &str = "2026-01-01T00:00:00.000001+00:00";
 
 fn options() -> RedriveOptions {
+    let template = Template::read(Path::new(TEMPLATE)).expect("template.yaml");
     RedriveOptions {
-        batch_size: redrive::template_batch_size(Path::new(TEMPLATE))
-            .expect("template.yaml's BatchSize"),
+        batch_size: redrive::template_batch_size(&template).expect("template.yaml's BatchSize"),
         dry_run: false,
+        table_given: false,
     }
 }
 
@@ -133,12 +138,13 @@ fn parse(text: &str) -> Vec<FailureRecord> {
     failure_records::parse_text("test", text).expect("failure records")
 }
 
+/// (rows written, rows already current, groups still failing) over the reports.
 fn totals(reports: &[RecordReport]) -> (usize, usize, usize) {
     reports.iter().fold((0, 0, 0), |(a, c, f), r| {
         (
-            a + r.rows_applied,
+            a + r.rows_written(),
             c + r.rows_already_current,
-            f + r.still_failing,
+            f + r.groups_failing,
         )
     })
 }
@@ -210,12 +216,18 @@ async fn a_batch_given_up_by_the_trigger_is_redriven_from_the_failures_file_once
     // Still broken: the redrive says so, with the reason, and changes nothing.
     let records = failure_records::read_sources(std::slice::from_ref(&failures))
         .await
-        .unwrap();
+        .unwrap()
+        .records;
     assert!(records.iter().all(|r| r.shape == Shape::WatchFailure));
     let streams = stream::client(&table.config).await;
     let reports = redrive::redrive(&app, &streams, records.clone(), &options()).await;
     let (applied, _, failing) = totals(&reports);
     assert_eq!((applied, failing), (0, 3), "{reports:?}");
+    assert_eq!(
+        reports.iter().map(|r| r.records_failing).sum::<usize>(),
+        3,
+        "each record is one Lambda would be given again: {reports:?}"
+    );
     assert!(
         reports
             .iter()
@@ -244,7 +256,7 @@ async fn a_batch_given_up_by_the_trigger_is_redriven_from_the_failures_file_once
     }
 
     // Twice: the rows are already current, nothing is written. (In batches of one record this time: the batch
-    // size bounds every invocation.)
+    // size bounds every invocation; each row still counts once.)
     let moved = snapshot(&table).await;
     let one_by_one = RedriveOptions {
         batch_size: 1,
@@ -291,7 +303,7 @@ async fn a_metadata_record_replays_exactly_its_range_from_the_stream() {
     let before = snapshot(&table).await;
     let planned = redrive::redrive(&table.app, &streams, failed.clone(), &dry).await;
     assert_eq!(
-        (planned[0].records_read, planned[0].rows_applied),
+        (planned[0].records_read, planned[0].rows_moved),
         (2, 4),
         "{planned:?}"
     );
@@ -300,10 +312,10 @@ async fn a_metadata_record_replays_exactly_its_range_from_the_stream() {
     let reports = redrive::redrive(&table.app, &streams, failed, &options()).await;
     let report = &reports[0];
     assert_eq!(
-        (report.records_read, report.relevant, report.rows_applied),
+        (report.records_read, report.relevant, report.rows_moved),
         (2, 2, 4)
     );
-    assert_eq!(report.still_failing, 0, "{report:?}");
+    assert!(!report.failed(), "{report:?}");
     for (group, moved) in [("g-a", false), ("g-b", true), ("g-c", true), ("g-d", false)] {
         let rows = table.row_summaries(group).await;
         assert!(
@@ -344,7 +356,7 @@ async fn a_range_no_longer_in_the_stream_is_a_clear_error() {
         let failed = parse(&case.to_string());
         let reports = redrive::redrive(&table.app, &streams, failed, &options()).await;
         let report = &reports[0];
-        assert_eq!(report.still_failing, 1, "{report:?}");
+        assert!(report.range_failing, "{report:?}");
         let reason = &report.reasons[0];
         let range = format!(
             "{} {}..{}",
@@ -395,9 +407,9 @@ async fn the_s3_object_redrives_without_reading_the_stream() {
     assert_eq!(stream_requests.total(), 0, "{:?}", stream_requests.counts());
     let report = &reports[0];
     assert_eq!((report.records_read, report.stream_pages), (2, 0));
-    assert_eq!(report.still_failing, 0, "{report:?}");
+    assert!(!report.failed(), "{report:?}");
     // Andrew-Londo's 2 rows and the crew's 4 move to their message.
-    assert_eq!(report.rows_applied, 6, "{report:?}");
+    assert_eq!(report.rows_moved, 6, "{report:?}");
     let rows = table.row_summaries(seed::GROUP_ANDREW_LONDO).await;
     assert!(rows
         .iter()
@@ -411,13 +423,19 @@ async fn the_s3_object_redrives_without_reading_the_stream() {
 fn the_binary_reports_each_record_and_exits_non_zero_while_anything_fails() {
     let endpoint = common::endpoint();
     let table = common::unique_table();
-    let ddb = |args: &[&str], stdin: Option<&str>| {
+    // The table named with `--table` (`given`), or by TABLE_NAME: then another table's range is refused.
+    let ddb = |given: bool, args: &[&str], stdin: Option<&str>| {
         let mut command = Command::new(env!("CARGO_BIN_EXE_ddb"));
+        command.args(["--endpoint", endpoint]);
+        if given {
+            command.args(["--table", &table]).env_remove("TABLE_NAME");
+        } else {
+            command.env("TABLE_NAME", &table);
+        }
         command
-            .args(["--endpoint", endpoint, "--table", &table])
             .args(args)
             .env_remove("AWS_ENDPOINT_URL_DYNAMODB")
-            .env_remove("TABLE_NAME")
+            .env_remove("CACHE_TABLE_NAME")
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
@@ -429,82 +447,238 @@ fn the_binary_reports_each_record_and_exits_non_zero_while_anything_fails() {
         drop(input);
         child.wait_with_output().unwrap()
     };
-    assert!(ddb(&["schema-load"], None).status.success());
-    assert!(ddb(&["seed"], None).status.success());
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    assert!(ddb(true, &["schema-load"], None).status.success());
+    assert!(ddb(true, &["seed"], None).status.success());
     let sample = s3_sample(&table);
 
-    let planned = ddb(&["redrive", "--dry-run", "-"], Some(&sample));
-    let text = String::from_utf8_lossy(&planned.stdout);
+    // The sample's stream label is not this table's stream: a warning, in the dry run too.
+    let planned = ddb(true, &["redrive", "--dry-run", "-"], Some(&sample));
     assert!(planned.status.success(), "{planned:?}");
+    let out = text(&planned.stdout);
     assert!(
-        text.contains("(s3-object): read 2, relevant 2, would apply 6"),
-        "{text}"
+        out.contains("(s3-object, dry run): read 2, relevant 2; rows that would be moved 6, edited 0, fell back 0, \
+             already current 0; still failing 0 records, 0 groups"),
+        "{out}"
+    );
+    let err = text(&planned.stderr);
+    assert!(
+        err.contains("ddb: warning: stdin:1: the range is from stream arn:aws:dynamodb:")
+            && err.contains(&format!("which is not table {table}'s current stream")),
+        "{err}"
     );
 
-    let done = ddb(&["--json", "redrive", "-"], Some(&sample));
+    let done = ddb(true, &["--json", "redrive", "-"], Some(&sample));
     assert!(done.status.success(), "{done:?}");
     let report: Value = serde_json::from_slice(&done.stdout).unwrap();
-    assert_eq!(report["rows_applied"], 6);
-    assert_eq!(report["still_failing"], 0);
+    assert_eq!(
+        (
+            &report["rows_moved"],
+            &report["records_failing"],
+            &report["groups_failing"]
+        ),
+        (&json!(6), &json!(0), &json!(0)),
+        "{report}"
+    );
+    assert_eq!(report["warnings"].as_array().map(Vec::len), Some(1));
 
-    // Another table's range: refused, reported, exit code 1.
+    // Another table's range, the table from TABLE_NAME: refused, reported, exit code 1.
     let other = s3_sample("some-other-table");
-    let refused = ddb(&["redrive", "-"], Some(&other));
+    let refused = ddb(false, &["redrive", "-"], Some(&other));
     assert!(!refused.status.success(), "{refused:?}");
-    let text = String::from_utf8_lossy(&refused.stdout);
-    assert!(text.contains("pass --table some-other-table"), "{text}");
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("still failing"));
+    let out = text(&refused.stdout);
+    assert!(out.contains("pass --table some-other-table"), "{out}");
+    assert!(
+        text(&refused.stderr).contains("still failing in 1 of 1 failure records"),
+        "{refused:?}"
+    );
+    // With --table: its records are redriven into this table (whose rows they already moved), with a warning.
+    let overridden = ddb(true, &["redrive", "-"], Some(&other));
+    assert!(overridden.status.success(), "{overridden:?}");
+    assert!(
+        text(&overridden.stderr).contains(&format!(
+            "the range is from the stream of table some-other-table; its records are redriven into table {table} (--table)"
+        )),
+        "{overridden:?}"
+    );
+    assert!(
+        text(&overridden.stdout)
+            .contains("read 2, relevant 2; rows moved 0, edited 0, fell back 0, already current 6"),
+        "{overridden:?}"
+    );
+
+    // A folder: what is not failure records is skipped, each file named; the rest is redriven.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("README.md"),
+        "# failed batches of 2026-12-07\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("empty.json"), "").unwrap();
+    std::fs::write(dir.path().join("s3-object.json"), &sample).unwrap();
+    let folder = dir.path().display().to_string();
+    let run = ddb(true, &["redrive", "--dry-run", &folder], None);
+    assert!(run.status.success(), "{run:?}");
+    let err = text(&run.stderr);
+    assert!(
+        err.contains(&format!("ddb: skipped {folder}/README.md:1: not JSON")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "ddb: skipped {folder}/empty.json holds no failure record"
+        )),
+        "{err}"
+    );
+    let out = text(&run.stdout);
+    assert_eq!(out.matches("(s3-object, dry run)").count(), 1, "{out}");
+    // A file that starts as failure records and then breaks is an error, not a skip.
+    std::fs::write(
+        dir.path().join("s3-object.json"),
+        format!("{}\n{{\"truncated\": ", sample.trim_end()),
+    )
+    .unwrap();
+    let broken = ddb(true, &["redrive", "--dry-run", &folder], None);
+    assert_eq!(broken.status.code(), Some(1), "{broken:?}");
+    assert!(
+        text(&broken.stderr).contains("s3-object.json:")
+            && text(&broken.stderr).contains("not JSON"),
+        "{broken:?}"
+    );
 }
 
 /// Whether policies/operator-redrive.json allows `action` on `resource` (`table/<name>...`, as the request log
-/// names it) with `leading_key`: the statements' placeholders stand for this test's table.
-fn operator_allows(action: &str, resource: &str, leading_key: Option<&str>, table: &str) -> bool {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/policies/operator-redrive.json"
-    );
-    let policy: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let as_list = |v: &Value| -> Vec<String> {
-        match v {
-            Value::String(s) => vec![s.clone()],
-            Value::Array(items) => items
-                .iter()
-                .map(|i| i.as_str().unwrap().to_owned())
-                .collect(),
-            _ => Vec::new(),
-        }
-    };
-    policy["Statement"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|statement| {
-            let resources = as_list(&statement["Resource"]);
-            let named = resources.iter().any(|r| {
-                r == resource
-                    || r.replace("${TableName}", table)
-                        .ends_with(&format!(":{resource}"))
-            });
-            let keys_ok = match statement
-                .pointer("/Condition/ForAllValues:StringLike/dynamodb:LeadingKeys")
-            {
+/// names it) with `leading_key`: the statements' placeholders stand for this test's table and cache table.
+fn operator_allows(
+    action: &str,
+    resource: &str,
+    leading_key: Option<&str>,
+    table: &str,
+    cache_table: &str,
+) -> bool {
+    operator_statements().iter().any(|statement| {
+        let resources = as_list(&statement["Resource"]);
+        let named = resources.iter().any(|r| {
+            r == resource
+                || r.replace("${TableName}", table)
+                    .replace("${AppName}-cache-${Env}", cache_table)
+                    .ends_with(&format!(":{resource}"))
+        });
+        let keys_ok =
+            match statement.pointer("/Condition/ForAllValues:StringLike/dynamodb:LeadingKeys") {
                 None => true,
                 Some(patterns) => as_list(patterns).iter().any(|p| {
                     let prefix = p.trim_end_matches('*');
                     leading_key.is_some_and(|k| k.starts_with(prefix))
                 }),
             };
-            as_list(&statement["Action"]).iter().any(|a| a == action) && named && keys_ok
-        })
+        as_list(&statement["Action"]).iter().any(|a| a == action) && named && keys_ok
+    })
 }
 
+fn operator_statements() -> Vec<Value> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/policies/operator-redrive.json"
+    );
+    let policy: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    policy["Statement"].as_array().unwrap().clone()
+}
+
+fn as_list(v: &Value) -> Vec<String> {
+    match v {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(items) => items
+            .iter()
+            .map(|i| i.as_str().unwrap().to_owned())
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// A cache entry as the app's readers fill it (docs/CACHE.md), live for ten minutes.
+async fn cache_entry(table: &TestTable, cache_table: &str, id: &str) {
+    let expires = chrono::Utc::now().timestamp() + 600;
+    table
+        .client
+        .put_item()
+        .table_name(cache_table)
+        .item("id", common::attr(id))
+        .item("cached_value", common::attr("[]"))
+        .item(
+            "expires_at",
+            aws_sdk_dynamodb::types::AttributeValue::N(expires.to_string()),
+        )
+        .send()
+        .await
+        .expect("a cache entry");
+}
+
+async fn cache_ids(table: &TestTable, cache_table: &str) -> Vec<String> {
+    let page = table
+        .client
+        .scan()
+        .table_name(cache_table)
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("scan the cache");
+    let mut ids: Vec<String> = page.items().iter().map(|i| common::s(i, "id")).collect();
+    ids.sort();
+    ids
+}
+
+/// A redrive with a cache invalidates what it changes, as the function does (a dry run leaves the cache alone),
+/// and every call it makes (a move, an edit, a fallback, the cache, the stream, DescribeTable) is one
+/// policies/operator-redrive.json allows; every action that policy grants is one of them.
 #[tokio::test]
-async fn the_operator_policy_allows_what_a_redrive_does() {
+async fn the_operator_policy_allows_exactly_what_a_redrive_with_a_cache_does() {
     let table = TestTable::new().await;
+    let cache_table = format!("cache-{}", uuid::Uuid::new_v4().simple());
+    messaging_stream::commands::schema::create_cache_table(&table.client, &cache_table)
+        .await
+        .expect("the cache table");
+    let (e0, d0, d1) = (
+        "2026-01-15T00:00:00+00:00",
+        "2026-01-10T00:00:00+00:00",
+        "2026-01-20T00:00:00+00:00",
+    );
+    // g-p: a new message (rows move); g-e: an edit (rows rewritten in place); g-d: a removal (rows fall back).
     rows(&table, &["g-p"]).await;
     table
-        .put([message_item("g-p", "2026-02-01T00:00:00+00:00", "new")])
+        .put([
+            group_row("alice-g-e", "g-e", e0, "before"),
+            group_row("bob-g-e", "g-e", e0, "before"),
+            group_row("alice-g-d", "g-d", d1, "d1"),
+            group_row("bob-g-d", "g-d", d1, "d1"),
+            message_item("g-e", e0, "before"),
+            message_item("g-d", d0, "d0"),
+            message_item("g-d", d1, "d1"),
+        ])
         .await;
+    table
+        .put([
+            message_item("g-p", "2026-02-01T00:00:00+00:00", "new"),
+            message_item("g-e", e0, "after"),
+        ])
+        .await;
+    table
+        .client
+        .delete_item()
+        .table_name(table.table())
+        .key("pk", common::attr("MSG#g-d"))
+        .key("sk", common::attr(d1))
+        .send()
+        .await
+        .unwrap();
+    for id in [
+        "conversations#alice-g-p",
+        "messages#g-p",
+        "conversations#bob-g-d",
+        "conversations#someone-else",
+    ] {
+        cache_entry(&table, &cache_table, id).await;
+    }
     let (arn, shard, records) = stream_records(&table).await;
     let last = &records.last().unwrap().1;
     let failed =
@@ -516,44 +690,461 @@ async fn the_operator_policy_allows_what_a_redrive_does() {
             .interceptor(stream_requests.clone())
             .build(),
     );
+    let app = table.app.clone().with_cache(std::sync::Arc::new(
+        messaging_stream::cache::dynamo::DynamoCache::new(table.client.clone(), &cache_table),
+    ));
+    let all_cached = cache_ids(&table, &cache_table).await;
+    assert_eq!(all_cached.len(), 4);
+
+    let dry = RedriveOptions {
+        dry_run: true,
+        ..options()
+    };
+    let planned = redrive::redrive(&app, &streams, failed.clone(), &dry).await;
+    assert_eq!(
+        cache_ids(&table, &cache_table).await,
+        all_cached,
+        "the dry run left the cache alone"
+    );
+
     table.requests.reset();
-    let reports = redrive::redrive(&table.app, &streams, failed, &options()).await;
-    assert_eq!(totals(&reports), (2, 0, 0), "{reports:?}");
+    let reports = redrive::redrive(&app, &streams, failed, &options()).await;
+    let report = &reports[0];
+    assert!(!report.failed(), "{report:?}");
+    assert_eq!(
+        (
+            report.rows_moved,
+            report.rows_edited,
+            report.rows_fallen_back
+        ),
+        (2, 2, 2),
+        "{report:?}"
+    );
+    assert_eq!(
+        (
+            planned[0].rows_moved,
+            planned[0].rows_edited,
+            planned[0].rows_fallen_back
+        ),
+        (2, 2, 2),
+        "{planned:?}"
+    );
+    assert_eq!(
+        cache_ids(&table, &cache_table).await,
+        ["conversations#someone-else"],
+        "the lists the redrive changed are invalidated, no other"
+    );
 
     // The stream: only the two reads the policy grants on ${MessagesTable.StreamArn}.
     let operations: Vec<String> = stream_requests.counts().into_keys().collect();
     assert_eq!(operations, ["GetRecords", "GetShardIterator"]);
+    let allowed = |action: &str, resource: &str, key: Option<&str>| {
+        operator_allows(action, resource, key, table.table(), &cache_table)
+    };
     for operation in &operations {
-        assert!(operator_allows(
+        assert!(allowed(
             &format!("dynamodb:{operation}"),
             "${MessagesTable.StreamArn}",
-            None,
-            table.table()
+            None
         ));
     }
-    // The table: every authorisation the handler's calls needed.
+    // The tables: every authorisation the handler's calls needed.
     let uses = table.requests.iam_uses();
-    assert!(!uses.is_empty());
     let own = format!("table/{}", table.table());
+    let cache = format!("table/{cache_table}");
     assert!(
-        !operator_allows("dynamodb:PutItem", &own, Some("MSG#g-p"), table.table()),
+        !allowed("dynamodb:PutItem", &own, Some("MSG#g-p")),
         "the check itself: a message write is not allowed"
     );
-    assert!(operator_allows(
-        "dynamodb:PutItem",
-        &own,
-        Some("GRP#a"),
-        table.table()
-    ));
-    for used in uses {
+    assert!(
+        !allowed("dynamodb:BatchWriteItem", &cache, Some("GRP#a")),
+        "the check itself: only the cache's keys"
+    );
+    assert!(allowed("dynamodb:PutItem", &own, Some("GRP#a")));
+    for used in &uses {
         assert!(
-            operator_allows(
-                &used.action,
-                &used.resource,
-                used.leading_key.as_deref(),
-                table.table()
-            ),
+            allowed(&used.action, &used.resource, used.leading_key.as_deref()),
             "policies/operator-redrive.json does not allow {used:?}"
         );
     }
+    assert!(
+        uses.iter()
+            .any(|u| u.action == "dynamodb:BatchWriteItem" && u.resource == cache),
+        "{uses:?}"
+    );
+    // And nothing more: every DynamoDB action the policy grants was needed.
+    let used_actions: std::collections::BTreeSet<String> = uses
+        .iter()
+        .map(|u| u.action.clone())
+        .chain(operations.iter().map(|o| format!("dynamodb:{o}")))
+        .collect();
+    let granted: std::collections::BTreeSet<String> = operator_statements()
+        .iter()
+        .flat_map(|s| as_list(&s["Action"]))
+        .filter(|a| a.starts_with("dynamodb:"))
+        .collect();
+    assert_eq!(used_actions, granted);
+}
+
+/// A failure record holding its records (the S3 object's shape), its range on `stream_arn`.
+fn with_records(stream_arn: &str, records: &[Value]) -> FailureRecord {
+    let sequence = |r: &Value| r["dynamodb"]["SequenceNumber"].as_str().unwrap().to_owned();
+    let object = json!({
+        "requestContext": {"functionArn": "arn:aws:lambda:us-east-1:123456789012:function:f", "condition": "RetryAttemptsExhausted"},
+        "DDBStreamBatchInfo": {
+            "shardId": "shardId-00000001",
+            "startSequenceNumber": sequence(&records[0]),
+            "endSequenceNumber": sequence(records.last().unwrap()),
+            "streamArn": stream_arn
+        },
+        "payload": json!({ "Records": records }).to_string()
+    });
+    parse(&object.to_string()).remove(0)
+}
+
+/// What a report counts, apart from where it ran.
+fn counts(r: &RecordReport) -> [usize; 9] {
+    [
+        r.records_read,
+        r.relevant,
+        r.rows_moved,
+        r.rows_edited,
+        r.rows_fallen_back,
+        r.rows_already_current,
+        r.rows_gone,
+        r.records_failing,
+        r.groups_failing,
+    ]
+}
+
+/// The dry run and the real run report the same rows, each row once, in batches of 1, 2 and 100 records: moves
+/// (one group twice), an edit, a removal, a replay, a message and its edit, two conversations of one owner with a
+/// message at the same instant (one row nudged), and a removal followed by a message that was itself removed.
+/// The last one is also where the batch size shows: in batches of one record its rows really move forward to
+/// that message and fall back again (moved, by the handler's counts); coalesced, they only fall back. Redriven
+/// again, every row counts once.
+#[tokio::test]
+async fn dry_run_and_real_run_count_the_same_rows_for_any_batch_size() {
+    use common::{edit_record, message_record, remove_record};
+    let (m1, m2, x1, same) = (
+        "2026-02-01T00:00:01+00:00",
+        "2026-02-01T00:00:02+00:00",
+        "2026-02-01T00:00:03+00:00",
+        "2026-02-01T00:00:04+00:00",
+    );
+    let (d0, e0, x0, d1, c1) = (
+        "2026-01-10T00:00:00+00:00",
+        "2026-01-15T00:00:00+00:00",
+        "2026-01-16T00:00:00+00:00",
+        "2026-01-20T00:00:00+00:00",
+        "2026-01-25T00:00:00+00:00",
+    );
+    // Groups spread over the batch, so that small batches split them.
+    let records = [
+        message_record("g-move", m1, "m1", "101"),
+        edit_record("g-edit", e0, "after", "102"),
+        remove_record("g-del", d1, "103"),
+        message_record("g-mix", x1, "x", "104"),
+        message_record("g-cur", c1, "c", "105"),
+        message_record("g-n1", same, "n1", "106"),
+        message_record("g-move", m2, "m2", "107"),
+        edit_record("g-mix", x1, "x edited", "108"),
+        message_record("g-n2", same, "n2", "109"),
+        remove_record("g-back", d1, "110"),
+        message_record("g-back", x0, "x0", "111"),
+        remove_record("g-back", x0, "112"),
+    ];
+    for batch_size in [1, 2, 100] {
+        let table = TestTable::new().await;
+        rows(&table, &["g-move", "g-mix"]).await;
+        table
+            .put([
+                group_row("alice-g-edit", "g-edit", e0, "before"),
+                group_row("bob-g-edit", "g-edit", e0, "before"),
+                group_row("alice-g-del", "g-del", d1, "d1"),
+                group_row("bob-g-del", "g-del", d1, "d1"),
+                group_row("alice-g-cur", "g-cur", c1, "c"),
+                group_row("bob-g-cur", "g-cur", c1, "c"),
+                group_row("carol", "g-n1", OLD, "old"),
+                group_row("dave", "g-n1", OLD, "old"),
+                // (Not at OLD: one owner's two conversations cannot share a sort key.)
+                group_row("carol", "g-n2", "2026-01-01T00:00:00.000002+00:00", "old"),
+                group_row("erin", "g-n2", OLD, "old"),
+                group_row("alice-g-back", "g-back", d1, "d1"),
+                group_row("bob-g-back", "g-back", d1, "d1"),
+                message_item("g-del", d0, "d0"),
+                message_item("g-back", d0, "d0"),
+            ])
+            .await;
+        let streams = stream::client(&table.config).await;
+        let arn = stream::stream_arn(&streams, table.table()).await.unwrap();
+        let failed = vec![with_records(&arn, &records)];
+        let options = RedriveOptions {
+            batch_size,
+            ..options()
+        };
+        let dry = RedriveOptions {
+            dry_run: true,
+            ..options.clone()
+        };
+        let before = snapshot(&table).await;
+        let planned = redrive::redrive(&table.app, &streams, failed.clone(), &dry).await;
+        assert_eq!(snapshot(&table).await, before, "--dry-run wrote");
+        let done = redrive::redrive(&table.app, &streams, failed.clone(), &options).await;
+        let (planned, done) = (&planned[0], &done[0]);
+        assert!(
+            planned.warnings.is_empty() && done.warnings.is_empty(),
+            "{done:?}"
+        );
+        assert_eq!(
+            counts(planned),
+            counts(done),
+            "batch size {batch_size}: {planned:?} vs {done:?}"
+        );
+        // read, relevant; moved (move, mix, n1, n2; g-back one by one), edited, fell back (del; g-back), current,
+        // gone; failing records, groups.
+        let back_moves = if batch_size == 1 { 2 } else { 0 };
+        assert_eq!(
+            counts(done),
+            [12, 12, 8 + back_moves, 2, 4 - back_moves, 2, 0, 0, 0],
+            "batch size {batch_size}: {done:?}"
+        );
+        assert_eq!(done.invocations, 12usize.div_ceil(batch_size));
+        assert_eq!(
+            table.row_summaries("g-back").await,
+            [
+                ("GRP#alice-g-back".into(), d0.into(), "d0".into()),
+                ("GRP#bob-g-back".into(), d0.into(), "d0".into())
+            ]
+        );
+        let carol: Vec<String> = table
+            .all_items()
+            .await
+            .iter()
+            .filter(|i| common::s(i, "pk") == "GRP#carol")
+            .map(|i| common::s(i, "sk"))
+            .collect();
+        assert_eq!(
+            carol.len(),
+            2,
+            "both of carol's conversations are listed: {carol:?}"
+        );
+        assert!(carol.contains(&same.to_owned()), "{carol:?}");
+
+        // Again: the 16 rows, each counted once. In batches that split g-mix's message from its edit, the replayed
+        // message rewrites its rows' text in place and the edit puts it back (2 rows edited, as the handler says);
+        // one by one, g-back's rows move to x0 and fall back again; in one batch, every row is current.
+        let again = redrive::redrive(&table.app, &streams, failed, &options).await;
+        let again = counts(&again[0]);
+        assert_eq!(
+            again[2..].iter().sum::<usize>(),
+            16,
+            "batch size {batch_size}: {again:?}"
+        );
+        let split = if batch_size < 5 { 2 } else { 0 };
+        assert_eq!(
+            again,
+            [
+                12,
+                12,
+                back_moves,
+                split,
+                0,
+                16 - split - back_moves,
+                0,
+                0,
+                0
+            ],
+            "batch size {batch_size}"
+        );
+    }
+}
+
+/// A table dropped and re-created: a range of its old stream is redriven (its records are still readable), but
+/// with a warning, in the dry run too; a range of the new stream has none.
+#[tokio::test]
+async fn a_range_from_the_old_stream_of_a_re_created_table_warns() {
+    let table = TestTable::new().await;
+    rows(&table, &["g-old"]).await;
+    let streams = stream::client(&table.config).await;
+    let old = stream::stream_arn(&streams, table.table()).await.unwrap();
+    messaging_stream::commands::admin::drop_table(&table.client, table.table())
+        .await
+        .unwrap();
+    // DynamoDB Local labels a stream by its creation time, to the millisecond.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    messaging_stream::commands::schema::create_table(
+        &table.client,
+        table.table(),
+        &table.config.group_index_name,
+    )
+    .await
+    .unwrap();
+    let new = stream::stream_arn(&streams, table.table()).await.unwrap();
+    assert_ne!(old, new);
+    let records = [common::message_record(
+        "g-old",
+        "2026-02-01T00:00:00+00:00",
+        "new",
+        "100",
+    )];
+    for dry_run in [true, false] {
+        let options = RedriveOptions {
+            dry_run,
+            ..options()
+        };
+        let reports = redrive::redrive(
+            &table.app,
+            &streams,
+            vec![with_records(&old, &records)],
+            &options,
+        )
+        .await;
+        let report = &reports[0];
+        assert_eq!(report.warnings.len(), 1, "{report:?}");
+        let warning = &report.warnings[0];
+        assert!(
+            warning.contains(&format!(
+                "the range is from stream {old}, which is not table {}'s current stream ({new})",
+                table.table()
+            )) && warning.contains("dropped and re-created"),
+            "{warning}"
+        );
+        // The re-created table has none of the old rows: nothing to move, and nothing failed.
+        assert_eq!(
+            (report.relevant, report.rows_written()),
+            (1, 0),
+            "{report:?}"
+        );
+        let current = redrive::redrive(
+            &table.app,
+            &streams,
+            vec![with_records(&new, &records)],
+            &options,
+        )
+        .await;
+        assert!(current[0].warnings.is_empty(), "{current:?}");
+    }
+}
+
+/// The dry run's store keeps its writes: later reads see them, the table does not, and its conditions fail as
+/// DynamoDB's would (a row no longer at its old key; a new key already held).
+#[tokio::test]
+async fn the_dry_run_store_keeps_its_writes_and_checks_their_conditions() {
+    use messaging_stream::event::{MessageChange, MessageText, RecordRef};
+    use messaging_stream::plan::{self, RowPlan};
+    use messaging_stream::store::{RowFailure, WriteOutcome};
+    let table = TestTable::new().await;
+    let held = "2026-02-01T00:00:00+00:00";
+    table
+        .put([
+            group_row("alice", "g", OLD, "old"),
+            group_row("bob", "g", OLD, "old"),
+            group_row("bob", "other", held, "another conversation"),
+        ])
+        .await;
+    let before = snapshot(&table).await;
+    let store = table.app.store.dry_run();
+    let update = plan::coalesce([MessageChange::write(
+        RecordRef {
+            position: 0,
+            event_id: None,
+            sequence_number: None,
+        },
+        "g",
+        held,
+        MessageText::new("new"),
+    )])
+    .remove(0);
+    let rows = store.group_rows("g").await.unwrap();
+    let write = |row: &plan::GroupRow| match plan::plan_row(row, &update, None, None) {
+        RowPlan::Write(write) => write,
+        other => panic!("{other:?}"),
+    };
+    let alice = rows.iter().find(|r| r.pk == "GRP#alice").unwrap();
+    let bob = rows.iter().find(|r| r.pk == "GRP#bob").unwrap();
+    // Bob's new key is held by his other conversation: cancelled, nothing kept.
+    assert_eq!(
+        store
+            .write_rows(&[write(alice), write(bob)], "g")
+            .await
+            .unwrap(),
+        WriteOutcome::Cancelled(vec![None, Some(RowFailure::NewKeyTaken)])
+    );
+    assert_eq!(
+        store.write_rows(&[write(alice)], "g").await.unwrap(),
+        WriteOutcome::Written
+    );
+    let seen: Vec<(String, String)> = store
+        .group_rows("g")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.pk, r.sk))
+        .collect();
+    assert!(
+        seen.contains(&("GRP#alice".into(), held.into())),
+        "{seen:?}"
+    );
+    assert!(
+        !seen.contains(&("GRP#alice".into(), OLD.into())),
+        "{seen:?}"
+    );
+    assert_eq!(
+        store
+            .owner_row("GRP#alice", "g")
+            .await
+            .unwrap()
+            .map(|r| r.sk),
+        Some(held.to_owned())
+    );
+    // The same write again, from the row as first read: its old key is gone.
+    assert_eq!(
+        store.write_rows(&[write(alice)], "g").await.unwrap(),
+        WriteOutcome::Cancelled(vec![Some(RowFailure::OldKey)])
+    );
+    assert_eq!(
+        snapshot(&table).await,
+        before,
+        "the dry-run store wrote to the table"
+    );
+    // Another dry run starts from the table again.
+    let fresh = table.app.store.dry_run();
+    assert_eq!(
+        fresh
+            .owner_row("GRP#alice", "g")
+            .await
+            .unwrap()
+            .map(|r| r.sk),
+        Some(OLD.to_owned())
+    );
+}
+
+/// A dry-run store holds message text in memory; its Debug form (an App is Debug) never shows it.
+#[tokio::test]
+async fn the_dry_run_store_never_prints_the_text_it_holds() {
+    use messaging_stream::event::{MessageChange, MessageText, RecordRef};
+    use messaging_stream::plan::{self, RowPlan};
+    let table = TestTable::new().await;
+    table.put([group_row("alice", "g", OLD, "old")]).await;
+    let store = table.app.store.dry_run();
+    let update = plan::coalesce([MessageChange::write(
+        RecordRef {
+            position: 0,
+            event_id: None,
+            sequence_number: None,
+        },
+        "g",
+        "2026-02-01T00:00:00+00:00",
+        MessageText::new("private marker 7f3a"),
+    )])
+    .remove(0);
+    let row = store.group_rows("g").await.unwrap().remove(0);
+    let RowPlan::Write(write) = plan::plan_row(&row, &update, None, None) else {
+        panic!("a move")
+    };
+    store.write_rows(&[write], "g").await.unwrap();
+    let shown = format!("{store:?}");
+    assert!(shown.contains("Draft { items: 2 }"), "{shown}");
+    assert!(!shown.contains("7f3a"), "{shown}");
 }

@@ -22,6 +22,7 @@ use messaging_stream::event_source_mapping::watch::{
 use messaging_stream::filter::EventFilter;
 use messaging_stream::metrics::{Metrics, MetricsConfig, Output};
 use messaging_stream::plan::Item;
+use messaging_stream::template;
 use messaging_stream::{App, Config};
 use std::fmt::Display;
 use std::io::Write as _;
@@ -273,16 +274,19 @@ impl Command {
 
 #[derive(Args)]
 struct RedriveArgs {
-    /// Files, folders (every file in them), or - for stdin: JSON, JSON lines or arrays of failure records.
+    /// Files, folders (every file in them; files that are not failure records are skipped, and
+    /// named on stderr), or - for stdin: JSON, JSON lines or arrays of failure records.
     #[arg(required = true)]
     sources: Vec<PathBuf>,
     /// Most records per invocation [default: the template's BatchSize].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     batch_size: Option<u32>,
-    /// The SAM template whose BatchSize bounds the batches.
-    #[arg(long, default_value = "template.yaml")]
-    template: PathBuf,
-    /// Read the records and plan the moves, without writing.
+    /// The SAM template whose BatchSize bounds the batches [default: template.yaml here or in the
+    /// nearest folder above]
+    #[arg(long)]
+    template: Option<PathBuf>,
+    /// Run the handler on the records without writing anything (its writes kept in memory): the
+    /// report counts what the real run would do.
     #[arg(long)]
     dry_run: bool,
 }
@@ -352,8 +356,8 @@ struct WatchArgs {
     #[arg(long)]
     checkpoint: Option<PathBuf>,
     /// Seconds before an invocation counts as failed (the function's Timeout: 1 to 900).
-    #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u64).range(1..=900))]
-    timeout: u64,
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=900))]
+    timeout: Option<u32>,
     /// Drain what the stream holds now, then exit (non-zero if any range was given up).
     #[arg(long)]
     once: bool,
@@ -407,18 +411,13 @@ enum Position {
 impl WatchArgs {
     /// The template's mapping (or Lambda's defaults without one), each flag over its setting.
     fn settings(&self) -> Result<Settings> {
-        let template = mapping::find_template(self.template.as_deref());
-        let mut settings = match &template {
-            Some(path) if path.is_file() || self.template.is_some() || !self.no_filter => {
-                mapping::read(path, self.function.as_deref()).with_context(|| {
-                    "the watch settings come from the template's stream event (or pass --no-filter to use \
-                     Lambda's defaults without one)"
-                })?
-            }
-            _ if !self.no_filter => bail!(
-                "no template.yaml here or in a folder above: pass --template FILE (or --no-filter to use Lambda's defaults)"
-            ),
-            _ => Settings::default(),
+        let mut settings = match template::locate(self.template.as_deref()) {
+            Ok(path) => mapping::read(&path, self.function.as_deref()).with_context(|| {
+                "the watch settings come from the template's stream event (or pass --no-filter to use \
+                 Lambda's defaults without one)"
+            })?,
+            Err(_) if self.no_filter => Settings::default(),
+            Err(error) => bail!("{error} (or --no-filter to use Lambda's defaults)"),
         };
         settings
             .starting_position
@@ -447,6 +446,7 @@ impl WatchArgs {
         settings
             .parallelization_factor
             .override_with(self.parallelization_factor);
+        settings.timeout_seconds.override_with(self.timeout);
         if self.no_filter {
             settings.filters.override_with(Some(Vec::new()));
         }
@@ -471,7 +471,7 @@ impl WatchArgs {
             parallelization: settings.parallelization_factor.value as usize,
             failures_file: Some(self.failures_file.clone()),
             checkpoint: self.checkpoint.clone(),
-            timeout: Duration::from_secs(self.timeout),
+            timeout: Duration::from_secs(u64::from(settings.timeout_seconds.value)),
             ..WatchOptions::default()
         }
     }
@@ -643,6 +643,7 @@ async fn run(cli: Cli) -> Result<()> {
     };
     let json = cli.json;
     let style = cli.style();
+    let table_given = cli.table.is_some();
     let table = config.table_name.clone();
     match cli.command {
         Command::SchemaLoad { fix, cache } => {
@@ -955,16 +956,30 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Redrive(args) => {
             let streams = aws_sdk_dynamodbstreams::Client::new(&resolved.sdk);
-            redrive(app(), &streams, &args, json).await?
+            redrive(app(), &streams, &args, table_given, json).await?
         }
     }
     Ok(())
 }
 
-/// `ddb local`: the Makefile's script, with the same PID file and data folder under `.cache/`.
+/// The script `ddb local` runs, relative to a checkout.
+const LOCAL_SCRIPT: &str = "scripts/dynamodb-local.sh";
+
+/// `ddb local`: the Makefile's script, with the same PID file and data folder under `.cache/`, of
+/// the checkout the command runs in (the current folder or the nearest one above with the script),
+/// never of the one `ddb` was built in: a moved or second checkout starts and stops its own server.
 fn local(action: LocalAction) -> Result<()> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let script = root.join("scripts/dynamodb-local.sh");
+    let here = std::env::current_dir().context("the current folder")?;
+    let Some(root) = here
+        .ancestors()
+        .find(|dir| dir.join(LOCAL_SCRIPT).is_file())
+    else {
+        bail!(
+            "no {LOCAL_SCRIPT} in {} or a folder above it: run ddb local inside a messaging-stream checkout",
+            here.display()
+        );
+    };
+    let script = root.join(LOCAL_SCRIPT);
     // DDB_SHARED_DIR: where the PID file and the data go (default: this checkout's .cache/).
     let cache = std::env::var_os("DDB_SHARED_DIR")
         .map(PathBuf::from)
@@ -1138,41 +1153,62 @@ async fn redrive(
     app: App,
     streams: &aws_sdk_dynamodbstreams::Client,
     args: &RedriveArgs,
+    table_given: bool,
     json: bool,
 ) -> Result<()> {
     let batch_size = match args.batch_size {
         Some(size) => size as usize,
-        None => redrive::template_batch_size(&args.template)?,
+        None => {
+            let template = template::Template::find(args.template.as_deref())
+                .map_err(redrive::BatchSizeError::from)?;
+            redrive::template_batch_size(&template)?
+        }
     };
-    let records = failure_records::read_sources(&args.sources).await?;
+    let sources = failure_records::read_sources(&args.sources).await?;
+    for skipped in &sources.skipped {
+        eprintln!("ddb: skipped {skipped}");
+    }
     let options = redrive::RedriveOptions {
         batch_size,
         dry_run: args.dry_run,
+        table_given,
     };
-    let reports = redrive::redrive(&app, streams, records, &options).await;
+    let reports = redrive::redrive(&app, streams, sources.records, &options).await;
     for report in &reports {
+        for warning in &report.warnings {
+            eprintln!("ddb: warning: {warning}");
+        }
         if json {
             emit(serde_json::to_string(report)?)?;
         } else {
             emit(report)?;
         }
     }
-    let failing: usize = reports.iter().map(|r| r.still_failing).sum();
-    if failing > 0 {
+    let sum = |count: fn(&redrive::RecordReport) -> usize| reports.iter().map(count).sum::<usize>();
+    let failed = reports.iter().filter(|r| r.failed()).count();
+    if failed > 0 {
         bail!(
-            "{failing} still failing over {} of {} failure records (reasons above)",
-            reports.iter().filter(|r| r.failed()).count(),
-            reports.len()
+            "still failing in {failed} of {} failure records: {} records, {} groups, {} ranges not read (reasons above)",
+            reports.len(),
+            sum(|r| r.records_failing),
+            sum(|r| r.groups_failing),
+            sum(|r| usize::from(r.range_failing)),
         );
     }
     if !json {
-        let applied: usize = reports.iter().map(|r| r.rows_applied).sum();
         emit(format!(
-            "{} {} failure records: {} rows {}",
-            if args.dry_run { "planned" } else { "redrove" },
+            "{} {} failure records: rows {}moved {}, edited {}, fell back {}, already current {}",
+            if args.dry_run {
+                "dry run of"
+            } else {
+                "redrove"
+            },
             reports.len(),
-            applied,
-            if args.dry_run { "would move" } else { "moved" }
+            if args.dry_run { "that would be " } else { "" },
+            sum(|r| r.rows_moved),
+            sum(|r| r.rows_edited),
+            sum(|r| r.rows_fallen_back),
+            sum(|r| r.rows_already_current),
         ))?;
     }
     Ok(())

@@ -3,22 +3,32 @@
 //! Takes failure records (`failure_records`), gets each one's stream records (the S3 object's
 //! payload as it is, or the range read back from the stream by `hydrate`), and runs them through
 //! the very handler the Lambda runs, in stream order (failure records sorted by shard and start
-//! sequence number), in batches of at most the template's BatchSize. `dry_run` reads and plans
-//! (queries the groups' rows, decides what would move) without writing.
+//! sequence number), in batches of at most the template's BatchSize. `dry_run` runs the same
+//! handler on a store that keeps its writes in memory ([`crate::store::Store::dry_run`]), so it
+//! reads and plans exactly as the real run would, batch after batch, and writes nothing (the cache
+//! is left alone too).
+//!
+//! The counts come from the handler's own [`Summary`] of each invocation, row by row: a row the
+//! batches of one failure record touch several times counts once, under what it came to (moved
+//! over fell back over edited over gone over already current), so the report does not grow with
+//! the number of invocations. Records still failing (those Lambda would be given again: from the
+//! record a response names to the end of its batch, or a whole batch after an invocation error)
+//! and groups still failing are counted apart.
 //!
 //! Redriving twice changes nothing the second time: a row only ever moves forward to a newer
-//! message, so records already applied find their rows current. The report counts per failure
-//! record; nothing in it or in the logs carries message text.
+//! message, so records already applied find their rows current. Nothing in a report or in the
+//! logs carries message text.
 
-use crate::event::{self, Parsed};
+use crate::apply::{RowOutcome, RowResult};
 use crate::event_source_mapping::failure_records::FailureRecord;
 use crate::event_source_mapping::hydrate::{self, compare_sequence_numbers};
-use crate::handler::{self, App};
-use crate::plan;
+use crate::handler::{self, App, Summary};
+use crate::template::{Template, TemplateError};
+use aws_lambda_events::streams::DynamoDbEventResponse;
 use serde::Serialize;
 use serde_json::{json, Value};
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
-use std::path::Path;
 
 /// How to redrive.
 #[derive(Debug, Clone)]
@@ -27,6 +37,9 @@ pub struct RedriveOptions {
     pub batch_size: usize,
     /// Read and plan only.
     pub dry_run: bool,
+    /// The table was named on the command line (`--table`): records of another table's stream are
+    /// redriven into it, with a warning, instead of refused.
+    pub table_given: bool,
 }
 
 /// What happened to one failure record.
@@ -44,43 +57,152 @@ pub struct RecordReport {
     pub stream_pages: u32,
     pub invocations: usize,
     pub relevant: usize,
-    /// Rows moved to their group's newest message (with `dry_run`: rows that would move).
-    pub rows_applied: usize,
+    /// Records the handler skipped as malformed (logged by the handler, never failing the batch).
+    pub malformed: usize,
+    /// Distinct rows, by what they came to (with `dry_run`: what they would come to).
+    pub rows_moved: usize,
+    pub rows_edited: usize,
+    pub rows_fallen_back: usize,
     pub rows_already_current: usize,
-    /// Groups still failing, and records that could not be read back (each with its reason).
-    pub still_failing: usize,
+    pub rows_gone: usize,
+    /// Records Lambda would be given again: from the record a batch response names to the end of
+    /// its batch, or a whole batch after an invocation error.
+    pub records_failing: usize,
+    /// Distinct groups still failing.
+    pub groups_failing: usize,
+    /// The range could not be read, or is refused (another table's stream): nothing ran.
+    pub range_failing: bool,
+    /// Why anything still fails.
     pub reasons: Vec<String>,
+    /// What the operator should know though nothing failed (`ddb redrive` prints them on stderr).
+    pub warnings: Vec<String>,
     pub dry_run: bool,
 }
 
 impl RecordReport {
     pub fn failed(&self) -> bool {
-        self.still_failing > 0
+        self.range_failing || self.records_failing > 0 || self.groups_failing > 0
+    }
+
+    /// Rows written (or, dry, that would be).
+    pub fn rows_written(&self) -> usize {
+        self.rows_moved + self.rows_edited + self.rows_fallen_back
+    }
+
+    /// Counts the results of one invocation's [`Summary`] and response into the report.
+    fn count(
+        &mut self,
+        tally: &mut Tally,
+        batch: &[Value],
+        summary: Summary,
+        response: &DynamoDbEventResponse,
+    ) {
+        self.relevant += summary.relevant;
+        self.malformed += summary.malformed;
+        for row in summary.rows {
+            tally.row(row);
+        }
+        tally.failed_groups.extend(summary.failed_group_ids);
+        let retry_from = response
+            .batch_item_failures
+            .first()
+            .and_then(|f| f.item_identifier.clone());
+        if let Some(retry_from) = &retry_from {
+            let at = batch
+                .iter()
+                .position(|r| {
+                    r.pointer("/dynamodb/SequenceNumber")
+                        .and_then(Value::as_str)
+                        == Some(retry_from)
+                })
+                .unwrap_or(0);
+            self.records_failing += batch.len() - at;
+        }
+        let retry_from = retry_from.unwrap_or_default();
+        self.reasons.extend(
+            summary
+                .group_errors
+                .into_iter()
+                .map(|e| format!("{e} (Lambda would retry from {retry_from})")),
+        );
+    }
+}
+
+/// Each row's result over the invocations of one failure record, and the groups that failed.
+#[derive(Default)]
+struct Tally {
+    rows: HashMap<(String, String), RowResult>,
+    failed_groups: BTreeSet<String>,
+}
+
+impl Tally {
+    /// A row seen again keeps the result that says most about what it came to.
+    fn row(&mut self, row: RowOutcome) {
+        fn rank(result: RowResult) -> u8 {
+            match result {
+                RowResult::Current => 0,
+                RowResult::Gone => 1,
+                RowResult::Edited => 2,
+                RowResult::FellBack => 3,
+                RowResult::Moved => 4,
+            }
+        }
+        let kept = self.rows.entry((row.group, row.pk)).or_insert(row.result);
+        if rank(row.result) > rank(*kept) {
+            *kept = row.result;
+        }
+    }
+
+    fn into_report(self, report: &mut RecordReport) {
+        for result in self.rows.into_values() {
+            *match result {
+                RowResult::Moved => &mut report.rows_moved,
+                RowResult::Edited => &mut report.rows_edited,
+                RowResult::FellBack => &mut report.rows_fallen_back,
+                RowResult::Current => &mut report.rows_already_current,
+                RowResult::Gone => &mut report.rows_gone,
+            } += 1;
+        }
+        report.groups_failing = self.failed_groups.len();
     }
 }
 
 impl fmt::Display for RecordReport {
-    /// `file:3 shardId-1 100..105 (metadata): read 6, relevant 4, applied 3, already current 5, still failing 0`
+    /// `file:3 shardId-1 100..105 (metadata): read 6, relevant 4; rows moved 3, edited 1, fell back 0,
+    /// already current 5; still failing 0 records, 0 groups`
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} {} {}..{} ({}): read {}, relevant {}, {} {}, already current {}, still failing {}",
+            "{} {} {}..{} ({}{}): read {}, relevant {}; rows {}moved {}, edited {}, fell back {}, already current {}",
             self.origin,
             self.shard_id,
             self.start_sequence_number,
             self.end_sequence_number,
             self.shape,
+            if self.dry_run { ", dry run" } else { "" },
             self.records_read,
             self.relevant,
-            if self.dry_run {
-                "would apply"
-            } else {
-                "applied"
-            },
-            self.rows_applied,
+            if self.dry_run { "that would be " } else { "" },
+            self.rows_moved,
+            self.rows_edited,
+            self.rows_fallen_back,
             self.rows_already_current,
-            self.still_failing
         )?;
+        if self.rows_gone > 0 {
+            write!(f, ", gone {}", self.rows_gone)?;
+        }
+        if self.malformed > 0 {
+            write!(f, "; malformed records skipped {}", self.malformed)?;
+        }
+        if self.range_failing {
+            f.write_str("; still failing: the range")?;
+        } else {
+            write!(
+                f,
+                "; still failing {} records, {} groups",
+                self.records_failing, self.groups_failing
+            )?;
+        }
         for reason in &self.reasons {
             write!(f, "\n  {reason}")?;
         }
@@ -91,38 +213,52 @@ impl fmt::Display for RecordReport {
 /// The template's `BatchSize` parameter default.
 #[derive(Debug, thiserror::Error)]
 pub enum BatchSizeError {
-    #[error("cannot read {path}: {detail} (or pass --batch-size)")]
-    Template { path: String, detail: String },
+    #[error("{0} (or pass --batch-size)")]
+    Template(#[from] TemplateError),
     #[error("{path} has no Parameters.BatchSize.Default number (or pass --batch-size)")]
     Missing { path: String },
 }
 
-/// Reads `Parameters.BatchSize.Default` of the SAM template at `path`.
-pub fn template_batch_size(path: &Path) -> Result<usize, BatchSizeError> {
-    let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| BatchSizeError::Template {
-        path: shown.clone(),
-        detail: e.to_string(),
-    })?;
-    let template: serde_norway::Value =
-        serde_norway::from_str(&text).map_err(|e| BatchSizeError::Template {
-            path: shown.clone(),
-            detail: e.to_string(),
-        })?;
+/// `Parameters.BatchSize.Default` of the SAM template.
+pub fn template_batch_size(template: &Template) -> Result<usize, BatchSizeError> {
     template
+        .yaml
         .get("Parameters")
         .and_then(|p| p.get("BatchSize"))
         .and_then(|p| p.get("Default"))
         .and_then(serde_norway::Value::as_u64)
         .filter(|n| *n > 0)
         .map(|n| n as usize)
-        .ok_or(BatchSizeError::Missing { path: shown })
+        .ok_or_else(|| BatchSizeError::Missing {
+            path: template.path.display().to_string(),
+        })
 }
 
 /// The table a stream ARN belongs to (`arn:...:table/<name>/stream/<label>`).
 fn stream_table(stream_arn: &str) -> Option<&str> {
     let (_, rest) = stream_arn.split_once(":table/")?;
     rest.split_once("/stream/").map(|(table, _)| table)
+}
+
+/// The table's current stream (DescribeTable's LatestStreamArn), to warn about ranges from another
+/// one; `Err` says why it could not be checked.
+async fn current_stream(app: &App) -> Result<Option<String>, String> {
+    let table = app.store.table();
+    app.store
+        .client()
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .map(|out| {
+            out.table()
+                .and_then(|t| t.latest_stream_arn())
+                .map(str::to_owned)
+        })
+        .map_err(|e| {
+            let (code, message) = crate::aws::describe_error(&e);
+            format!("DescribeTable on table {table} failed ({code}) {message}")
+        })
 }
 
 /// Redrives every failure record; the reports come in the order the records ran.
@@ -142,9 +278,23 @@ pub async fn redrive(
                 )
             })
     });
+    // A dry run: the same handler, its writes kept in one draft for the whole run (so each batch
+    // sees the ones before it, as in the real run), no cache invalidated.
+    let dry;
+    let app = if options.dry_run {
+        dry = App {
+            store: app.store.dry_run(),
+            cache: None,
+            ..app.clone()
+        };
+        &dry
+    } else {
+        app
+    };
+    let current = current_stream(app).await;
     let mut reports = Vec::with_capacity(records.len());
     for record in &records {
-        reports.push(redrive_one(app, streams, record, options).await);
+        reports.push(redrive_one(app, streams, record, options, &current).await);
     }
     reports
 }
@@ -154,6 +304,7 @@ async fn redrive_one(
     streams: &aws_sdk_dynamodbstreams::Client,
     record: &FailureRecord,
     options: &RedriveOptions,
+    current_stream: &Result<Option<String>, String>,
 ) -> RecordReport {
     let mut report = RecordReport {
         origin: record.origin.clone(),
@@ -164,17 +315,41 @@ async fn redrive_one(
         dry_run: options.dry_run,
         ..RecordReport::default()
     };
-    let fail = |report: &mut RecordReport, reason: String| {
-        report.still_failing += 1;
+    let range_failed = |mut report: RecordReport, reason: String| {
+        report.range_failing = true;
         report.reasons.push(reason);
+        report
     };
     let table = app.store.table();
-    if let Some(other) = stream_table(&record.info.stream_arn).filter(|t| *t != table) {
-        fail(
-            &mut report,
-            format!("the range is from the stream of table {other}, not of {table}: pass --table {other}"),
-        );
-        return report;
+    let arn = &record.info.stream_arn;
+    match stream_table(arn).filter(|t| *t != table) {
+        Some(other) if !options.table_given => {
+            return range_failed(
+                report,
+                format!(
+                    "the range is from the stream of table {other}, not of {table}: pass --table {other} \
+                     (or --table {table} to redrive its records into {table} all the same)"
+                ),
+            );
+        }
+        Some(other) => report.warnings.push(format!(
+            "{}: the range is from the stream of table {other}; its records are redriven into table {table} (--table)",
+            record.origin
+        )),
+        None => match current_stream {
+            Ok(Some(current)) if current == arn => {}
+            Ok(current) => report.warnings.push(format!(
+                "{}: the range is from stream {arn}, which is not table {table}'s current stream ({}): \
+                 the table was dropped and re-created (or its stream replaced) since, so its rows may not be \
+                 the ones these records were for",
+                record.origin,
+                current.as_deref().unwrap_or("it has none"),
+            )),
+            Err(error) => report.warnings.push(format!(
+                "{}: could not check that the range is from table {table}'s current stream: {error}",
+                record.origin
+            )),
+        },
     }
     // The records themselves when the failure record has them (an S3 object, a `ddb watch`
     // entry); else the range, read back from the stream.
@@ -185,100 +360,24 @@ async fn redrive_one(
                 report.stream_pages = hydrated.pages;
                 hydrated.records
             }
-            Err(error) => {
-                fail(&mut report, error.to_string());
-                return report;
-            }
+            Err(error) => return range_failed(report, error.to_string()),
         },
     };
     report.records_read = lambda_records.len();
-    if options.dry_run {
-        plan_only(app, &lambda_records, &mut report).await;
-        return report;
-    }
+    let mut tally = Tally::default();
     for batch in lambda_records.chunks(options.batch_size.max(1)) {
         report.invocations += 1;
         let payload = json!({ "Records": batch });
         match handler::process(app, &payload).await {
-            Ok((response, summary)) => {
-                report.relevant += summary.relevant;
-                report.rows_applied += summary.rows_moved;
-                report.rows_already_current += summary.rows_current;
-                report.still_failing += summary.failed_groups;
-                let retry_from = response
-                    .batch_item_failures
-                    .first()
-                    .and_then(|f| f.item_identifier.clone())
-                    .unwrap_or_default();
-                report.reasons.extend(
-                    summary
-                        .group_errors
-                        .into_iter()
-                        .map(|e| format!("{e} (Lambda would retry from {retry_from})")),
-                );
-            }
-            Err(error) => fail(&mut report, format!("invocation error: {error}")),
-        }
-    }
-    report
-}
-
-/// `--dry-run`: the groups' changes over the whole range, planned against their rows as they are now.
-async fn plan_only(app: &App, records: &[Value], report: &mut RecordReport) {
-    let parsed = match event::parse_event(&json!({ "Records": records })) {
-        Ok(parsed) => parsed,
-        Err(error) => {
-            report.still_failing += 1;
-            report.reasons.push(error.to_string());
-            return;
-        }
-    };
-    let messages: Vec<_> = parsed
-        .into_iter()
-        .filter_map(|p| match p {
-            Parsed::Relevant(message) => Some(message),
-            _ => None,
-        })
-        .collect();
-    report.relevant = messages.len();
-    for update in plan::coalesce(messages) {
-        match plan_group(app, &update).await {
-            Ok((writes, current)) => {
-                report.rows_applied += writes;
-                report.rows_already_current += current;
-            }
+            Ok((response, summary)) => report.count(&mut tally, batch, summary, &response),
             Err(error) => {
-                report.still_failing += 1;
-                report
-                    .reasons
-                    .push(format!("group {}: {error}", update.group_uuid));
+                report.records_failing += batch.len();
+                report.reasons.push(format!("invocation error: {error}"));
             }
         }
     }
-}
-
-/// (rows that would be written, rows already current) for one group, by the handler's own plan
-/// (`plan::plan_row`), reading the group's rows and, after a REMOVE, its newest remaining message.
-async fn plan_group(
-    app: &App,
-    update: &plan::GroupUpdate,
-) -> Result<(usize, usize), crate::store::StoreError> {
-    let (rows, _shadowed) = plan::one_per_owner(app.store.group_rows(&update.group_uuid).await?);
-    let cap = app.config.preview_max_bytes;
-    let mut fallback = None;
-    let (mut writes, mut current) = (0, 0);
-    for row in &rows {
-        let mut planned = plan::plan_row(row, update, fallback.as_ref(), cap);
-        if matches!(planned, plan::RowPlan::NeedsFallback) {
-            let found = app.store.newest_message(&update.group_uuid).await?;
-            planned = plan::plan_row(row, update, Some(fallback.insert(found)), cap);
-        }
-        match planned {
-            plan::RowPlan::Write(_) => writes += 1,
-            plan::RowPlan::Current | plan::RowPlan::NeedsFallback => current += 1,
-        }
-    }
-    Ok((writes, current))
+    tally.into_report(&mut report);
+    report
 }
 
 #[cfg(test)]
@@ -298,8 +397,50 @@ mod tests {
 
     #[test]
     fn reads_the_template_batch_size() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("template.yaml");
-        assert_eq!(template_batch_size(&path).unwrap(), 100);
-        assert!(template_batch_size(Path::new("/nonexistent.yaml")).is_err());
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("template.yaml");
+        assert_eq!(
+            template_batch_size(&Template::read(&path).unwrap()).unwrap(),
+            100
+        );
+        let none = Template::parse(&path, "Parameters: {}").unwrap();
+        assert!(matches!(
+            template_batch_size(&none),
+            Err(BatchSizeError::Missing { .. })
+        ));
+    }
+
+    #[test]
+    fn a_row_counts_once_under_what_it_came_to() {
+        let mut tally = Tally::default();
+        let row = |group: &str, pk: &str, result| RowOutcome {
+            group: group.into(),
+            pk: pk.into(),
+            result,
+        };
+        for outcome in [
+            row("g", "GRP#a", RowResult::Current),
+            row("g", "GRP#a", RowResult::Moved),
+            row("g", "GRP#a", RowResult::Edited),
+            row("g", "GRP#b", RowResult::Current),
+            row("g", "GRP#b", RowResult::Current),
+            row("h", "GRP#b", RowResult::Edited),
+            row("h", "GRP#c", RowResult::Edited),
+            row("h", "GRP#c", RowResult::FellBack),
+        ] {
+            tally.row(outcome);
+        }
+        tally.failed_groups.extend(["h".to_owned(), "h".to_owned()]);
+        let mut report = RecordReport::default();
+        tally.into_report(&mut report);
+        assert_eq!(
+            (
+                report.rows_moved,
+                report.rows_edited,
+                report.rows_fallen_back,
+                report.rows_already_current,
+                report.groups_failing
+            ),
+            (1, 1, 1, 1, 1)
+        );
     }
 }

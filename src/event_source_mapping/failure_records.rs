@@ -10,8 +10,11 @@
 //!
 //! A source is a file, every file of a folder (sorted by name), or stdin (`-`), holding one JSON
 //! document, several (JSON lines), or an array of them; a string element is parsed as JSON (the
-//! `Body` strings `aws sqs receive-message --query 'Messages[].Body'` prints). Nothing here reads
-//! the stream: hydrating a range is `hydrate`'s.
+//! `Body` strings `aws sqs receive-message --query 'Messages[].Body'` prints). In a folder, a file
+//! that is not failure records (its first document is not JSON or not a failure record, or it is
+//! empty: a README, an editor's backup) is skipped and named in [`Sources::skipped`]; a file that
+//! starts as failure records and then breaks is an error, as a file named alone always is. Nothing
+//! here reads the stream: hydrating a range is `hydrate`'s.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -26,9 +29,19 @@ pub enum InputError {
         source: std::io::Error,
     },
     #[error("{origin}: not JSON: {detail}")]
-    NotJson { origin: String, detail: String },
+    NotJson {
+        origin: String,
+        detail: String,
+        /// Nothing before it was a failure record.
+        first: bool,
+    },
     #[error("{origin}: not a failure record of a DynamoDB stream (no DDBStreamBatchInfo with shardId, startSequenceNumber, endSequenceNumber and streamArn): {detail}")]
-    NotAFailureRecord { origin: String, detail: String },
+    NotAFailureRecord {
+        origin: String,
+        detail: String,
+        /// Nothing before it was a failure record.
+        first: bool,
+    },
     #[error("{origin}: payload is not a Lambda event with Records: {detail}")]
     Payload { origin: String, detail: String },
     #[error("{path} holds no failure record")]
@@ -95,9 +108,18 @@ pub struct FailureRecord {
     pub error: Option<String>,
 }
 
+/// What the sources held.
+#[derive(Debug, Default)]
+pub struct Sources {
+    pub records: Vec<FailureRecord>,
+    /// Files of a folder that are not failure records, each with why (`path: reason`).
+    pub skipped: Vec<String>,
+}
+
 /// Reads every source: files, folders (their files, sorted), or `-` for stdin.
-pub async fn read_sources(sources: &[PathBuf]) -> Result<Vec<FailureRecord>, InputError> {
+pub async fn read_sources(sources: &[PathBuf]) -> Result<Sources, InputError> {
     let mut records = Vec::new();
+    let mut skipped = Vec::new();
     for source in sources {
         if source.as_os_str() == "-" {
             let text =
@@ -122,13 +144,32 @@ pub async fn read_sources(sources: &[PathBuf]) -> Result<Vec<FailureRecord>, Inp
             }
             files.sort();
             for file in files {
-                records.extend(read_file(&file).await?);
+                match read_file(&file).await {
+                    Ok(found) => records.extend(found),
+                    Err(error) if error.not_failure_records() => {
+                        skipped.push(error.to_string());
+                    }
+                    Err(error) => return Err(error),
+                }
             }
         } else {
             records.extend(read_file(source).await?);
         }
     }
-    Ok(records)
+    Ok(Sources { records, skipped })
+}
+
+impl InputError {
+    /// The file is not failure records at all (as opposed to failure records that break further on).
+    fn not_failure_records(&self) -> bool {
+        match self {
+            InputError::Empty { .. } => true,
+            InputError::NotJson { first, .. } | InputError::NotAFailureRecord { first, .. } => {
+                *first
+            }
+            _ => false,
+        }
+    }
 }
 
 fn read_error(path: &Path, source: std::io::Error) -> InputError {
@@ -168,10 +209,13 @@ pub fn parse_text(name: &str, text: &str) -> Result<Vec<FailureRecord>, InputErr
             break;
         };
         let origin = format!("{name}:{line}");
+        let first = records.is_empty();
         let document = document.map_err(|e| InputError::NotJson {
             origin: origin.clone(),
             detail: e.to_string(),
+            first,
         })?;
+        // (`collect` marks its own errors `first` when `records` is still empty.)
         collect(&origin, document, &mut records)?;
     }
     Ok(records)
@@ -190,6 +234,7 @@ fn collect(origin: &str, value: Value, out: &mut Vec<FailureRecord>) -> Result<(
             let inner = serde_json::from_str(&text).map_err(|e| InputError::NotJson {
                 origin: origin.to_owned(),
                 detail: format!("a string that is not JSON ({e})"),
+                first: out.is_empty(),
             })?;
             collect(origin, inner, out)
         }
@@ -200,7 +245,13 @@ fn collect(origin: &str, value: Value, out: &mut Vec<FailureRecord>) -> Result<(
             collect(origin, message, out)
         }
         other => {
-            out.push(record(origin, other)?);
+            let first = out.is_empty();
+            out.push(record(origin, other).map_err(|mut error| {
+                if let InputError::NotAFailureRecord { first: f, .. } = &mut error {
+                    *f = first;
+                }
+                error
+            })?);
             Ok(())
         }
     }
@@ -210,6 +261,7 @@ fn record(origin: &str, value: Value) -> Result<FailureRecord, InputError> {
     let not_one = |detail: String| InputError::NotAFailureRecord {
         origin: origin.to_owned(),
         detail,
+        first: true,
     };
     let info = value
         .get("DDBStreamBatchInfo")
@@ -297,6 +349,34 @@ mod tests {
         assert_eq!(records[2].origin, "f:3[0]");
         assert_eq!(records[1].payload.as_ref().unwrap().len(), 2);
         assert_eq!(records[3].info.range(), "shardId-1 100..200");
+    }
+
+    #[tokio::test]
+    async fn a_folder_skips_what_is_not_failure_records_and_names_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let sqs = json!({"DDBStreamBatchInfo": info()}).to_string();
+        std::fs::write(dir.path().join("a.json"), &sqs).unwrap();
+        std::fs::write(dir.path().join("README.md"), "# notes\n").unwrap();
+        std::fs::write(dir.path().join("empty.jsonl"), "\n").unwrap();
+        std::fs::write(dir.path().join("other.json"), "{\"Records\": []}").unwrap();
+        let read = read_sources(&[dir.path().to_owned()]).await.unwrap();
+        assert_eq!(read.records.len(), 1);
+        let named = |file: &str| {
+            read.skipped
+                .iter()
+                .any(|s| s.starts_with(&dir.path().join(file).display().to_string()))
+        };
+        assert!(
+            named("README.md") && named("empty.jsonl") && named("other.json"),
+            "{:?}",
+            read.skipped
+        );
+        assert_eq!(read.skipped.len(), 3, "{:?}", read.skipped);
+        // Named alone, the same file is an error; in a folder, one that breaks after a record is too.
+        assert!(read_sources(&[dir.path().join("README.md")]).await.is_err());
+        std::fs::write(dir.path().join("b.json"), format!("{sqs}\nnot json")).unwrap();
+        let error = read_sources(&[dir.path().to_owned()]).await.unwrap_err();
+        assert!(error.to_string().contains("b.json:2: not JSON"), "{error}");
     }
 
     #[test]

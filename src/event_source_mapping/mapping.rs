@@ -2,12 +2,15 @@
 //! stream event (SAM `Events: Type: DynamoDB`) or a plain `AWS::Lambda::EventSourceMapping`, its
 //! settings (BatchSize, StartingPosition, MaximumRetryAttempts, BisectBatchOnFunctionError,
 //! MaximumRecordAgeInSeconds, MaximumBatchingWindowInSeconds, ParallelizationFactor) and its
-//! FilterCriteria, each checked against what Lambda accepts.
+
+//! FilterCriteria, each checked against what Lambda accepts; and the function's own `Timeout` (or SAM's
+//! `Globals.Function.Timeout`), which bounds each invocation.
 //!
 //! `!Ref` to a template parameter reads the parameter's `Default`; other intrinsics (`!GetAtt`,
 //! `!Sub`) are only accepted where no value is needed (the stream's ARN). A setting the template
-//! leaves out takes Lambda's default, and says so.
+//! leaves out takes Lambda's default, and says so. The template is found and read by `crate::template`.
 
+use crate::template::{Template, TemplateError};
 use serde_norway::Value as Yaml;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -15,16 +18,8 @@ use std::path::{Path, PathBuf};
 /// Why the template's mapping could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum MappingError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path} is not valid YAML: {source}")]
-    Yaml {
-        path: PathBuf,
-        source: serde_norway::Error,
-    },
+    #[error(transparent)]
+    Template(#[from] TemplateError),
     #[error("{path} has no DynamoDB stream event (a function's Events: Type: DynamoDB, or an AWS::Lambda::EventSourceMapping of a table's stream)")]
     None { path: PathBuf },
     #[error("{path} has several stream mappings ({found}): say which with --function LOGICAL_ID")]
@@ -104,6 +99,8 @@ pub struct Settings {
     pub parallelization_factor: Setting<u32>,
     /// FilterCriteria.Filters[].Pattern; empty: every record.
     pub filters: Setting<Vec<String>>,
+    /// The function's Timeout, in seconds: an invocation still running after it has failed.
+    pub timeout_seconds: Setting<u32>,
 }
 
 impl Default for Settings {
@@ -120,6 +117,7 @@ impl Default for Settings {
             maximum_batching_window_seconds: Setting::default(0),
             parallelization_factor: Setting::default(1),
             filters: Setting::default(Vec::new()),
+            timeout_seconds: Setting::default(3),
         }
     }
 }
@@ -171,6 +169,13 @@ impl Settings {
                 "Lambda takes 1 to 10",
             ));
         }
+        if !(1..=900).contains(&self.timeout_seconds.value) {
+            return Err(invalid(
+                "Timeout",
+                self.timeout_seconds.value.to_string(),
+                "Lambda takes 1 to 900 seconds",
+            ));
+        }
         if self.filters.value.len() > 5 {
             return Err(invalid(
                 "FilterCriteria",
@@ -205,7 +210,8 @@ impl Settings {
         format!(
             "{origin}: BatchSize {} ({}), StartingPosition {start} ({}), MaximumRetryAttempts {} ({}), \
              BisectBatchOnFunctionError {} ({}), MaximumRecordAgeInSeconds {} ({}), \
-             MaximumBatchingWindowInSeconds {} ({}), ParallelizationFactor {} ({}), FilterCriteria {filters} ({})",
+             MaximumBatchingWindowInSeconds {} ({}), ParallelizationFactor {} ({}), FilterCriteria {filters} ({}), \
+             the function's Timeout {} s ({})",
             self.batch_size.value,
             from(&self.batch_size),
             from(&self.starting_position),
@@ -220,6 +226,8 @@ impl Settings {
             self.parallelization_factor.value,
             from(&self.parallelization_factor),
             from(&self.filters),
+            self.timeout_seconds.value,
+            from(&self.timeout_seconds),
         )
     }
 }
@@ -230,36 +238,20 @@ impl fmt::Display for Settings {
     }
 }
 
-/// The template to use: `explicit`, else `template.yaml` in the current folder or the nearest
-/// folder above it that has one (the crate root, from anywhere inside the crate).
-pub fn find_template(explicit: Option<&Path>) -> Option<PathBuf> {
-    if let Some(path) = explicit {
-        return Some(path.to_owned());
-    }
-    let mut dir = std::env::current_dir().ok()?;
-    loop {
-        let candidate = dir.join("template.yaml");
-        if candidate.is_file() {
-            return Some(candidate);
-        }
-        if !dir.pop() {
-            return None;
-        }
-    }
-}
-
 /// Reads the stream mapping of `function` (a function's logical id, or `Function.Event`, or a
 /// mapping's logical id) from the template at `path`; with `None`, the template's only one.
 pub fn read(path: &Path, function: Option<&str>) -> Result<Settings, MappingError> {
-    let text = std::fs::read_to_string(path).map_err(|source| MappingError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    let template: Yaml = serde_norway::from_str(&text).map_err(|source| MappingError::Yaml {
-        path: path.to_owned(),
-        source,
-    })?;
-    let candidates = mappings(&template);
+    from_template(&Template::read(path)?, function)
+}
+
+/// [`read`], from a template already read.
+pub fn from_template(
+    template: &Template,
+    function: Option<&str>,
+) -> Result<Settings, MappingError> {
+    let path = template.path.as_path();
+    let template = &template.yaml;
+    let candidates = mappings(template);
     let names = || {
         candidates
             .iter()
@@ -299,7 +291,7 @@ pub fn read(path: &Path, function: Option<&str>) -> Result<Settings, MappingErro
             })
         }
     };
-    settings(&template, candidate, path)
+    settings(template, candidate, path)
 }
 
 struct Candidate<'a> {
@@ -556,6 +548,31 @@ fn settings(
             .collect::<Result<Vec<_>, _>>()?;
         settings.filters = template_setting(patterns);
     }
+    // The function's own Timeout, else (a SAM function) the template's Globals.Function.Timeout.
+    let function = template
+        .get("Resources")
+        .and_then(|r| r.get(candidate.function.as_str()));
+    let sam = function.and_then(|f| f.get("Type")).and_then(Yaml::as_str)
+        == Some("AWS::Serverless::Function");
+    let timeout = function
+        .and_then(|f| f.get("Properties")?.get("Timeout"))
+        .or_else(|| {
+            sam.then(|| template.get("Globals")?.get("Function")?.get("Timeout"))
+                .flatten()
+        });
+    if let Some(raw) = timeout {
+        let value = resolve(template, raw).ok_or_else(|| {
+            invalid(
+                "Timeout",
+                raw,
+                "a value, or !Ref to a parameter with a Default",
+            )
+        })?;
+        let n = number(value)
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| invalid("Timeout", value, "a whole number of seconds"))?;
+        settings.timeout_seconds = template_setting(n);
+    }
     settings.validate()?;
     Ok(settings)
 }
@@ -594,8 +611,19 @@ mod tests {
         assert_eq!(settings.maximum_batching_window_seconds.value, 1);
         assert_eq!(settings.parallelization_factor.value, 1);
         assert_eq!(settings.filters.value.len(), 2);
+        assert_eq!(
+            settings.timeout_seconds,
+            Setting {
+                value: 90,
+                source: Source::Template
+            },
+            "the function's Timeout"
+        );
         assert!(
-            settings.describe().contains("BatchSize 100 (template)"),
+            settings.describe().contains("BatchSize 100 (template)")
+                && settings
+                    .describe()
+                    .contains("the function's Timeout 90 s (template)"),
             "{settings}"
         );
     }
@@ -603,6 +631,8 @@ mod tests {
     const TWO: &str = r#"
 Parameters:
   Size: {Type: Number, Default: 7}
+Globals:
+  Function: {Timeout: 30}
 Resources:
   Table: {Type: AWS::DynamoDB::Table}
   First:
@@ -612,7 +642,7 @@ Resources:
         S:
           Type: DynamoDB
           Properties: {Stream: !GetAtt Table.StreamArn, StartingPosition: LATEST, BatchSize: !Ref Size}
-  Second: {Type: AWS::Lambda::Function}
+  Second: {Type: AWS::Lambda::Function, Properties: {Timeout: 12}}
   SecondMapping:
     Type: AWS::Lambda::EventSourceMapping
     Properties:
@@ -642,6 +672,7 @@ Resources:
             (7, Start::Latest)
         );
         assert_eq!(first.maximum_retry_attempts.source, Source::Default);
+        assert_eq!(first.timeout_seconds.value, 30, "SAM's Globals");
         let second = read(&path, Some("Second")).unwrap();
         assert_eq!(second.mapping.as_deref(), Some("SecondMapping"));
         assert_eq!(
@@ -653,6 +684,7 @@ Resources:
             ),
             (3, 2, true, 3)
         );
+        assert_eq!(second.timeout_seconds.value, 12, "the plain function's own");
         assert!(read(&path, Some("Nobody"))
             .unwrap_err()
             .to_string()
@@ -676,5 +708,18 @@ Resources:
             let error = read(&path, None).unwrap_err().to_string();
             assert!(error.contains(setting), "{setting} {value}: {error}");
         }
+        let (_dir, path) = write("Resources:\n  F:\n    Type: AWS::Serverless::Function\n    Properties:\n      Timeout: 901\n      Events:\n        E: {Type: DynamoDB}\n");
+        let error = read(&path, None).unwrap_err().to_string();
+        assert!(error.contains("Timeout 901"), "{error}");
+        let (_dir, path) = write("Resources:\n  F:\n    Type: AWS::Serverless::Function\n    Properties:\n      Events:\n        E: {Type: DynamoDB}\n");
+        let settings = read(&path, None).unwrap();
+        assert_eq!(
+            (
+                settings.timeout_seconds.value,
+                settings.timeout_seconds.source
+            ),
+            (3, Source::Default),
+            "Lambda's default"
+        );
     }
 }
