@@ -439,6 +439,9 @@ fn backoff(attempt: u32) -> Duration {
 }
 
 #[cfg(test)]
+mod mocked;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
