@@ -18,6 +18,11 @@ use aws_sdk_dynamodb::types::error::TransactionCanceledException;
 use aws_sdk_dynamodb::types::{AttributeValue, CancellationReason};
 use aws_sdk_dynamodb::Client;
 use aws_smithy_mocks::{create_mock_http_client, mock, MockResponseInterceptor, Rule, RuleMode};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
 use aws_smithy_types::retry::RetryConfig;
 use std::sync::{Arc, Mutex};
 
@@ -163,6 +168,11 @@ fn answer_lost(log: &Log) -> Rule {
 /// A store whose client answers `rules` in order; one attempt per request, so each scripted answer
 /// is what apply sees.
 fn store(rules: &[&Rule]) -> Store {
+    store_with(rules, RetryConfig::disabled(), &Tokens::default())
+}
+
+/// [`store`] with the SDK's `retry` and every attempt's transaction token recorded in `tokens`.
+fn store_with(rules: &[&Rule], retry: RetryConfig, tokens: &Tokens) -> Store {
     let mut interceptor = MockResponseInterceptor::new().rule_mode(RuleMode::Sequential);
     for rule in rules {
         interceptor = interceptor.with_rule(rule);
@@ -173,9 +183,37 @@ fn store(rules: &[&Rule]) -> Store {
         .credentials_provider(Credentials::new("mock", "mock", None, None, "mock"))
         .http_client(create_mock_http_client())
         .interceptor(interceptor)
-        .retry_config(RetryConfig::disabled())
+        .interceptor(tokens.clone())
+        .retry_config(retry)
         .build();
     Store::new(Client::from_conf(sdk), &Config::default())
+}
+
+/// The `ClientRequestToken` of every TransactWriteItems attempt, as sent (SDK retries included).
+#[derive(Clone, Debug, Default)]
+struct Tokens(Arc<Mutex<Vec<Option<String>>>>);
+
+impl Intercept for Tokens {
+    fn name(&self) -> &'static str {
+        "Tokens"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let request = context.request();
+        let target = request.headers().get("x-amz-target").unwrap_or_default();
+        if target.ends_with(".TransactWriteItems") {
+            let body: serde_json::Value =
+                serde_json::from_slice(request.body().bytes().unwrap_or_default())?;
+            let token = body["ClientRequestToken"].as_str().map(str::to_owned);
+            self.0.lock().unwrap_or_else(|e| e.into_inner()).push(token);
+        }
+        Ok(())
+    }
 }
 
 /// Every scripted answer was asked for, once.
@@ -600,4 +638,55 @@ async fn a_nudged_row_previewing_the_message_is_current() {
     assert_eq!(log.lines().len(), 3);
     assert_eq!((outcome.moved, outcome.current), (0, 1));
     assert_all_used(&rules);
+}
+
+/// An answer lost inside the SDK's attempts: the first attempt gets a 500, the SDK sends the
+/// transaction again, and the second attempt carries the same client request token, so DynamoDB
+/// answers a transaction that did apply with success instead of a failed condition. apply sees one
+/// write and one moved row. (The SDK fills the token itself when the store sets none: this pins the
+/// behaviour the store relies on, not the store's own `client_request_token` call.)
+#[tokio::test]
+async fn an_answer_lost_within_the_sdk_retries_is_sent_again_with_the_same_token() {
+    let log = Log::default();
+    let tokens = Tokens::default();
+    let transaction = {
+        let log = log.clone();
+        mock!(Client::transact_write_items)
+            .match_requests(move |input| {
+                log.push(describe_transaction(input));
+                true
+            })
+            .sequence()
+            .http_status(500, None)
+            .output(|| TransactWriteItemsOutput::builder().build())
+            .build()
+    };
+    let rules = [
+        query(&log, vec![row(ALICE, OLD, GROUP, "old")]),
+        transaction,
+    ];
+    let rules: Vec<&Rule> = rules.iter().collect();
+    let retry = RetryConfig::standard()
+        .with_max_attempts(2)
+        .with_initial_backoff(std::time::Duration::from_millis(1));
+    let outcome = apply_group(
+        &store_with(&rules, retry, &tokens),
+        &Config::default(),
+        &update(),
+    )
+    .await
+    .expect("the second attempt succeeds");
+    assert_eq!(
+        log.lines(),
+        [
+            format!("index {GROUP}"),
+            format!("write {}", move_line(ALICE, OLD, LATEST)),
+        ]
+    );
+    assert_eq!((outcome.moved, outcome.rereads), (1, 0));
+    let tokens = tokens.0.lock().unwrap().clone();
+    assert_eq!(tokens.len(), 2, "two attempts: {tokens:?}");
+    assert!(tokens[0].is_some(), "the transaction carries a token");
+    assert_eq!(tokens[0], tokens[1], "both attempts carry the same token");
+    assert_eq!(rules[0].num_calls(), 1);
 }
