@@ -71,6 +71,9 @@ fn describe_query(input: &QueryInput) -> String {
         (None, Some(_)) if consistent && input.filter_expression().is_some() => {
             format!("owner {} {}", value(":pk"), value(":g"))
         }
+        (None, Some(_)) if consistent && input.scan_index_forward() == Some(false) => {
+            format!("messages {} limit {:?}", value(":pk"), input.limit())
+        }
         _ => format!("other query {input:?}"),
     }
 }
@@ -689,4 +692,57 @@ async fn an_answer_lost_within_the_sdk_retries_is_sent_again_with_the_same_token
     assert!(tokens[0].is_some(), "the transaction carries a token");
     assert_eq!(tokens[0], tokens[1], "both attempts carry the same token");
     assert_eq!(rules[0].num_calls(), 1);
+}
+
+/// A REMOVE of the message two rows preview: the group's newest remaining message is read once
+/// for the group (not once per row), and both rows fall back to it, the one move back in time.
+#[tokio::test]
+async fn a_removed_message_reads_the_fallback_once_for_the_group() {
+    let log = Log::default();
+    let message = |sk: &str, text: &str| {
+        Item::from([
+            ("pk".to_owned(), AttributeValue::S(format!("MSG#{GROUP}"))),
+            ("sk".to_owned(), AttributeValue::S(sk.to_owned())),
+            (MESSAGE_ATTR.to_owned(), AttributeValue::S(text.to_owned())),
+        ])
+    };
+    let rules = [
+        query(
+            &log,
+            vec![
+                row(ALICE, LATEST, GROUP, "gone"),
+                row(BOB, LATEST, GROUP, "gone"),
+            ],
+        ),
+        query(&log, vec![message(BETWEEN, "between"), message(OLD, "old")]),
+        written(&log),
+    ];
+    let rules: Vec<&Rule> = rules.iter().collect();
+    let record = RecordRef {
+        position: 0,
+        event_id: None,
+        sequence_number: None,
+    };
+    let update = plan::coalesce([MessageChange::remove(record, GROUP, LATEST)]).remove(0);
+    let outcome = apply_group(&store(&rules), &Config::default(), &update)
+        .await
+        .expect("the group settles");
+    assert_eq!(
+        log.lines(),
+        [
+            format!("index {GROUP}"),
+            format!(
+                "messages MSG#{GROUP} limit Some({})",
+                crate::store::FALLBACK_CANDIDATES
+            ),
+            format!(
+                "write {}, {}",
+                move_line(ALICE, LATEST, BETWEEN),
+                move_line(BOB, LATEST, BETWEEN)
+            ),
+        ]
+    );
+    assert_eq!((outcome.fallen_back, outcome.moved), (2, 0));
+    assert_eq!(outcome.changed_owners, [ALICE, BOB]);
+    assert_all_used(&rules);
 }
