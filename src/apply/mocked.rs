@@ -53,7 +53,8 @@ fn s(value: &AttributeValue) -> &str {
     value.as_s().map_or("?", String::as_str)
 }
 
-/// One line per Query: which of the store's four reads it is, and its keys.
+/// One line per Query: which of the store's reads it is, and its keys. A re-read that is not
+/// strongly consistent matches none of them ("other query"), so a test expecting one fails.
 fn describe_query(input: &QueryInput) -> String {
     let values = input.expression_attribute_values();
     let value = |name: &str| values.and_then(|v| v.get(name)).map_or("?", s);
