@@ -5,14 +5,13 @@
 //! (`AWS_REGION`, credentials, `AWS_ENDPOINT_URL_DYNAMODB`) are left to aws-config's standard chain;
 //! the retry variables are read here so that the defaults suit a stream consumer (adaptive mode).
 
+use crate::model::DEFAULT_GROUP_INDEX_NAME;
 use aws_config::retry::RetryConfig;
 use std::str::FromStr;
 use std::time::Duration;
 
 /// Default table name, as in the Cruddur data model.
 pub const DEFAULT_TABLE_NAME: &str = "cruddur-messages";
-/// Default GSI on `message_group_uuid`.
-pub const DEFAULT_GROUP_INDEX_NAME: &str = "message-group-sk-index";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RetryMode {

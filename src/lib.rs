@@ -16,6 +16,7 @@ pub mod event;
 pub mod handler;
 pub mod logging;
 pub mod metrics;
+pub mod model;
 pub mod plan;
 pub mod request_log;
 pub mod response;

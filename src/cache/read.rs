@@ -8,6 +8,10 @@
 
 use super::{Cache, CacheKey, Cached, Filled};
 use crate::config::ConfigError;
+use crate::model::{
+    group_pk, message_pk, GROUP_ATTR, MESSAGE_ATTR, MESSAGE_UUID_ATTR, PK_ATTR, SK_ATTR,
+    USER_DISPLAY_NAME_ATTR, USER_HANDLE_ATTR,
+};
 use crate::plan::Item;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -54,22 +58,22 @@ fn text(item: &Item, name: &str) -> String {
 /// A `GRP#<user>` row as a conversation-list entry. Missing attributes render as "".
 pub fn conversation_entry(item: &Item) -> Entry {
     Entry {
-        uuid: text(item, "message_group_uuid"),
-        display_name: text(item, "user_display_name"),
-        handle: text(item, "user_handle"),
-        message: text(item, "message"),
-        created_at: text(item, "sk"),
+        uuid: text(item, GROUP_ATTR),
+        display_name: text(item, USER_DISPLAY_NAME_ATTR),
+        handle: text(item, USER_HANDLE_ATTR),
+        message: text(item, MESSAGE_ATTR),
+        created_at: text(item, SK_ATTR),
     }
 }
 
 /// A `MSG#<group>` item as a message-list entry. Missing attributes render as "".
 pub fn message_entry(item: &Item) -> Entry {
     Entry {
-        uuid: text(item, "message_uuid"),
-        display_name: text(item, "user_display_name"),
-        handle: text(item, "user_handle"),
-        message: text(item, "message"),
-        created_at: text(item, "sk"),
+        uuid: text(item, MESSAGE_UUID_ATTR),
+        display_name: text(item, USER_DISPLAY_NAME_ATTR),
+        handle: text(item, USER_HANDLE_ATTR),
+        message: text(item, MESSAGE_ATTR),
+        created_at: text(item, SK_ATTR),
     }
 }
 
@@ -209,7 +213,7 @@ pub async fn load_conversations(
     user_uuid: &str,
     limit: Option<u32>,
 ) -> Result<Vec<Entry>, ReadError> {
-    let items = newest_first(client, table, &format!("GRP#{user_uuid}"), limit).await?;
+    let items = newest_first(client, table, &group_pk(user_uuid), limit).await?;
     Ok(items.iter().map(conversation_entry).collect())
 }
 
@@ -220,7 +224,7 @@ pub async fn load_messages(
     group_uuid: &str,
     limit: Option<u32>,
 ) -> Result<Vec<Entry>, ReadError> {
-    let items = newest_first(client, table, &format!("MSG#{group_uuid}"), limit).await?;
+    let items = newest_first(client, table, &message_pk(group_uuid), limit).await?;
     Ok(items.iter().map(message_entry).collect())
 }
 
@@ -240,7 +244,7 @@ async fn newest_first(
             .query()
             .table_name(table)
             .consistent_read(true)
-            .key_condition_expression("pk = :pk")
+            .key_condition_expression(format!("{PK_ATTR} = :pk"))
             .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
             .scan_index_forward(false)
             .set_limit(left)

@@ -2,6 +2,7 @@
 //! table: key `id`, time to live on `expires_at` (docs/CACHE.md).
 
 use super::LocalError;
+use crate::model::{GROUP_ATTR, PK_ATTR, SK_ATTR};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, ScalarAttributeType, SseSpecification, StreamSpecification, StreamViewType,
@@ -40,8 +41,8 @@ pub async fn create_table(
 ) -> Result<Created, LocalError> {
     let gsi = GlobalSecondaryIndex::builder()
         .index_name(index)
-        .key_schema(key("message_group_uuid", KeyType::Hash))
-        .key_schema(key("sk", KeyType::Range))
+        .key_schema(key(GROUP_ATTR, KeyType::Hash))
+        .key_schema(key(SK_ATTR, KeyType::Range))
         .projection(
             Projection::builder()
                 .projection_type(ProjectionType::All)
@@ -52,11 +53,11 @@ pub async fn create_table(
     let result = client
         .create_table()
         .table_name(table)
-        .attribute_definitions(string_attribute("pk"))
-        .attribute_definitions(string_attribute("sk"))
-        .attribute_definitions(string_attribute("message_group_uuid"))
-        .key_schema(key("pk", KeyType::Hash))
-        .key_schema(key("sk", KeyType::Range))
+        .attribute_definitions(string_attribute(PK_ATTR))
+        .attribute_definitions(string_attribute(SK_ATTR))
+        .attribute_definitions(string_attribute(GROUP_ATTR))
+        .key_schema(key(PK_ATTR, KeyType::Hash))
+        .key_schema(key(SK_ATTR, KeyType::Range))
         .global_secondary_indexes(gsi)
         .billing_mode(BillingMode::PayPerRequest)
         .stream_specification(
@@ -229,8 +230,8 @@ pub async fn fix(
             Difference::NoIndex { .. } => {
                 let create = aws_sdk_dynamodb::types::CreateGlobalSecondaryIndexAction::builder()
                     .index_name(index)
-                    .key_schema(key("message_group_uuid", KeyType::Hash))
-                    .key_schema(key("sk", KeyType::Range))
+                    .key_schema(key(GROUP_ATTR, KeyType::Hash))
+                    .key_schema(key(SK_ATTR, KeyType::Range))
                     .projection(
                         Projection::builder()
                             .projection_type(ProjectionType::All)
@@ -241,8 +242,8 @@ pub async fn fix(
                 client
                     .update_table()
                     .table_name(table)
-                    .attribute_definitions(string_attribute("message_group_uuid"))
-                    .attribute_definitions(string_attribute("sk"))
+                    .attribute_definitions(string_attribute(GROUP_ATTR))
+                    .attribute_definitions(string_attribute(SK_ATTR))
                     .global_secondary_index_updates(
                         aws_sdk_dynamodb::types::GlobalSecondaryIndexUpdate::builder()
                             .create(create)
