@@ -4,13 +4,15 @@
 //! groups up to date concurrently (bounded by `GROUP_CONCURRENCY`), log one summary line, and answer with the
 //! earliest failed record's sequence number. Message text never reaches a log line.
 
-use crate::apply::{self, GroupError, GroupOutcome, RowOutcome};
+use crate::apply::{self, GroupError, GroupOutcome};
 use crate::cache::{self, dynamo::DynamoCache, Cache};
 use crate::config::Config;
 use crate::event::{self, EventError, Parsed, RawEvent};
 use crate::plan;
 use crate::response::{self, NoSequenceNumber};
 use crate::store::Store;
+// Callers (`ddb replay`, `ddb redrive`, the bench) name it `handler::Summary`.
+pub use crate::summary::Summary;
 use aws_lambda_events::streams::DynamoDbEventResponse;
 use futures::StreamExt;
 use lambda_runtime::LambdaEvent;
@@ -79,37 +81,6 @@ pub enum HandlerError {
     NoSequenceNumber(#[from] NoSequenceNumber),
 }
 
-/// Counts for the one summary line each invocation logs.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Summary {
-    pub records: usize,
-    pub relevant: usize,
-    pub ignored: usize,
-    pub malformed: usize,
-    pub groups: usize,
-    pub rows_moved: usize,
-    pub rows_edited: usize,
-    pub rows_fallen_back: usize,
-    pub rows_nudged: usize,
-    pub rows_truncated: usize,
-    pub rows_current: usize,
-    pub rows_gone: usize,
-    pub condition_rereads: usize,
-    pub conflict_retries: usize,
-    pub failed_groups: usize,
-    /// Why each failed group failed, `Kind: group <id>: ...` (ids and error kinds only, never
-    /// message text): `ddb redrive` reports them, `ddb watch` puts them in its failures file.
-    pub group_errors: Vec<String>,
-    /// The set-up problem behind each failed group that met one (unreachable, credentials, a
-    /// missing table or index): no record is at fault. `ddb replay` exits 1 on it, not 3.
-    pub setup_errors: Vec<crate::aws::Setup>,
-    /// The groups that failed, by id.
-    pub failed_group_ids: Vec<String>,
-    /// Each row's result (group, owner partition, result: never text), the counts above row by row:
-    /// `ddb redrive` counts rows over several invocations without counting one row twice.
-    pub rows: Vec<RowOutcome>,
-}
-
 /// The Lambda entry point, callable from tests with `LambdaEvent::new(event, Context::default())`.
 pub async fn handle(
     app: &App,
@@ -173,7 +144,7 @@ async fn process_parsed(
 ) -> Result<(DynamoDbEventResponse, Summary), HandlerError> {
     let started = Instant::now();
     let (result, requests) =
-        crate::metrics::count_requests(process_batch(app, parsed, deadline)).await;
+        crate::request_count::count_requests(process_batch(app, parsed, deadline)).await;
     if let Ok((response, summary)) = &result {
         app.metrics
             .emit(summary, response, started.elapsed(), requests);
@@ -251,38 +222,9 @@ async fn process_batch(
     let mut earliest_failed = None;
     for (update, result) in results {
         match result {
-            Ok(outcome) => {
-                let GroupOutcome {
-                    moved,
-                    edited,
-                    fallen_back,
-                    nudged,
-                    truncated,
-                    current,
-                    gone,
-                    conflict_retries,
-                    rereads,
-                    changed_owners: _,
-                    rows,
-                } = outcome;
-                summary.rows.extend(rows);
-                summary.rows_moved += moved;
-                summary.rows_edited += edited;
-                summary.rows_fallen_back += fallen_back;
-                summary.rows_nudged += nudged;
-                summary.rows_truncated += truncated;
-                summary.rows_current += current;
-                summary.rows_gone += gone;
-                summary.condition_rereads += rereads as usize;
-                summary.conflict_retries += conflict_retries as usize;
-            }
+            Ok(outcome) => summary.add_group(outcome),
             Err(error) => {
-                summary.failed_groups += 1;
-                summary
-                    .group_errors
-                    .push(format!("{}: {error}", error.kind()));
-                summary.setup_errors.extend(error.setup());
-                summary.failed_group_ids.push(update.group_uuid.clone());
+                summary.add_failed_group(&update.group_uuid, &error);
                 tracing::error!(
                     group = %update.group_uuid,
                     retry_from = update.first_record.sequence_number.as_deref(),

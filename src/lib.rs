@@ -18,10 +18,12 @@ pub mod logging;
 pub mod metrics;
 pub mod model;
 pub mod plan;
+pub mod request_count;
 pub mod request_log;
 pub mod response;
 pub mod size;
 pub mod store;
+pub mod summary;
 pub mod timestamp;
 
 // What only the tools and tests use (feature `tools`, on by default): the Lambda's own build
