@@ -97,8 +97,8 @@ impl RecordReport {
         summary: Summary,
         response: &DynamoDbEventResponse,
     ) {
-        self.relevant += summary.relevant;
-        self.malformed += summary.malformed;
+        self.relevant += summary.counts.relevant;
+        self.malformed += summary.counts.malformed;
         for row in summary.rows {
             tally.row(row);
         }
