@@ -152,4 +152,60 @@ mod tests {
         };
         assert_eq!(some_failed.groups_updated(), 6);
     }
+
+    /// Keeps what the subscriber wrote.
+    #[derive(Clone, Default)]
+    struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_summary_line_names_each_count_under_the_handlers_target() {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_writer(move || writer.clone())
+            .finish();
+        let counts = Counts {
+            records: 31,
+            groups: 8,
+            rows_current: 5,
+            rows_gone: 4,
+            failed_groups: 2,
+            ..Counts::default()
+        };
+        tracing::subscriber::with_default(subscriber, || counts.log_batch(Some("4200"), 17));
+        let written = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<serde_json::Value> = written
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 1, "{written}");
+        assert_eq!(lines[0]["target"], "messaging_stream::handler");
+        assert_eq!(lines[0]["level"], "INFO");
+        let fields = &lines[0]["fields"];
+        assert_eq!(fields["message"], "batch processed");
+        // The names operators query for, as the line had them before counts.rs.
+        for (name, value) in [
+            ("records", 31),
+            ("relevant", 0),
+            ("groups", 8),
+            ("rows_current", 5),
+            ("rows_gone", 4),
+            ("failed_groups", 2),
+            ("duration_ms", 17),
+        ] {
+            assert_eq!(fields[name], value, "{name} in {written}");
+        }
+        assert_eq!(fields["retry_from"], "4200");
+    }
 }
