@@ -2,10 +2,11 @@
 //! written by `metrique`'s EMF writer (AWS's wide-event metrics library) from the batch's
 //! [`Summary`], and the per-invocation count of DynamoDB requests that goes into it.
 //!
-//! Owns: the names and units of the metrics that are not counts, the dimensions (service and function only), the namespace
-//! and switches read from the environment, where the documents go (stdout in Lambda, stderr for
-//! `ddb --metrics`, memory in tests), and [`RequestCounter`], an SDK interceptor that counts the
-//! HTTP attempts of the invocation it runs in. Does not own what is counted: the counts and their
+//! Owns: the names and units of the metrics that are not counts of the batch, the dimensions
+//! (service and function only), the namespace and switches read from the environment, where the
+//! documents go (stdout in Lambda, stderr for `ddb --metrics`, memory in tests), and
+//! [`RequestCounter`], an SDK interceptor that counts the HTTP attempts of the invocation it runs
+//! in. Does not own what is counted: the counts and their
 //! metric names are declared in [`Counts`] (flattened into the document), the handler builds the
 //! [`Summary`]. Identifiers (the sequence number a retry starts from) are properties of the
 //! document, never dimensions; message text never reaches it.
