@@ -7,8 +7,9 @@
 //! documents go (stdout in Lambda, stderr for `ddb --metrics`, memory in tests), and
 //! [`RequestCounter`], an SDK interceptor that counts the HTTP attempts of the invocation it runs
 //! in. Does not own what is counted: the counts and their metric names are declared in [`Counts`]
-//! (flattened into the document), the handler builds the [`Summary`]. Identifiers (the sequence number a retry starts from) are properties of the
-//! document, never dimensions; message text never reaches it.
+//! (flattened into the document), the handler builds the [`Summary`]. Identifiers (the sequence
+//! number a retry starts from) are properties of the document, never dimensions; message text never
+//! reaches it.
 
 use crate::counts::Counts;
 use crate::handler::Summary;
