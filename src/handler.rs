@@ -159,16 +159,14 @@ async fn process_batch(
     deadline: Option<Instant>,
 ) -> Result<(DynamoDbEventResponse, Summary), HandlerError> {
     let started = Instant::now();
-    let mut summary = Summary {
-        records: parsed.len(),
-        ..Summary::default()
-    };
+    let mut summary = Summary::default();
+    summary.counts.records = parsed.len();
     let mut messages = Vec::new();
     for record in parsed {
         match record {
             Parsed::Relevant(message) => messages.push(message),
             Parsed::Ignored { record, reason } => {
-                summary.ignored += 1;
+                summary.counts.ignored += 1;
                 tracing::debug!(
                     position = record.position,
                     event_id = record.event_id.as_deref(),
@@ -177,7 +175,7 @@ async fn process_batch(
                 );
             }
             Parsed::Malformed { record, reason } => {
-                summary.malformed += 1;
+                summary.counts.malformed += 1;
                 tracing::warn!(
                     position = record.position,
                     event_id = record.event_id.as_deref(),
@@ -188,9 +186,9 @@ async fn process_batch(
             }
         }
     }
-    summary.relevant = messages.len();
+    summary.counts.relevant = messages.len();
     let updates = plan::coalesce(messages);
-    summary.groups = updates.len();
+    summary.counts.groups = updates.len();
 
     // Collected first: with the closure's type inside the stream combinator, the compiler cannot
     // prove the handler's future `Send` in generic code (rust-lang/rust#102211).
@@ -240,25 +238,9 @@ async fn process_batch(
             }
         }
     }
-    tracing::info!(
-        records = summary.records,
-        relevant = summary.relevant,
-        ignored = summary.ignored,
-        malformed = summary.malformed,
-        groups = summary.groups,
-        rows_moved = summary.rows_moved,
-        rows_edited = summary.rows_edited,
-        rows_fallen_back = summary.rows_fallen_back,
-        rows_nudged = summary.rows_nudged,
-        rows_truncated = summary.rows_truncated,
-        rows_current = summary.rows_current,
-        rows_gone = summary.rows_gone,
-        condition_rereads = summary.condition_rereads,
-        conflict_retries = summary.conflict_retries,
-        failed_groups = summary.failed_groups,
-        retry_from = earliest_failed.and_then(|r| r.sequence_number.as_deref()),
-        duration_ms = started.elapsed().as_millis() as u64,
-        "batch processed"
+    summary.counts.log_batch(
+        earliest_failed.and_then(|r| r.sequence_number.as_deref()),
+        started.elapsed().as_millis() as u64,
     );
     let response = response::batch_response(earliest_failed)?;
     Ok((response, summary))

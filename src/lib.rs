@@ -15,6 +15,7 @@ pub mod apply;
 pub mod aws;
 pub mod cache;
 pub mod config;
+pub mod counts;
 pub mod event;
 pub mod handler;
 pub mod logging;

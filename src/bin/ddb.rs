@@ -862,7 +862,7 @@ async fn run(cli: Cli) -> Result<()> {
                         message: format!(
                             "{input}: {setup} ({} of {} groups failed on it; no record is at fault)\n  {}",
                             summary.setup_errors.len(),
-                            summary.groups,
+                            summary.counts.groups,
                             commands::hint(setup, about)
                         ),
                     }
