@@ -127,15 +127,15 @@ impl std::fmt::Display for Difference {
         match self {
             Self::Keys { found } => write!(
                 f,
-                "key schema is {found}; the function needs pk (HASH, S) and sk (RANGE, S)"
+                "key schema is {found}; the function needs {PK_ATTR} (HASH, S) and {SK_ATTR} (RANGE, S)"
             ),
             Self::NoIndex { index } => write!(
                 f,
-                "no index {index}; the function needs it: HASH message_group_uuid (S), RANGE sk (S), projection ALL"
+                "no index {index}; the function needs it: HASH {GROUP_ATTR} (S), RANGE {SK_ATTR} (S), projection ALL"
             ),
             Self::IndexShape { index, found } => write!(
                 f,
-                "index {index} is {found}; the function needs HASH message_group_uuid (S), RANGE sk (S), projection ALL"
+                "index {index} is {found}; the function needs HASH {GROUP_ATTR} (S), RANGE {SK_ATTR} (S), projection ALL"
             ),
             Self::NoStream => write!(f, "no stream; the function needs a NEW_IMAGE stream"),
             Self::StreamView { found } => write!(
@@ -177,7 +177,7 @@ pub async fn check(
     let types = t.attribute_definitions();
     let mut differences = Vec::new();
     let keys = describe_keys(t.key_schema(), types);
-    if keys != "pk (HASH, S) + sk (RANGE, S)" {
+    if keys != format!("{PK_ATTR} (HASH, S) + {SK_ATTR} (RANGE, S)") {
         differences.push(Difference::Keys { found: keys });
     }
     match t
@@ -194,7 +194,9 @@ pub async fn check(
                 .projection()
                 .and_then(|p| p.projection_type())
                 .map_or("no projection", |p| p.as_str());
-            if keys != "message_group_uuid (HASH, S) + sk (RANGE, S)" || projection != "ALL" {
+            if keys != format!("{GROUP_ATTR} (HASH, S) + {SK_ATTR} (RANGE, S)")
+                || projection != "ALL"
+            {
                 differences.push(Difference::IndexShape {
                     index: index.to_owned(),
                     found: format!("{keys}, projection {projection}"),
