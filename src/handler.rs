@@ -4,14 +4,15 @@
 //! groups up to date concurrently (bounded by `GROUP_CONCURRENCY`), log one summary line, and answer with the
 //! earliest failed record's sequence number. Message text never reaches a log line.
 
-use crate::apply::{self, GroupError, GroupOutcome, RowOutcome};
+use crate::apply::{self, GroupError, GroupOutcome};
 use crate::cache::{self, dynamo::DynamoCache, Cache};
 use crate::config::Config;
-use crate::counts::Counts;
 use crate::event::{self, EventError, Parsed, RawEvent};
 use crate::plan;
 use crate::response::{self, NoSequenceNumber};
 use crate::store::Store;
+// Callers (`ddb replay`, `ddb redrive`, the bench) name it `handler::Summary`.
+pub use crate::summary::Summary;
 use aws_lambda_events::streams::DynamoDbEventResponse;
 use futures::StreamExt;
 use lambda_runtime::LambdaEvent;
@@ -80,25 +81,6 @@ pub enum HandlerError {
     NoSequenceNumber(#[from] NoSequenceNumber),
 }
 
-/// What one invocation came to: the counts its summary line logs and its metrics carry, and the
-/// failures and rows behind them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Summary {
-    /// Every count of the batch (src/counts.rs).
-    pub counts: Counts,
-    /// Why each failed group failed, `Kind: group <id>: ...` (ids and error kinds only, never
-    /// message text): `ddb redrive` reports them, `ddb watch` puts them in its failures file.
-    pub group_errors: Vec<String>,
-    /// The set-up problem behind each failed group that met one (unreachable, credentials, a
-    /// missing table or index): no record is at fault. `ddb replay` exits 1 on it, not 3.
-    pub setup_errors: Vec<crate::aws::Setup>,
-    /// The groups that failed, by id.
-    pub failed_group_ids: Vec<String>,
-    /// Each row's result (group, owner partition, result: never text), the row counts row by row:
-    /// `ddb redrive` counts rows over several invocations without counting one row twice.
-    pub rows: Vec<RowOutcome>,
-}
-
 /// The Lambda entry point, callable from tests with `LambdaEvent::new(event, Context::default())`.
 pub async fn handle(
     app: &App,
@@ -162,7 +144,7 @@ async fn process_parsed(
 ) -> Result<(DynamoDbEventResponse, Summary), HandlerError> {
     let started = Instant::now();
     let (result, requests) =
-        crate::metrics::count_requests(process_batch(app, parsed, deadline)).await;
+        crate::request_count::count_requests(process_batch(app, parsed, deadline)).await;
     if let Ok((response, summary)) = &result {
         app.metrics
             .emit(summary, response, started.elapsed(), requests);
@@ -238,17 +220,9 @@ async fn process_batch(
     let mut earliest_failed = None;
     for (update, result) in results {
         match result {
-            Ok(GroupOutcome { counts, rows, .. }) => {
-                summary.counts += counts;
-                summary.rows.extend(rows);
-            }
+            Ok(outcome) => summary.add_group(outcome),
             Err(error) => {
-                summary.counts.failed_groups += 1;
-                summary
-                    .group_errors
-                    .push(format!("{}: {error}", error.kind()));
-                summary.setup_errors.extend(error.setup());
-                summary.failed_group_ids.push(update.group_uuid.clone());
+                summary.add_failed_group(&update.group_uuid, &error);
                 tracing::error!(
                     group = %update.group_uuid,
                     retry_from = update.first_record.sequence_number.as_deref(),

@@ -1,31 +1,22 @@
 //! The function's metrics: one CloudWatch Embedded Metric Format (EMF) document per invocation,
 //! written by `metrique`'s EMF writer (AWS's wide-event metrics library) from the batch's
-//! [`Summary`], and the per-invocation count of DynamoDB requests that goes into it.
+//! [`Summary`] and its count of DynamoDB requests ([`crate::request_count`]).
 //!
 //! Owns: the names and units of the metrics that are not counts of the batch, the dimensions
-//! (service and function only), the namespace and switches read from the environment, where the
-//! documents go (stdout in Lambda, stderr for `ddb --metrics`, memory in tests), and
-//! [`RequestCounter`], an SDK interceptor that counts the HTTP attempts of the invocation it runs
-//! in. Does not own what is counted: the counts and their metric names are declared in [`Counts`]
-//! (flattened into the document), the handler builds the [`Summary`]. Identifiers (the sequence
-//! number a retry starts from) are properties of the document, never dimensions; message text never
-//! reaches it.
+//! (service and function only), the namespace and switches read from the environment, and where
+//! the documents go (stdout in Lambda, stderr for `ddb --metrics`, memory in tests). Does not own
+//! what is counted: the counts and their metric names are declared in [`Counts`] (flattened into
+//! the document), the handler builds the [`Summary`]. Identifiers (the sequence number a retry
+//! starts from) are properties of the document, never dimensions; message text never reaches it.
 
 use crate::counts::Counts;
-use crate::handler::Summary;
+use crate::summary::Summary;
 use aws_lambda_events::streams::DynamoDbEventResponse;
-use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
-use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use aws_smithy_types::config_bag::ConfigBag;
 use metrique::emf::Emf;
 use metrique::unit::{Count, Millisecond};
 use metrique::unit_of_work::metrics;
 use metrique::writer::format::Format;
 use metrique::{CloseValue, RootEntry};
-use std::cell::Cell;
-use std::future::Future;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -290,42 +281,6 @@ impl Metrics {
     }
 }
 
-tokio::task_local! {
-    static REQUESTS: Cell<u64>;
-}
-
-/// Runs `work` and counts the DynamoDB HTTP requests (SDK retries included) that clients with a
-/// [`RequestCounter`] send from inside it. Scoped to the task, so invocations running at once
-/// (`ddb watch` on several shards) are counted apart.
-pub async fn count_requests<T>(work: impl Future<Output = T>) -> (T, u64) {
-    REQUESTS
-        .scope(Cell::new(0), async move {
-            let output = work.await;
-            (output, REQUESTS.with(Cell::get))
-        })
-        .await
-}
-
-/// An SDK interceptor counting each attempt sent within [`count_requests`]; outside it, nothing.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RequestCounter;
-
-impl Intercept for RequestCounter {
-    fn name(&self) -> &'static str {
-        "RequestCounter"
-    }
-
-    fn read_before_transmit(
-        &self,
-        _context: &BeforeTransmitInterceptorContextRef<'_>,
-        _runtime_components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        let _outside_an_invocation = REQUESTS.try_with(|count| count.set(count.get() + 1));
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -441,15 +396,5 @@ mod tests {
         assert_eq!(doc["RetryFrom"], "4200");
         assert_eq!(doc["ColdStart"], 1);
         assert_eq!(docs[1]["ColdStart"], 0);
-    }
-
-    #[tokio::test]
-    async fn counts_only_inside_the_scope() {
-        let ((), n) = count_requests(async {
-            REQUESTS.with(|c| c.set(c.get() + 2));
-        })
-        .await;
-        assert_eq!(n, 2);
-        assert!(REQUESTS.try_with(Cell::get).is_err());
     }
 }

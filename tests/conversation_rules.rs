@@ -7,7 +7,7 @@ mod common;
 use common::{
     edit_record, event, group_row, message_item, message_record, remove_record, s, TestTable,
 };
-use messaging_stream::plan::{MESSAGE_SK_ATTR, TRUNCATED_ATTR};
+use messaging_stream::model::{MESSAGE_SK_ATTR, TRUNCATED_ATTR};
 use messaging_stream::size::{item_size, MAX_ITEM_BYTES};
 use messaging_stream::timestamp;
 

@@ -38,7 +38,8 @@ use aws_sdk_dynamodb::types::{
 use messaging_stream::cache::MAX_BATCH_WRITE;
 use messaging_stream::commands::schema;
 use messaging_stream::handler::process as handle_batch;
-use messaging_stream::plan::{Item, GROUP_ATTR, MAX_ACTIONS_PER_TRANSACTION, MESSAGE_ATTR};
+use messaging_stream::model::{GROUP_ATTR, MESSAGE_ATTR};
+use messaging_stream::plan::{Item, MAX_ACTIONS_PER_TRANSACTION};
 use messaging_stream::size::item_size;
 use messaging_stream::{App, Config};
 use serde::Serialize;

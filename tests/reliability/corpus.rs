@@ -10,7 +10,7 @@ use crate::support::{self, Captured};
 use messaging_stream::commands::replay::{self, ReplayError};
 use messaging_stream::event::{self, Change, MessageChange, Parsed};
 use messaging_stream::handler;
-use messaging_stream::plan::TRUNCATED_ATTR;
+use messaging_stream::model::TRUNCATED_ATTR;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
