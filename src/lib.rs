@@ -2,7 +2,7 @@
 //!
 //! The pipeline, one module per step:
 //! [`event`] (parse each record) -> [`plan`] (pure: coalesce per group, decide moves) ->
-//! [`store`] (the only module that talks to DynamoDB) driven per group by [`apply`] ->
+//! [`store`] (the table's requests; with `cache::dynamo`, the function's only DynamoDB callers) driven per group by [`apply`] ->
 //! [`handler`] (bounded concurrency, summary log) -> [`response`] (the batch response).
 //! [`model`] names the table's keys and attributes (the bottom: it imports nothing of ours);
 //! [`config`] is read and checked once at start-up; [`aws`] builds the SDK clients from it;

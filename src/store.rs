@@ -1,4 +1,4 @@
-//! The only module that talks to DynamoDB.
+//! The table's requests: with `cache::dynamo` (the cache table), the function's only modules that call DynamoDB.
 //!
 //! It reads a group's rows from the GSI (all pages), re-reads one owner's row with a strongly
 //! consistent query of the base table, reads the group's newest remaining messages after a
