@@ -11,6 +11,7 @@
 
 use crate::aws::Setup;
 use crate::config::Config;
+use crate::counts::Counts;
 use crate::plan::{self, Fallback, GroupRow, GroupUpdate, RowPlan, RowWrite, WriteReason};
 use crate::store::{RowFailure, Store, StoreError, WriteOutcome};
 use crate::timestamp;
@@ -46,37 +47,35 @@ pub struct RowOutcome {
 /// What happened to one group's rows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GroupOutcome {
-    /// Rows moved forward to a newer message.
-    pub moved: usize,
-    /// Rows whose text was rewritten in place after an edit of the message they preview.
-    pub edited: usize,
-    /// Rows that fell back after the message they previewed was removed.
-    pub fallen_back: usize,
-    /// Written rows that sit a few microseconds after their message, because another conversation
-    /// of the owner holds the message's instant.
-    pub nudged: usize,
-    /// Written rows whose text was cut to fit the item limit or `PREVIEW_MAX_BYTES`.
-    pub truncated: usize,
-    /// Rows already what the batch leaves them at (replays, out-of-order records, lost races).
-    pub current: usize,
-    /// Rows that disappeared between the query and the write (deleted conversations).
-    pub gone: usize,
-    /// Transactions retried after a conflict or throttling of an item.
-    pub conflict_retries: u32,
-    /// Rows re-read after a failed condition.
-    pub rereads: u32,
+    /// The group's row counts (moved, edited, fell back, nudged, truncated, current, gone) and its
+    /// condition re-reads and conflict retries.
+    pub counts: Counts,
     /// The `pk` (`GRP#<owner>`) of every row whose owner's list may show this batch's change: the
     /// rows written, and the rows found already showing it (an earlier delivery wrote them, and
     /// whatever followed that write, such as a cache invalidation, may have failed: the retry must
     /// do it again). After a REMOVE, every row of the group: a row that fell back earlier cannot be
     /// told apart, and the removed text must not stay anywhere.
     pub changed_owners: Vec<String>,
-    /// Each row's result, in the order they were settled (the counts above, row by row).
+    /// Each row's result, in the order they were settled (the row counts, row by row).
     pub rows: Vec<RowOutcome>,
+}
+
+impl RowResult {
+    /// The count a row with this result adds to.
+    pub fn count(self, counts: &mut Counts) {
+        *match self {
+            Self::Moved => &mut counts.rows_moved,
+            Self::Edited => &mut counts.rows_edited,
+            Self::FellBack => &mut counts.rows_fallen_back,
+            Self::Current => &mut counts.rows_current,
+            Self::Gone => &mut counts.rows_gone,
+        } += 1;
+    }
 }
 
 impl GroupOutcome {
     fn row(&mut self, update: &GroupUpdate, pk: &str, result: RowResult) {
+        result.count(&mut self.counts);
         self.rows.push(RowOutcome {
             group: update.group_uuid.clone(),
             pk: pk.to_owned(),
@@ -86,28 +85,18 @@ impl GroupOutcome {
 
     fn written(&mut self, write: &RowWrite, update: &GroupUpdate) {
         let result = match write.reason {
-            WriteReason::Newer => {
-                self.moved += 1;
-                RowResult::Moved
-            }
-            WriteReason::Edited => {
-                self.edited += 1;
-                RowResult::Edited
-            }
-            WriteReason::Removed => {
-                self.fallen_back += 1;
-                RowResult::FellBack
-            }
+            WriteReason::Newer => RowResult::Moved,
+            WriteReason::Edited => RowResult::Edited,
+            WriteReason::Removed => RowResult::FellBack,
         };
         self.row(update, &write.row.pk, result);
-        self.nudged += usize::from(write.nudged());
-        self.truncated += usize::from(write.truncated);
+        self.counts.rows_nudged += usize::from(write.nudged());
+        self.counts.rows_truncated += usize::from(write.truncated);
         self.changed_owners.push(write.row.pk.clone());
     }
 
     /// A row already what the batch leaves it at.
     fn current(&mut self, row: &GroupRow, update: &GroupUpdate) {
-        self.current += 1;
         self.row(update, &row.pk, RowResult::Current);
         let shows_latest = update
             .latest
@@ -117,24 +106,11 @@ impl GroupOutcome {
             self.changed_owners.push(row.pk.clone());
         }
     }
-
-    /// Rows written, whatever the reason.
-    pub fn written_rows(&self) -> usize {
-        self.moved + self.edited + self.fallen_back
-    }
 }
 
 impl std::ops::AddAssign for GroupOutcome {
     fn add_assign(&mut self, other: Self) {
-        self.moved += other.moved;
-        self.edited += other.edited;
-        self.fallen_back += other.fallen_back;
-        self.nudged += other.nudged;
-        self.truncated += other.truncated;
-        self.current += other.current;
-        self.gone += other.gone;
-        self.conflict_retries += other.conflict_retries;
-        self.rereads += other.rereads;
+        self.counts += other.counts;
         self.changed_owners.extend(other.changed_owners);
         self.rows.extend(other.rows);
     }
@@ -367,7 +343,7 @@ impl Group<'_> {
                         attempts: self.config.conflict_retries,
                     });
                 }
-                outcome.conflict_retries += 1;
+                outcome.counts.conflict_retries += 1;
                 tokio::time::sleep(backoff(conflict_attempts)).await;
                 continue;
             }
@@ -408,7 +384,7 @@ impl Group<'_> {
                 match choice {
                     KeyChoice::Free(key) => rows[i] = rows[i].clone().to_key(&key),
                     KeyChoice::OwnRow => {
-                        outcome.rereads += 1;
+                        outcome.counts.condition_rereads += 1;
                         match self.store.owner_row(&rows[i].row.pk, group).await? {
                             Some(fresh) => match self.plan(&fresh).await? {
                                 RowPlan::Write(write) => rows[i] = write,
@@ -418,7 +394,6 @@ impl Group<'_> {
                                 }
                             },
                             None => {
-                                outcome.gone += 1;
                                 outcome.row(self.update, &rows[i].row.pk, RowResult::Gone);
                                 rows.remove(i);
                             }

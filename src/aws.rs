@@ -48,31 +48,8 @@ pub struct Connection {
     pub retry: Option<RetryConfig>,
 }
 
-/// An endpoint URL that cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum EndpointError {
-    #[error("endpoint {url:?} has no scheme: use http://{url}")]
-    NoScheme { url: String },
-    #[error("endpoint {url:?} is not a URL: use e.g. http://127.0.0.1:8000")]
-    NotAUrl { url: String },
-}
-
-/// Checks that `url` is an http(s) URL with a host (the SDK's own message for this is unreadable).
-pub fn check_endpoint(url: &str) -> Result<(), EndpointError> {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return Err(EndpointError::NoScheme {
-            url: url.to_owned(),
-        });
-    };
-    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let valid_scheme = scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https");
-    if !valid_scheme || host.is_empty() || host.contains(char::is_whitespace) {
-        return Err(EndpointError::NotAUrl {
-            url: url.to_owned(),
-        });
-    }
-    Ok(())
-}
+// The check is the configuration's own (config must not import this module); tools call it here.
+pub use crate::config::{check_endpoint, EndpointError};
 
 /// The SDK configuration and the DynamoDB endpoint it resolved to (`None`: AWS's own).
 #[derive(Debug, Clone)]
@@ -275,9 +252,9 @@ impl ProvideCredentials for Placeholder {
 }
 
 /// The DynamoDB client configuration of `sdk`, with the interceptor that counts each
-/// invocation's requests for its metrics ([`crate::metrics::RequestCounter`]).
+/// invocation's requests for its metrics ([`crate::request_count::RequestCounter`]).
 pub fn dynamodb_config(sdk: &SdkConfig) -> aws_sdk_dynamodb::config::Builder {
-    aws_sdk_dynamodb::config::Builder::from(sdk).interceptor(crate::metrics::RequestCounter)
+    aws_sdk_dynamodb::config::Builder::from(sdk).interceptor(crate::request_count::RequestCounter)
 }
 
 /// A DynamoDB client for `config`.
@@ -425,21 +402,4 @@ where
         _ => innermost.to_string(),
     };
     (kind.unwrap_or("no response").to_owned(), message)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_endpoint_needs_a_scheme_and_a_host() {
-        assert_eq!(
-            check_endpoint("127.0.0.1:8000").unwrap_err().to_string(),
-            "endpoint \"127.0.0.1:8000\" has no scheme: use http://127.0.0.1:8000"
-        );
-        assert!(check_endpoint("http://dynamodb-local:8000").is_ok());
-        assert!(check_endpoint("https://dynamodb.eu-west-1.amazonaws.com/").is_ok());
-        assert!(check_endpoint("ftp://x").is_err());
-        assert!(check_endpoint("http://").is_err());
-    }
 }

@@ -5,14 +5,13 @@
 //! (`AWS_REGION`, credentials, `AWS_ENDPOINT_URL_DYNAMODB`) are left to aws-config's standard chain;
 //! the retry variables are read here so that the defaults suit a stream consumer (adaptive mode).
 
+use crate::model::DEFAULT_GROUP_INDEX_NAME;
 use aws_config::retry::RetryConfig;
 use std::str::FromStr;
 use std::time::Duration;
 
 /// Default table name, as in the Cruddur data model.
 pub const DEFAULT_TABLE_NAME: &str = "cruddur-messages";
-/// Default GSI on `message_group_uuid`.
-pub const DEFAULT_GROUP_INDEX_NAME: &str = "message-group-sk-index";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RetryMode {
@@ -131,10 +130,7 @@ impl Config {
         let endpoint_url = lookup("AWS_ENDPOINT_URL_DYNAMODB")
             .or_else(|| lookup("AWS_ENDPOINT_URL"))
             .filter(|url| !url.trim().is_empty());
-        if let Some(url) = endpoint_url
-            .as_ref()
-            .filter(|u| crate::aws::check_endpoint(u).is_err())
-        {
+        if let Some(url) = endpoint_url.as_ref().filter(|u| check_endpoint(u).is_err()) {
             return Err(ConfigError {
                 variable: match lookup("AWS_ENDPOINT_URL_DYNAMODB") {
                     Some(_) => "AWS_ENDPOINT_URL_DYNAMODB",
@@ -207,6 +203,32 @@ impl Config {
                 .any(|local| host.starts_with(local))
         })
     }
+}
+
+/// An endpoint URL that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EndpointError {
+    #[error("endpoint {url:?} has no scheme: use http://{url}")]
+    NoScheme { url: String },
+    #[error("endpoint {url:?} is not a URL: use e.g. http://127.0.0.1:8000")]
+    NotAUrl { url: String },
+}
+
+/// Checks that `url` is an http(s) URL with a host (the SDK's own message for this is unreadable).
+pub fn check_endpoint(url: &str) -> Result<(), EndpointError> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err(EndpointError::NoScheme {
+            url: url.to_owned(),
+        });
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let valid_scheme = scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https");
+    if !valid_scheme || host.is_empty() || host.contains(char::is_whitespace) {
+        return Err(EndpointError::NotAUrl {
+            url: url.to_owned(),
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -338,5 +360,17 @@ mod tests {
         assert!(with("http://localhost:8000"));
         assert!(!with("https://dynamodb.eu-west-1.amazonaws.com"));
         assert!(!read(&[]).unwrap().is_local_endpoint());
+    }
+
+    #[test]
+    fn an_endpoint_needs_a_scheme_and_a_host() {
+        assert_eq!(
+            check_endpoint("127.0.0.1:8000").unwrap_err().to_string(),
+            "endpoint \"127.0.0.1:8000\" has no scheme: use http://127.0.0.1:8000"
+        );
+        assert!(check_endpoint("http://dynamodb-local:8000").is_ok());
+        assert!(check_endpoint("https://dynamodb.eu-west-1.amazonaws.com/").is_ok());
+        assert!(check_endpoint("ftp://x").is_err());
+        assert!(check_endpoint("http://").is_err());
     }
 }

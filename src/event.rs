@@ -5,14 +5,12 @@
 //! on a single bad record and block the shard. This module decides what each record is
 //! (a new message, something to ignore, or malformed); it does no I/O.
 
+use crate::model::{MESSAGE_ATTR, MESSAGE_PK_PREFIX, PK_ATTR, SK_ATTR};
 use aws_lambda_events::dynamodb::EventRecord;
 use serde::Deserialize;
 use serde_dynamo::AttributeValue;
 use serde_json::Value;
 use std::fmt;
-
-/// Prefix of message items' partition key: `MSG#<message_group_uuid>`.
-pub const MESSAGE_PK_PREFIX: &str = "MSG#";
 
 /// Where a record sits in the batch and how Lambda identifies it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -222,7 +220,7 @@ pub fn parse_record(position: usize, raw: &Value) -> Parsed {
     if !is_relevant(raw) {
         let reason = if !matches!(typed.event_name.as_str(), "INSERT" | "MODIFY" | "REMOVE") {
             IgnoreReason::UnknownEventName
-        } else if !string_attr(&typed.change.keys, "pk")
+        } else if !string_attr(&typed.change.keys, PK_ATTR)
             .is_some_and(|pk| pk.starts_with(MESSAGE_PK_PREFIX))
         {
             IgnoreReason::NotAMessage
@@ -235,20 +233,21 @@ pub fn parse_record(position: usize, raw: &Value) -> Parsed {
         record: record.clone(),
         reason: reason.to_owned(),
     };
-    let Some(pk) = string_attr(&typed.change.keys, "pk") else {
+    let Some(pk) = string_attr(&typed.change.keys, PK_ATTR) else {
         return malformed("Keys.pk is not a string");
     };
     let group_uuid = &pk[MESSAGE_PK_PREFIX.len()..];
     if group_uuid.is_empty() {
         return malformed("Keys.pk names no message group");
     }
-    let Some(created_at) = string_attr(&typed.change.keys, "sk").filter(|sk| !sk.is_empty()) else {
+    let Some(created_at) = string_attr(&typed.change.keys, SK_ATTR).filter(|sk| !sk.is_empty())
+    else {
         return malformed("Keys.sk is missing, empty or not a string");
     };
     if typed.event_name == "REMOVE" {
         return Parsed::Relevant(MessageChange::remove(record, group_uuid, created_at));
     }
-    let Some(text) = string_attr(&typed.change.new_image, "message") else {
+    let Some(text) = string_attr(&typed.change.new_image, MESSAGE_ATTR) else {
         return malformed("NewImage.message is not a string");
     };
     Parsed::Relevant(MessageChange::write(

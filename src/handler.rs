@@ -4,13 +4,15 @@
 //! groups up to date concurrently (bounded by `GROUP_CONCURRENCY`), log one summary line, and answer with the
 //! earliest failed record's sequence number. Message text never reaches a log line.
 
-use crate::apply::{self, GroupError, GroupOutcome, RowOutcome};
+use crate::apply::{self, GroupError, GroupOutcome};
 use crate::cache::{self, dynamo::DynamoCache, Cache};
 use crate::config::Config;
 use crate::event::{self, EventError, Parsed, RawEvent};
 use crate::plan;
 use crate::response::{self, NoSequenceNumber};
 use crate::store::Store;
+// Callers (`ddb replay`, `ddb redrive`, the bench) name it `handler::Summary`.
+pub use crate::summary::Summary;
 use aws_lambda_events::streams::DynamoDbEventResponse;
 use futures::StreamExt;
 use lambda_runtime::LambdaEvent;
@@ -79,37 +81,6 @@ pub enum HandlerError {
     NoSequenceNumber(#[from] NoSequenceNumber),
 }
 
-/// Counts for the one summary line each invocation logs.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Summary {
-    pub records: usize,
-    pub relevant: usize,
-    pub ignored: usize,
-    pub malformed: usize,
-    pub groups: usize,
-    pub rows_moved: usize,
-    pub rows_edited: usize,
-    pub rows_fallen_back: usize,
-    pub rows_nudged: usize,
-    pub rows_truncated: usize,
-    pub rows_current: usize,
-    pub rows_gone: usize,
-    pub condition_rereads: usize,
-    pub conflict_retries: usize,
-    pub failed_groups: usize,
-    /// Why each failed group failed, `Kind: group <id>: ...` (ids and error kinds only, never
-    /// message text): `ddb redrive` reports them, `ddb watch` puts them in its failures file.
-    pub group_errors: Vec<String>,
-    /// The set-up problem behind each failed group that met one (unreachable, credentials, a
-    /// missing table or index): no record is at fault. `ddb replay` exits 1 on it, not 3.
-    pub setup_errors: Vec<crate::aws::Setup>,
-    /// The groups that failed, by id.
-    pub failed_group_ids: Vec<String>,
-    /// Each row's result (group, owner partition, result: never text), the counts above row by row:
-    /// `ddb redrive` counts rows over several invocations without counting one row twice.
-    pub rows: Vec<RowOutcome>,
-}
-
 /// The Lambda entry point, callable from tests with `LambdaEvent::new(event, Context::default())`.
 pub async fn handle(
     app: &App,
@@ -173,7 +144,7 @@ async fn process_parsed(
 ) -> Result<(DynamoDbEventResponse, Summary), HandlerError> {
     let started = Instant::now();
     let (result, requests) =
-        crate::metrics::count_requests(process_batch(app, parsed, deadline)).await;
+        crate::request_count::count_requests(process_batch(app, parsed, deadline)).await;
     if let Ok((response, summary)) = &result {
         app.metrics
             .emit(summary, response, started.elapsed(), requests);
@@ -188,16 +159,14 @@ async fn process_batch(
     deadline: Option<Instant>,
 ) -> Result<(DynamoDbEventResponse, Summary), HandlerError> {
     let started = Instant::now();
-    let mut summary = Summary {
-        records: parsed.len(),
-        ..Summary::default()
-    };
+    let mut summary = Summary::default();
+    summary.counts.records = parsed.len();
     let mut messages = Vec::new();
     for record in parsed {
         match record {
             Parsed::Relevant(message) => messages.push(message),
             Parsed::Ignored { record, reason } => {
-                summary.ignored += 1;
+                summary.counts.ignored += 1;
                 tracing::debug!(
                     position = record.position,
                     event_id = record.event_id.as_deref(),
@@ -206,7 +175,7 @@ async fn process_batch(
                 );
             }
             Parsed::Malformed { record, reason } => {
-                summary.malformed += 1;
+                summary.counts.malformed += 1;
                 tracing::warn!(
                     position = record.position,
                     event_id = record.event_id.as_deref(),
@@ -217,9 +186,9 @@ async fn process_batch(
             }
         }
     }
-    summary.relevant = messages.len();
+    summary.counts.relevant = messages.len();
     let updates = plan::coalesce(messages);
-    summary.groups = updates.len();
+    summary.counts.groups = updates.len();
 
     // Collected first: with the closure's type inside the stream combinator, the compiler cannot
     // prove the handler's future `Send` in generic code (rust-lang/rust#102211).
@@ -251,38 +220,9 @@ async fn process_batch(
     let mut earliest_failed = None;
     for (update, result) in results {
         match result {
-            Ok(outcome) => {
-                let GroupOutcome {
-                    moved,
-                    edited,
-                    fallen_back,
-                    nudged,
-                    truncated,
-                    current,
-                    gone,
-                    conflict_retries,
-                    rereads,
-                    changed_owners: _,
-                    rows,
-                } = outcome;
-                summary.rows.extend(rows);
-                summary.rows_moved += moved;
-                summary.rows_edited += edited;
-                summary.rows_fallen_back += fallen_back;
-                summary.rows_nudged += nudged;
-                summary.rows_truncated += truncated;
-                summary.rows_current += current;
-                summary.rows_gone += gone;
-                summary.condition_rereads += rereads as usize;
-                summary.conflict_retries += conflict_retries as usize;
-            }
+            Ok(outcome) => summary.add_group(outcome),
             Err(error) => {
-                summary.failed_groups += 1;
-                summary
-                    .group_errors
-                    .push(format!("{}: {error}", error.kind()));
-                summary.setup_errors.extend(error.setup());
-                summary.failed_group_ids.push(update.group_uuid.clone());
+                summary.add_failed_group(&update.group_uuid, &error);
                 tracing::error!(
                     group = %update.group_uuid,
                     retry_from = update.first_record.sequence_number.as_deref(),
@@ -298,25 +238,9 @@ async fn process_batch(
             }
         }
     }
-    tracing::info!(
-        records = summary.records,
-        relevant = summary.relevant,
-        ignored = summary.ignored,
-        malformed = summary.malformed,
-        groups = summary.groups,
-        rows_moved = summary.rows_moved,
-        rows_edited = summary.rows_edited,
-        rows_fallen_back = summary.rows_fallen_back,
-        rows_nudged = summary.rows_nudged,
-        rows_truncated = summary.rows_truncated,
-        rows_current = summary.rows_current,
-        rows_gone = summary.rows_gone,
-        condition_rereads = summary.condition_rereads,
-        conflict_retries = summary.conflict_retries,
-        failed_groups = summary.failed_groups,
-        retry_from = earliest_failed.and_then(|r| r.sequence_number.as_deref()),
-        duration_ms = started.elapsed().as_millis() as u64,
-        "batch processed"
+    summary.counts.log_batch(
+        earliest_failed.and_then(|r| r.sequence_number.as_deref()),
+        started.elapsed().as_millis() as u64,
     );
     let response = response::batch_response(earliest_failed)?;
     Ok((response, summary))

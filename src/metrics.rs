@@ -1,28 +1,22 @@
 //! The function's metrics: one CloudWatch Embedded Metric Format (EMF) document per invocation,
 //! written by `metrique`'s EMF writer (AWS's wide-event metrics library) from the batch's
-//! [`Summary`], and the per-invocation count of DynamoDB requests that goes into it.
+//! [`Summary`] and its count of DynamoDB requests ([`crate::request_count`]).
 //!
-//! Owns: the metric names and units, the dimensions (service and function only), the namespace
-//! and switches read from the environment, where the documents go (stdout in Lambda, stderr for
-//! `ddb --metrics`, memory in tests), and [`RequestCounter`], an SDK interceptor that counts the
-//! HTTP attempts of the invocation it runs in. Does not own what is counted: the handler builds
-//! the [`Summary`]. Identifiers (the sequence number a retry starts from) are properties of the
-//! document, never dimensions; message text never reaches it.
+//! Owns: the names and units of the metrics that are not counts of the batch, the dimensions
+//! (service and function only), the namespace and switches read from the environment, and where
+//! the documents go (stdout in Lambda, stderr for `ddb --metrics`, memory in tests). Does not own
+//! what is counted: the counts and their metric names are declared in [`Counts`] (flattened into
+//! the document), the handler builds the [`Summary`]. Identifiers (the sequence number a retry
+//! starts from) are properties of the document, never dimensions; message text never reaches it.
 
-use crate::handler::Summary;
+use crate::counts::Counts;
+use crate::summary::Summary;
 use aws_lambda_events::streams::DynamoDbEventResponse;
-use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
-use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use aws_smithy_types::config_bag::ConfigBag;
 use metrique::emf::Emf;
 use metrique::unit::{Count, Millisecond};
 use metrique::unit_of_work::metrics;
 use metrique::writer::format::Format;
 use metrique::{CloseValue, RootEntry};
-use std::cell::Cell;
-use std::future::Future;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -33,29 +27,36 @@ pub const DEFAULT_NAMESPACE: &str = "Cruddur/MessagingStream";
 /// The service dimension when `POWERTOOLS_SERVICE_NAME` is not set.
 pub const DEFAULT_SERVICE: &str = "messaging-stream";
 
-/// Every metric a document carries, in the order they are declared (for tests and dashboards).
-pub const METRIC_NAMES: [&str; 17] = [
-    "RecordsReceived",
-    "RecordsRelevant",
-    "RecordsIgnored",
-    "RecordsMalformed",
-    "GroupsUpdated",
-    "GroupsFailed",
-    "RowsMoved",
-    "RowsAlreadyCurrent",
-    "RowsEdited",
-    "RowsFallenBack",
-    "RowsNudged",
-    "RowsTruncated",
-    "ConditionRereads",
-    "ConflictRetries",
-    "DynamoDbRequests",
-    "BatchDurationMs",
-    "ColdStart",
-];
-
 /// The dimension names of every metric (one dimension set).
 pub const DIMENSIONS: [&str; 2] = ["Service", "Function"];
+
+/// Every metric a document carries: the names of an empty batch's document, so they follow the
+/// declarations of [`Invocation`] and [`Counts`] (for tests and the template's checks).
+pub fn metric_names() -> Vec<String> {
+    let entry = Invocation {
+        timestamp: SystemTime::now(),
+        service: DEFAULT_SERVICE.to_owned(),
+        function: DEFAULT_SERVICE.to_owned(),
+        retry_from: None,
+        counts: Counts::default(),
+        groups_updated: 0,
+        dynamo_db_requests: 0,
+        batch_duration_ms: Duration::ZERO,
+        cold_start: false,
+    };
+    let dimensions = vec![DIMENSIONS.iter().map(|d| (*d).to_owned()).collect()];
+    let mut line = Vec::new();
+    Emf::all_validations(DEFAULT_NAMESPACE.to_owned(), dimensions)
+        .format(&RootEntry::new(entry.close()), &mut line)
+        .expect("the declared document formats");
+    let doc: serde_json::Value = serde_json::from_slice(&line).expect("EMF is JSON");
+    doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|metric| metric["Name"].as_str().map(str::to_owned))
+        .collect()
+}
 
 /// A metrics setting in the environment that cannot be used.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -157,34 +158,12 @@ struct Invocation {
     function: String,
     // Properties: identifiers, for Logs Insights; never dimensions.
     retry_from: Option<String>,
-    #[metrics(unit = Count)]
-    records_received: usize,
-    #[metrics(unit = Count)]
-    records_relevant: usize,
-    #[metrics(unit = Count)]
-    records_ignored: usize,
-    #[metrics(unit = Count)]
-    records_malformed: usize,
+    /// The batch's counts, each a metric named in its declaration (src/counts.rs).
+    #[metrics(flatten)]
+    counts: Counts,
+    /// Derived, not counted: the groups the batch touched less those that failed.
     #[metrics(unit = Count)]
     groups_updated: usize,
-    #[metrics(unit = Count)]
-    groups_failed: usize,
-    #[metrics(unit = Count)]
-    rows_moved: usize,
-    #[metrics(unit = Count)]
-    rows_already_current: usize,
-    #[metrics(unit = Count)]
-    rows_edited: usize,
-    #[metrics(unit = Count)]
-    rows_fallen_back: usize,
-    #[metrics(unit = Count)]
-    rows_nudged: usize,
-    #[metrics(unit = Count)]
-    rows_truncated: usize,
-    #[metrics(unit = Count)]
-    condition_rereads: usize,
-    #[metrics(unit = Count)]
-    conflict_retries: usize,
     #[metrics(unit = Count)]
     dynamo_db_requests: u64,
     #[metrics(unit = Millisecond)]
@@ -269,20 +248,8 @@ impl Metrics {
                 .batch_item_failures
                 .first()
                 .and_then(|f| f.item_identifier.clone()),
-            records_received: summary.records,
-            records_relevant: summary.relevant,
-            records_ignored: summary.ignored,
-            records_malformed: summary.malformed,
-            groups_updated: summary.groups - summary.failed_groups.min(summary.groups),
-            groups_failed: summary.failed_groups,
-            rows_moved: summary.rows_moved,
-            rows_already_current: summary.rows_current,
-            rows_edited: summary.rows_edited,
-            rows_fallen_back: summary.rows_fallen_back,
-            rows_nudged: summary.rows_nudged,
-            rows_truncated: summary.rows_truncated,
-            condition_rereads: summary.condition_rereads,
-            conflict_retries: summary.conflict_retries,
+            counts: summary.counts,
+            groups_updated: summary.counts.groups_updated(),
             dynamo_db_requests: dynamodb_requests,
             batch_duration_ms: duration,
             cold_start: inner.cold_start.swap(false, Ordering::Relaxed),
@@ -311,42 +278,6 @@ impl Metrics {
         if let Err(error) = written {
             tracing::error!(error = %error, "metrics document not written");
         }
-    }
-}
-
-tokio::task_local! {
-    static REQUESTS: Cell<u64>;
-}
-
-/// Runs `work` and counts the DynamoDB HTTP requests (SDK retries included) that clients with a
-/// [`RequestCounter`] send from inside it. Scoped to the task, so invocations running at once
-/// (`ddb watch` on several shards) are counted apart.
-pub async fn count_requests<T>(work: impl Future<Output = T>) -> (T, u64) {
-    REQUESTS
-        .scope(Cell::new(0), async move {
-            let output = work.await;
-            (output, REQUESTS.with(Cell::get))
-        })
-        .await
-}
-
-/// An SDK interceptor counting each attempt sent within [`count_requests`]; outside it, nothing.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RequestCounter;
-
-impl Intercept for RequestCounter {
-    fn name(&self) -> &'static str {
-        "RequestCounter"
-    }
-
-    fn read_before_transmit(
-        &self,
-        _context: &BeforeTransmitInterceptorContextRef<'_>,
-        _runtime_components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        let _outside_an_invocation = REQUESTS.try_with(|count| count.set(count.get() + 1));
-        Ok(())
     }
 }
 
@@ -414,12 +345,17 @@ mod tests {
     fn one_document_with_every_metric_and_cold_start_once() {
         let (metrics, captured) = Metrics::captured(MetricsConfig::default());
         let summary = Summary {
-            records: 3,
-            relevant: 2,
-            ignored: 1,
-            groups: 2,
-            failed_groups: 1,
-            rows_moved: 4,
+            counts: Counts {
+                records: 3,
+                relevant: 2,
+                ignored: 1,
+                groups: 2,
+                failed_groups: 1,
+                rows_moved: 4,
+                rows_current: 5,
+                rows_gone: 6,
+                ..Counts::default()
+            },
             ..Summary::default()
         };
         let mut response = DynamoDbEventResponse::default();
@@ -444,11 +380,15 @@ mod tests {
             .iter()
             .map(|m| m["Name"].as_str().unwrap())
             .collect();
-        let mut expected = METRIC_NAMES.to_vec();
+        let mut expected = metric_names();
         expected.sort_unstable();
         let mut sorted = names.clone();
         sorted.sort_unstable();
         assert_eq!(sorted, expected);
+        assert_eq!(doc["RecordsReceived"], 3);
+        assert_eq!(doc["RowsMoved"], 4);
+        assert_eq!(doc["RowsAlreadyCurrent"], 5);
+        assert!(doc.get("RowsGone").is_none(), "rows_gone is not a metric");
         assert_eq!(doc["GroupsUpdated"], 1);
         assert_eq!(doc["GroupsFailed"], 1);
         assert_eq!(doc["DynamoDbRequests"], 7);
@@ -456,15 +396,5 @@ mod tests {
         assert_eq!(doc["RetryFrom"], "4200");
         assert_eq!(doc["ColdStart"], 1);
         assert_eq!(docs[1]["ColdStart"], 0);
-    }
-
-    #[tokio::test]
-    async fn counts_only_inside_the_scope() {
-        let ((), n) = count_requests(async {
-            REQUESTS.with(|c| c.set(c.get() + 2));
-        })
-        .await;
-        assert_eq!(n, 2);
-        assert!(REQUESTS.try_with(Cell::get).is_err());
     }
 }

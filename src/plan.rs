@@ -9,6 +9,7 @@
 //! transactions by DynamoDB's limits. No I/O here.
 
 use crate::event::{Change, MessageChange, MessageText, RecordRef};
+use crate::model::{MESSAGE_ATTR, MESSAGE_SK_ATTR, PK_ATTR, SK_ATTR, TRUNCATED_ATTR};
 use crate::size::{self, MAX_ITEM_BYTES};
 use crate::timestamp;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -19,18 +20,6 @@ pub const MAX_ACTIONS_PER_TRANSACTION: usize = 100;
 /// One transaction's items may add up to 4 MB; we stop short of it so that the request's
 /// expressions and keys fit too.
 pub const MAX_TRANSACTION_BYTES: usize = 4_000_000;
-
-/// Prefix of group rows' partition key: `GRP#<owner_user_uuid>`.
-pub const GROUP_PK_PREFIX: &str = "GRP#";
-/// The attribute every group row carries and nothing else does (the GSI's hash key).
-pub const GROUP_ATTR: &str = "message_group_uuid";
-/// The last message's text.
-pub const MESSAGE_ATTR: &str = "message";
-/// Set to true when the text was cut to fit the item limit or `PREVIEW_MAX_BYTES`.
-pub const TRUNCATED_ATTR: &str = "message_truncated";
-/// On a nudged row only: the sort key of the message it previews (its own sort key is a little
-/// later because another conversation of the owner holds the message's instant).
-pub const MESSAGE_SK_ATTR: &str = "message_sk";
 
 /// How much longer a nudge may make the sort key (a fraction added to a form without one, and
 /// more). Kept free, with room for `message_sk` and its value, when sizing the text, so that a
@@ -143,8 +132,8 @@ pub struct GroupRow {
 impl GroupRow {
     /// Reads the keys out of a stored item; `None` when they are not strings.
     pub fn from_item(item: Item) -> Option<Self> {
-        let pk = item.get("pk")?.as_s().ok()?.clone();
-        let sk = item.get("sk")?.as_s().ok()?.clone();
+        let pk = item.get(PK_ATTR)?.as_s().ok()?.clone();
+        let sk = item.get(SK_ATTR)?.as_s().ok()?.clone();
         Some(Self { pk, sk, item })
     }
 
@@ -167,7 +156,7 @@ impl GroupRow {
         preview_max_bytes: Option<usize>,
     ) -> (Item, bool) {
         let mut item = self.item.clone();
-        item.insert("sk".into(), AttributeValue::S(key.to_owned()));
+        item.insert(SK_ATTR.into(), AttributeValue::S(key.to_owned()));
         if key == message_sk {
             item.remove(MESSAGE_SK_ATTR);
         } else {
@@ -236,7 +225,7 @@ impl RowWrite {
     /// The new sort key.
     pub fn key(&self) -> &str {
         self.item
-            .get("sk")
+            .get(SK_ATTR)
             .and_then(|sk| sk.as_s().ok())
             .map_or("", String::as_str)
     }
@@ -266,7 +255,7 @@ impl RowWrite {
         if self.in_place() {
             item
         } else {
-            item + "pk".len() + self.row.pk.len() + "sk".len() + self.row.sk.len()
+            item + PK_ATTR.len() + self.row.pk.len() + SK_ATTR.len() + self.row.sk.len()
         }
     }
 
@@ -274,7 +263,7 @@ impl RowWrite {
     /// conversation of the owner.
     pub fn to_key(mut self, key: &str) -> Self {
         self.item
-            .insert("sk".into(), AttributeValue::S(key.to_owned()));
+            .insert(SK_ATTR.into(), AttributeValue::S(key.to_owned()));
         if key == self.message_sk {
             self.item.remove(MESSAGE_SK_ATTR);
         } else {
@@ -398,6 +387,7 @@ pub fn transactions(writes: Vec<RowWrite>) -> Vec<Vec<RowWrite>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::GROUP_ATTR;
 
     fn record(position: usize) -> RecordRef {
         RecordRef {
@@ -417,11 +407,17 @@ mod tests {
 
     fn row(owner: &str, sk: &str, text: &str) -> GroupRow {
         let mut item = Item::new();
-        item.insert("pk".into(), AttributeValue::S(format!("GRP#{owner}")));
-        item.insert("sk".into(), AttributeValue::S(sk.into()));
+        item.insert(
+            PK_ATTR.into(),
+            AttributeValue::S(crate::model::group_pk(owner)),
+        );
+        item.insert(SK_ATTR.into(), AttributeValue::S(sk.into()));
         item.insert(GROUP_ATTR.into(), AttributeValue::S("g".into()));
         item.insert(MESSAGE_ATTR.into(), AttributeValue::S(text.into()));
-        item.insert("user_handle".into(), AttributeValue::S("bayko".into()));
+        item.insert(
+            crate::model::USER_HANDLE_ATTR.into(),
+            AttributeValue::S("bayko".into()),
+        );
         GroupRow::from_item(item).unwrap()
     }
 

@@ -4,6 +4,7 @@
 //! Tests use it to check request budgets and that the IAM policy allows exactly what the code does;
 //! the benchmark prints it.
 
+use crate::model::PK_ATTR;
 use aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemInput;
 use aws_sdk_dynamodb::operation::describe_table::DescribeTableInput;
 use aws_sdk_dynamodb::operation::query::QueryInput;
@@ -116,7 +117,9 @@ fn iam_uses_of(
                     IamUse {
                         action: "dynamodb:BatchWriteItem".into(),
                         resource: format!("table/{table}"),
-                        leading_key: key.and_then(|k| string(k.get("pk").or_else(|| k.get("id")))),
+                        leading_key: key.and_then(|k| {
+                            string(k.get(PK_ATTR).or_else(|| k.get(crate::cache::dynamo::ID)))
+                        }),
                     }
                 })
             })
@@ -138,26 +141,26 @@ fn iam_uses_of(
                 Some(use_of(
                     "dynamodb:PutItem",
                     put.table_name(),
-                    put.item().get("pk"),
+                    put.item().get(PK_ATTR),
                 ))
             } else if let Some(delete) = item.delete() {
                 Some(use_of(
                     "dynamodb:DeleteItem",
                     delete.table_name(),
-                    delete.key().get("pk"),
+                    delete.key().get(PK_ATTR),
                 ))
             } else if let Some(update) = item.update() {
                 Some(use_of(
                     "dynamodb:UpdateItem",
                     update.table_name(),
-                    update.key().get("pk"),
+                    update.key().get(PK_ATTR),
                 ))
             } else {
                 item.condition_check().map(|check| {
                     use_of(
                         "dynamodb:ConditionCheckItem",
                         check.table_name(),
-                        check.key().get("pk"),
+                        check.key().get(PK_ATTR),
                     )
                 })
             }

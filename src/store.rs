@@ -1,4 +1,4 @@
-//! The only module that talks to DynamoDB.
+//! The table's requests: with `cache::dynamo` (the cache table), the function's only modules that call DynamoDB.
 //!
 //! It reads a group's rows from the GSI (all pages), re-reads one owner's row with a strongly
 //! consistent query of the base table, reads the group's newest remaining messages after a
@@ -16,19 +16,22 @@
 
 use crate::aws::{Failure, Setup};
 use crate::config::Config;
-use crate::event::{MessageText, MESSAGE_PK_PREFIX};
-use crate::plan::{
-    Fallback, GroupRow, Item, Message, RowWrite, GROUP_ATTR, GROUP_PK_PREFIX, MESSAGE_ATTR,
-    MESSAGE_SK_ATTR, TRUNCATED_ATTR,
+use crate::event::MessageText;
+use crate::model::{
+    message_pk, GROUP_ATTR, GROUP_PK_PREFIX, MESSAGE_ATTR, MESSAGE_SK_ATTR, PK_ATTR, SK_ATTR,
+    TRUNCATED_ATTR,
 };
+use crate::plan::{Fallback, GroupRow, Item, Message, RowWrite};
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
+use aws_sdk_dynamodb::operation::query::QueryError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConsumedCapacity, Delete, Put, ReturnConsumedCapacity, TransactWriteItem,
     Update,
 };
 use aws_sdk_dynamodb::Client;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -159,8 +162,8 @@ impl Draft {
 /// An item's (pk, sk), when both are strings.
 fn key(item: &Item) -> Option<(String, String)> {
     Some((
-        item.get("pk")?.as_s().ok()?.clone(),
-        item.get("sk")?.as_s().ok()?.clone(),
+        item.get(PK_ATTR)?.as_s().ok()?.clone(),
+        item.get(SK_ATTR)?.as_s().ok()?.clone(),
     ))
 }
 
@@ -244,7 +247,7 @@ impl Store {
             .query()
             .table_name(&self.table)
             .index_name(&self.index)
-            .key_condition_expression("message_group_uuid = :g")
+            .key_condition_expression(format!("{GROUP_ATTR} = :g"))
             .expression_attribute_values(":g", AttributeValue::S(group.to_owned()));
         let items = self
             .all_pages(query, |detail| StoreError::QueryGroup {
@@ -274,8 +277,8 @@ impl Store {
             .query()
             .table_name(&self.table)
             .consistent_read(true)
-            .key_condition_expression("pk = :pk")
-            .filter_expression("message_group_uuid = :g")
+            .key_condition_expression(format!("{PK_ATTR} = :pk"))
+            .filter_expression(format!("{GROUP_ATTR} = :g"))
             .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
             .expression_attribute_values(":g", AttributeValue::S(group.to_owned()));
         let items = self
@@ -284,7 +287,7 @@ impl Store {
         let items = match self.draft() {
             Some(draft) => draft
                 .over(items, |i| {
-                    string_attr(i, "pk") == Some(pk) && string_attr(i, GROUP_ATTR) == Some(group)
+                    string_attr(i, PK_ATTR) == Some(pk) && string_attr(i, GROUP_ATTR) == Some(group)
                 })
                 .into_iter()
                 .filter(|i| string_attr(i, GROUP_ATTR) == Some(group))
@@ -311,8 +314,10 @@ impl Store {
             .query()
             .table_name(&self.table)
             .consistent_read(true)
-            .key_condition_expression("pk = :pk AND sk BETWEEN :low AND :high")
-            .projection_expression("sk, message_group_uuid")
+            .key_condition_expression(format!(
+                "{PK_ATTR} = :pk AND {SK_ATTR} BETWEEN :low AND :high"
+            ))
+            .projection_expression(format!("{SK_ATTR}, {GROUP_ATTR}"))
             .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
             .expression_attribute_values(":low", AttributeValue::S(low.to_owned()))
             .expression_attribute_values(":high", AttributeValue::S(high.to_owned()));
@@ -321,15 +326,15 @@ impl Store {
             .await?;
         let items = match self.draft() {
             Some(draft) => draft.over(items, |i| {
-                string_attr(i, "pk") == Some(pk)
-                    && string_attr(i, "sk").is_some_and(|sk| (low..=high).contains(&sk))
+                string_attr(i, PK_ATTR) == Some(pk)
+                    && string_attr(i, SK_ATTR).is_some_and(|sk| (low..=high).contains(&sk))
             }),
             None => items,
         };
         Ok(items
             .into_iter()
             .filter_map(|item| {
-                let sk = item.get("sk")?.as_s().ok()?.clone();
+                let sk = item.get(SK_ATTR)?.as_s().ok()?.clone();
                 let holder = item.get(GROUP_ATTR).and_then(|g| g.as_s().ok()).cloned();
                 Some((sk, holder))
             })
@@ -367,11 +372,8 @@ impl Store {
             .query()
             .table_name(&self.table)
             .consistent_read(true)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(
-                ":pk",
-                AttributeValue::S(format!("{MESSAGE_PK_PREFIX}{group}")),
-            )
+            .key_condition_expression(format!("{PK_ATTR} = :pk"))
+            .expression_attribute_values(":pk", AttributeValue::S(message_pk(group)))
             .scan_index_forward(false)
             .limit(FALLBACK_CANDIDATES)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
@@ -387,7 +389,7 @@ impl Store {
             .unwrap_or_default()
             .into_iter()
             .filter_map(|mut item| {
-                let Some(AttributeValue::S(sk)) = item.remove("sk") else {
+                let Some(AttributeValue::S(sk)) = item.remove(SK_ATTR) else {
                     return None;
                 };
                 let Some(AttributeValue::S(text)) = item.remove(MESSAGE_ATTR) else {
@@ -433,16 +435,16 @@ impl Store {
             }
             let delete = Delete::builder()
                 .table_name(&self.table)
-                .key("pk", AttributeValue::S(write.row.pk.clone()))
-                .key("sk", AttributeValue::S(write.row.sk.clone()))
-                .condition_expression("message_group_uuid = :g")
+                .key(PK_ATTR, AttributeValue::S(write.row.pk.clone()))
+                .key(SK_ATTR, AttributeValue::S(write.row.sk.clone()))
+                .condition_expression(format!("{GROUP_ATTR} = :g"))
                 .expression_attribute_values(":g", group_value.clone())
                 .build()
                 .expect("table, key and condition are set");
             let put = Put::builder()
                 .table_name(&self.table)
                 .set_item(Some(write.item.clone()))
-                .condition_expression("attribute_not_exists(pk)")
+                .condition_expression(format!("attribute_not_exists({PK_ATTR})"))
                 .build()
                 .expect("table and item are set");
             actions.push(TransactWriteItem::builder().delete(delete).build());
@@ -491,12 +493,12 @@ impl Store {
     /// The Update of a row rewritten where it is: SET the text and whichever flags it has now,
     /// REMOVE those it no longer has.
     fn update(&self, write: &RowWrite, group: &AttributeValue) -> Update {
-        let mut set = vec!["#message = :message"];
+        let mut set = vec!["#message = :message".to_owned()];
         let mut remove = Vec::new();
         let mut builder = Update::builder()
             .table_name(&self.table)
-            .key("pk", AttributeValue::S(write.row.pk.clone()))
-            .key("sk", AttributeValue::S(write.row.sk.clone()))
+            .key(PK_ATTR, AttributeValue::S(write.row.pk.clone()))
+            .key(SK_ATTR, AttributeValue::S(write.row.sk.clone()))
             .expression_attribute_names("#message", MESSAGE_ATTR)
             .expression_attribute_values(":g", group.clone());
         if let Some(text) = write.item.get(MESSAGE_ATTR) {
@@ -508,11 +510,7 @@ impl Store {
         ] {
             match write.item.get(name) {
                 Some(value) => {
-                    set.push(if name == TRUNCATED_ATTR {
-                        "message_truncated = :truncated"
-                    } else {
-                        "message_sk = :message_sk"
-                    });
+                    set.push(format!("{name} = {placeholder}"));
                     builder = builder.expression_attribute_values(placeholder, value.clone());
                 }
                 None if write.row.item.contains_key(name) => remove.push(name),
@@ -527,9 +525,9 @@ impl Store {
         let condition = match write.row.item.get(MESSAGE_SK_ATTR) {
             Some(previewed) => {
                 builder = builder.expression_attribute_values(":previewed", previewed.clone());
-                "message_group_uuid = :g AND message_sk = :previewed"
+                format!("{GROUP_ATTR} = :g AND {MESSAGE_SK_ATTR} = :previewed")
             }
-            None => "message_group_uuid = :g AND attribute_not_exists(message_sk)",
+            None => format!("{GROUP_ATTR} = :g AND attribute_not_exists({MESSAGE_SK_ATTR})"),
         };
         builder
             .update_expression(expression)
@@ -606,7 +604,7 @@ impl Store {
             .query()
             .table_name(&self.table)
             .consistent_read(true)
-            .key_condition_expression("pk = :pk AND sk = :sk")
+            .key_condition_expression(format!("{PK_ATTR} = :pk AND {SK_ATTR} = :sk"))
             .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
             .expression_attribute_values(":sk", AttributeValue::S(sk.to_owned()));
         let items = self
@@ -670,6 +668,38 @@ fn row_failures(
         .collect()
 }
 
+/// A partition newest first, page by page, strongly consistent, at most `limit` items: the app's
+/// read path (the cache's readers, [`crate::cache::read`]: the lease protocol needs a read that
+/// sees every write acknowledged before it started). Here because only the store queries the table.
+pub async fn newest_first(
+    client: &Client,
+    table: &str,
+    pk: &str,
+    limit: Option<u32>,
+) -> Result<Vec<Item>, SdkError<QueryError, HttpResponse>> {
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let left = limit.map(|l| (l as usize - items.len()).min(1000) as i32);
+        let page = client
+            .query()
+            .table_name(table)
+            .consistent_read(true)
+            .key_condition_expression(format!("{PK_ATTR} = :pk"))
+            .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
+            .scan_index_forward(false)
+            .set_limit(left)
+            .set_exclusive_start_key(start)
+            .send()
+            .await?;
+        items.extend(page.items().iter().cloned());
+        start = page.last_evaluated_key().cloned();
+        if start.is_none() || limit.is_some_and(|l| items.len() >= l as usize) {
+            return Ok(items);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -696,8 +726,11 @@ mod tests {
         )])
         .remove(0);
         let mut item = Item::new();
-        item.insert("pk".into(), AttributeValue::S("GRP#u".into()));
-        item.insert("sk".into(), AttributeValue::S(sk.into()));
+        item.insert(
+            PK_ATTR.into(),
+            AttributeValue::S(crate::model::group_pk("u")),
+        );
+        item.insert(SK_ATTR.into(), AttributeValue::S(sk.into()));
         item.insert(MESSAGE_ATTR.into(), AttributeValue::S("old".into()));
         match plan::plan_row(&GroupRow::from_item(item).unwrap(), &update, None, None) {
             RowPlan::Write(w) => w,

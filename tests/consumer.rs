@@ -284,10 +284,10 @@ async fn ignored_and_malformed_records_never_fail_the_batch() {
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(
         (
-            summary.records,
-            summary.relevant,
-            summary.ignored,
-            summary.malformed
+            summary.counts.records,
+            summary.counts.relevant,
+            summary.counts.ignored,
+            summary.counts.malformed
         ),
         (5, 2, 1, 2)
     );
@@ -317,7 +317,10 @@ async fn a_row_moved_between_query_and_write_is_reread_and_never_doubled() {
     )
     .await
     .unwrap();
-    assert_eq!((outcome.moved, outcome.rereads), (2, 2));
+    assert_eq!(
+        (outcome.counts.rows_moved, outcome.counts.condition_rereads),
+        (2, 2)
+    );
     assert!(rows(&table, "g")
         .await
         .iter()
@@ -327,7 +330,10 @@ async fn a_row_moved_between_query_and_write_is_reread_and_never_doubled() {
     let outcome = apply::move_rows(&store, &table.config, &update("g", T1, "late"), stale)
         .await
         .unwrap();
-    assert_eq!((outcome.moved, outcome.current), (0, 2));
+    assert_eq!(
+        (outcome.counts.rows_moved, outcome.counts.rows_current),
+        (0, 2)
+    );
     assert!(rows(&table, "g").await.iter().all(|(_, sk, _)| sk == T2));
     assert_eq!(table.all_items().await.len(), 2);
 }
@@ -431,7 +437,7 @@ async fn concurrent_invocations_on_one_group_leave_one_row_per_owner_at_the_newe
     for result in futures::future::join_all(invocations).await {
         let (response, summary) = result.expect("the invocation's task").unwrap();
         assert!(response.batch_item_failures.is_empty());
-        lost_races += summary.condition_rereads + summary.conflict_retries;
+        lost_races += summary.counts.condition_rereads + summary.counts.conflict_retries;
     }
 
     assert!(

@@ -7,7 +7,7 @@ mod common;
 use common::{
     edit_record, event, group_row, message_item, message_record, remove_record, s, TestTable,
 };
-use messaging_stream::plan::{MESSAGE_SK_ATTR, TRUNCATED_ATTR};
+use messaging_stream::model::{MESSAGE_SK_ATTR, TRUNCATED_ATTR};
 use messaging_stream::size::{item_size, MAX_ITEM_BYTES};
 use messaging_stream::timestamp;
 
@@ -123,7 +123,10 @@ async fn a_delete_of_the_newest_falls_back_to_the_newest_remaining_message() {
 
     no_failures(&response);
     assert_eq!(table.row_summaries("g").await, both(T1, "second"));
-    assert_eq!((summary.rows_fallen_back, summary.rows_moved), (2, 0));
+    assert_eq!(
+        (summary.counts.rows_fallen_back, summary.counts.rows_moved),
+        (2, 0)
+    );
     let all = table.all_items().await;
     assert!(
         all.iter().all(|item| s(item, "message") != "regret this"),
@@ -319,9 +322,9 @@ async fn two_conversations_at_the_same_instant_in_one_batch_are_both_listed() {
     no_failures(&response);
     assert_eq!(
         (
-            summary.rows_moved,
-            summary.rows_nudged,
-            summary.failed_groups
+            summary.counts.rows_moved,
+            summary.counts.rows_nudged,
+            summary.counts.failed_groups
         ),
         (4, 1, 0)
     );
@@ -422,7 +425,7 @@ async fn a_row_pushed_over_the_item_limit_is_truncated_flagged_and_unflagged_lat
     .unwrap();
 
     no_failures(&response);
-    assert_eq!(summary.rows_truncated, 1);
+    assert_eq!(summary.counts.rows_truncated, 1);
     let stored = &table.group_rows("g").await["GRP#a"][0];
     let preview = s(stored, "message");
     assert!(text.starts_with(&preview) && preview.len() < text.len());
@@ -492,7 +495,10 @@ async fn a_fallback_onto_another_conversations_instant_is_nudged_too() {
             .unwrap();
 
     no_failures(&response);
-    assert_eq!((summary.rows_fallen_back, summary.rows_nudged), (2, 1));
+    assert_eq!(
+        (summary.counts.rows_fallen_back, summary.counts.rows_nudged),
+        (2, 1)
+    );
     let nudged = timestamp::nudge(T1, 1).unwrap();
     assert_eq!(
         table.row_summaries("g").await,

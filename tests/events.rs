@@ -118,10 +118,10 @@ async fn batch_mixed_moves_two_groups_and_skips_the_rest() {
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(
         (
-            summary.records,
-            summary.relevant,
-            summary.ignored,
-            summary.malformed
+            summary.counts.records,
+            summary.counts.relevant,
+            summary.counts.ignored,
+            summary.counts.malformed
         ),
         (8, 6, 1, 1)
     );

@@ -14,7 +14,7 @@ use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_types::config_bag::ConfigBag;
 use common::*;
 use messaging_stream::handler::{self, HandlerError};
-use messaging_stream::metrics::{Metrics, MetricsConfig, DIMENSIONS, METRIC_NAMES};
+use messaging_stream::metrics::{metric_names, Metrics, MetricsConfig, DIMENSIONS};
 use messaging_stream::request_log::RequestLog;
 use messaging_stream::store::Store;
 use serde_json::Value;
@@ -343,8 +343,20 @@ async fn one_invocation_writes_one_valid_document_with_its_batch_counts() {
     assert!(!lines[0].contains(SECRET), "message text in the metrics");
     let doc = &parse(&lines)[0];
     let names = validate_emf(doc);
-    let expected: BTreeSet<String> = METRIC_NAMES.iter().map(|n| (*n).to_owned()).collect();
+    // The names the template's alarms and dashboard use, written down here: every count, and the
+    // three metrics that are not counts of the batch.
+    let expected: BTreeSet<String> = EVERY_COUNT
+        .iter()
+        .map(|(name, _)| *name)
+        .chain(["DynamoDbRequests", "BatchDurationMs", "ColdStart"])
+        .map(str::to_owned)
+        .collect();
     assert_eq!(names, expected);
+    assert_eq!(
+        metric_names().into_iter().collect::<BTreeSet<_>>(),
+        expected,
+        "metric_names() lists what a document carries"
+    );
     let directive = &doc["_aws"]["CloudWatchMetrics"][0];
     assert_eq!(directive["Namespace"], "Test/Metrics");
     assert_eq!(directive["Dimensions"], serde_json::json!([DIMENSIONS]));

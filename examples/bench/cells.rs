@@ -114,7 +114,7 @@ pub async fn rust_run(
     let seconds = t.elapsed().as_secs_f64();
     let requests = since(&side.proxy, &before);
     ensure!(
-        response.batch_item_failures.is_empty() && summary.failed_groups == 0,
+        response.batch_item_failures.is_empty() && summary.counts.failed_groups == 0,
         "{}: the handler failed groups: {summary:?}",
         w.name
     );
@@ -155,9 +155,9 @@ pub async fn rust_cell(
             (w.rows_total(), 0)
         };
         ensure!(
-            summary.groups == w.groups
-                && summary.rows_moved == moved
-                && summary.rows_current == current,
+            summary.counts.groups == w.groups
+                && summary.counts.rows_moved == moved
+                && summary.counts.rows_current == current,
             "{}: expected {} groups, {moved} rows moved, {current} current; got {summary:?}",
             w.name,
             w.groups

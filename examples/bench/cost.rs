@@ -38,7 +38,8 @@ use aws_sdk_dynamodb::types::{
 use messaging_stream::cache::MAX_BATCH_WRITE;
 use messaging_stream::commands::schema;
 use messaging_stream::handler::process as handle_batch;
-use messaging_stream::plan::{Item, GROUP_ATTR, MAX_ACTIONS_PER_TRANSACTION, MESSAGE_ATTR};
+use messaging_stream::model::{GROUP_ATTR, MESSAGE_ATTR};
+use messaging_stream::plan::{Item, MAX_ACTIONS_PER_TRANSACTION};
 use messaging_stream::size::item_size;
 use messaging_stream::{App, Config};
 use serde::Serialize;
@@ -396,12 +397,12 @@ pub async fn rust_cost(
     let requests = since(&side.proxy, &before);
     ensure!(
         response.batch_item_failures.is_empty()
-            && summary.failed_groups == 0
-            && summary.groups == w.groups
-            && summary.rows_moved == w.rows_total()
-            && summary.rows_nudged == 0
-            && summary.condition_rereads == 0
-            && summary.conflict_retries == 0,
+            && summary.counts.failed_groups == 0
+            && summary.counts.groups == w.groups
+            && summary.counts.rows_moved == w.rows_total()
+            && summary.counts.rows_nudged == 0
+            && summary.counts.condition_rereads == 0
+            && summary.counts.conflict_retries == 0,
         "{}: expected {} groups and {} rows moved, nothing else; got {summary:?}",
         w.name,
         w.groups,
@@ -413,7 +414,7 @@ pub async fn rust_cost(
         0
     };
     ensure!(
-        summary.rows_truncated == truncated,
+        summary.counts.rows_truncated == truncated,
         "{}: expected {truncated} rows truncated, got {summary:?}",
         w.name
     );

@@ -170,7 +170,7 @@ async fn fresh_tables(direct: &Client) -> anyhow::Result<()> {
     schema::create_table(
         direct,
         TABLE,
-        messaging_stream::config::DEFAULT_GROUP_INDEX_NAME,
+        messaging_stream::model::DEFAULT_GROUP_INDEX_NAME,
     )
     .await?;
     schema::create_cache_table(direct, CACHE_TABLE).await?;

@@ -21,6 +21,10 @@ use messaging_stream::event_source_mapping::watch::{
 };
 use messaging_stream::filter::EventFilter;
 use messaging_stream::metrics::{Metrics, MetricsConfig, Output};
+use messaging_stream::model::{
+    CONVERSATIONS_PREFIX, GROUP_ATTR, GROUP_PK_PREFIX, MESSAGES_PREFIX, MESSAGE_ATTR,
+    MESSAGE_PK_PREFIX, PK_ATTR, SK_ATTR, USER_HANDLE_ATTR,
+};
 use messaging_stream::plan::Item;
 use messaging_stream::template;
 use messaging_stream::{App, Config};
@@ -748,7 +752,7 @@ async fn run(cli: Cli) -> Result<()> {
             let nothing = || {
                 anyhow::anyhow!(
                     "nothing found for user {user_uuid:?} in table {table}: no conversations \
-                     (GRP#{user_uuid} has no rows; give a user's id, or a seed user's handle)"
+                     ({GROUP_PK_PREFIX}{user_uuid} has no rows; give a user's id, or a seed user's handle)"
                 )
             };
             if items {
@@ -761,13 +765,16 @@ async fn run(cli: Cli) -> Result<()> {
                 return print_items(
                     &rows,
                     style,
-                    &["sk", "user_handle", "message_group_uuid", "message"],
+                    &[SK_ATTR, USER_HANDLE_ATTR, GROUP_ATTR, MESSAGE_ATTR],
                 );
             }
             let entries = match cached_reader(&config, &client, no_cache)? {
                 Some(reader) => {
                     let read = reader.conversations(&user_uuid, limit).await?;
-                    eprintln!("ddb: cache {} (conversations#{user_uuid})", read.served);
+                    eprintln!(
+                        "ddb: cache {} ({CONVERSATIONS_PREFIX}{user_uuid})",
+                        read.served
+                    );
                     read.entries
                 }
                 None => {
@@ -792,7 +799,7 @@ async fn run(cli: Cli) -> Result<()> {
             let nothing = || {
                 anyhow::anyhow!(
                     "nothing found for group {group_uuid:?} in table {table}: no messages \
-                     (MSG#{group_uuid} has no items)"
+                     ({MESSAGE_PK_PREFIX}{group_uuid} has no items)"
                 )
             };
             if items {
@@ -802,12 +809,12 @@ async fn run(cli: Cli) -> Result<()> {
                 if items.is_empty() {
                     return Err(nothing());
                 }
-                return print_items(&items, style, &["sk", "user_handle", "message"]);
+                return print_items(&items, style, &[SK_ATTR, USER_HANDLE_ATTR, MESSAGE_ATTR]);
             }
             let entries = match cached_reader(&config, &client, no_cache)? {
                 Some(reader) => {
                     let read = reader.messages(&group_uuid, limit).await?;
-                    eprintln!("ddb: cache {} (messages#{group_uuid})", read.served);
+                    eprintln!("ddb: cache {} ({MESSAGES_PREFIX}{group_uuid})", read.served);
                     read.entries
                 }
                 None => queries::messages(&client, &table, &group_uuid, limit.map(|l| l as usize))
@@ -855,7 +862,7 @@ async fn run(cli: Cli) -> Result<()> {
                         message: format!(
                             "{input}: {setup} ({} of {} groups failed on it; no record is at fault)\n  {}",
                             summary.setup_errors.len(),
-                            summary.groups,
+                            summary.counts.groups,
                             commands::hint(setup, about)
                         ),
                     }
@@ -946,7 +953,7 @@ async fn run(cli: Cli) -> Result<()> {
             print_items(
                 &items,
                 style,
-                &["pk", "sk", "message_group_uuid", "user_handle", "message"],
+                &[PK_ATTR, SK_ATTR, GROUP_ATTR, USER_HANDLE_ATTR, MESSAGE_ATTR],
             )?;
         }
         Command::Watch(args) => {

@@ -27,6 +27,7 @@
 pub mod dynamo;
 pub mod read;
 
+use crate::model::{CONVERSATIONS_PREFIX, GROUP_PK_PREFIX, MESSAGES_PREFIX};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -41,11 +42,6 @@ pub const LEASE_SECONDS: i64 = 10;
 
 /// Most delete requests in one BatchWriteItem.
 pub const MAX_BATCH_WRITE: usize = 25;
-
-/// Key prefix of a user's conversation list.
-pub const CONVERSATIONS_PREFIX: &str = "conversations#";
-/// Key prefix of a group's message list.
-pub const MESSAGES_PREFIX: &str = "messages#";
 
 /// What a cache entry holds: one of the app's two lists.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -79,7 +75,7 @@ pub fn invalidation_keys(group_uuid: &str, changed_owner_pks: &[String]) -> Vec<
     let mut keys: Vec<CacheKey> = changed_owner_pks
         .iter()
         .map(|pk| {
-            let owner = pk.strip_prefix(crate::plan::GROUP_PK_PREFIX).unwrap_or(pk);
+            let owner = pk.strip_prefix(GROUP_PK_PREFIX).unwrap_or(pk);
             CacheKey::Conversations(owner.to_owned())
         })
         .chain([CacheKey::Messages(group_uuid.to_owned())])

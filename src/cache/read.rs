@@ -8,9 +8,13 @@
 
 use super::{Cache, CacheKey, Cached, Filled};
 use crate::config::ConfigError;
+use crate::model::{
+    group_pk, message_pk, GROUP_ATTR, MESSAGE_ATTR, MESSAGE_UUID_ATTR, SK_ATTR,
+    USER_DISPLAY_NAME_ATTR, USER_HANDLE_ATTR,
+};
 use crate::plan::Item;
+use crate::store;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
-use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -54,22 +58,22 @@ fn text(item: &Item, name: &str) -> String {
 /// A `GRP#<user>` row as a conversation-list entry. Missing attributes render as "".
 pub fn conversation_entry(item: &Item) -> Entry {
     Entry {
-        uuid: text(item, "message_group_uuid"),
-        display_name: text(item, "user_display_name"),
-        handle: text(item, "user_handle"),
-        message: text(item, "message"),
-        created_at: text(item, "sk"),
+        uuid: text(item, GROUP_ATTR),
+        display_name: text(item, USER_DISPLAY_NAME_ATTR),
+        handle: text(item, USER_HANDLE_ATTR),
+        message: text(item, MESSAGE_ATTR),
+        created_at: text(item, SK_ATTR),
     }
 }
 
 /// A `MSG#<group>` item as a message-list entry. Missing attributes render as "".
 pub fn message_entry(item: &Item) -> Entry {
     Entry {
-        uuid: text(item, "message_uuid"),
-        display_name: text(item, "user_display_name"),
-        handle: text(item, "user_handle"),
-        message: text(item, "message"),
-        created_at: text(item, "sk"),
+        uuid: text(item, MESSAGE_UUID_ATTR),
+        display_name: text(item, USER_DISPLAY_NAME_ATTR),
+        handle: text(item, USER_HANDLE_ATTR),
+        message: text(item, MESSAGE_ATTR),
+        created_at: text(item, SK_ATTR),
     }
 }
 
@@ -209,7 +213,7 @@ pub async fn load_conversations(
     user_uuid: &str,
     limit: Option<u32>,
 ) -> Result<Vec<Entry>, ReadError> {
-    let items = newest_first(client, table, &format!("GRP#{user_uuid}"), limit).await?;
+    let items = newest_first(client, table, &group_pk(user_uuid), limit).await?;
     Ok(items.iter().map(conversation_entry).collect())
 }
 
@@ -220,44 +224,24 @@ pub async fn load_messages(
     group_uuid: &str,
     limit: Option<u32>,
 ) -> Result<Vec<Entry>, ReadError> {
-    let items = newest_first(client, table, &format!("MSG#{group_uuid}"), limit).await?;
+    let items = newest_first(client, table, &message_pk(group_uuid), limit).await?;
     Ok(items.iter().map(message_entry).collect())
 }
 
-/// A partition newest first, page by page, strongly consistent (the lease protocol needs a read
-/// that sees every write acknowledged before it started).
+/// [`store::newest_first`], its error said with the table and partition.
 async fn newest_first(
     client: &Client,
     table: &str,
     pk: &str,
     limit: Option<u32>,
 ) -> Result<Vec<Item>, ReadError> {
-    let mut items = Vec::new();
-    let mut start = None;
-    loop {
-        let left = limit.map(|l| (l as usize - items.len()).min(1000) as i32);
-        let page = client
-            .query()
-            .table_name(table)
-            .consistent_read(true)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
-            .scan_index_forward(false)
-            .set_limit(left)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(|error| ReadError {
-                table: table.to_owned(),
-                pk: pk.to_owned(),
-                detail: DisplayErrorContext(error).to_string(),
-            })?;
-        items.extend(page.items().iter().cloned());
-        start = page.last_evaluated_key().cloned();
-        if start.is_none() || limit.is_some_and(|l| items.len() >= l as usize) {
-            return Ok(items);
-        }
-    }
+    store::newest_first(client, table, pk, limit)
+        .await
+        .map_err(|error| ReadError {
+            table: table.to_owned(),
+            pk: pk.to_owned(),
+            detail: DisplayErrorContext(error).to_string(),
+        })
 }
 
 /// The app's two reads against one table, through a cache when there is one.
@@ -328,6 +312,7 @@ impl Reader {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_sdk_dynamodb::types::AttributeValue;
 
     fn item(pairs: &[(&str, &str)]) -> Item {
         pairs

@@ -1,6 +1,7 @@
 //! The app's read patterns: a user's conversation list (B) and a group's messages (A).
 
 use super::LocalError;
+use crate::model::{group_pk, message_pk, PK_ATTR};
 use crate::plan::Item;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
@@ -12,7 +13,7 @@ pub async fn conversations(
     user_uuid: &str,
     limit: Option<usize>,
 ) -> Result<Vec<Item>, LocalError> {
-    newest_first(client, table, &format!("GRP#{user_uuid}"), limit).await
+    newest_first(client, table, &group_pk(user_uuid), limit).await
 }
 
 /// Pattern A: `MSG#<group>` items, newest first, at most `limit`.
@@ -22,7 +23,7 @@ pub async fn messages(
     group_uuid: &str,
     limit: Option<usize>,
 ) -> Result<Vec<Item>, LocalError> {
-    newest_first(client, table, &format!("MSG#{group_uuid}"), limit).await
+    newest_first(client, table, &message_pk(group_uuid), limit).await
 }
 
 /// Reads a partition newest first, page by page, stopping once `limit` items are in.
@@ -38,7 +39,7 @@ async fn newest_first(
         let page = client
             .query()
             .table_name(table)
-            .key_condition_expression("pk = :pk")
+            .key_condition_expression(format!("{PK_ATTR} = :pk"))
             .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
             .scan_index_forward(false)
             .set_limit(limit.map(|l| (l - items.len()).min(1000) as i32))

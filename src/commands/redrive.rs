@@ -20,6 +20,7 @@
 //! logs carries message text.
 
 use crate::apply::{RowOutcome, RowResult};
+use crate::counts::Counts;
 use crate::event_source_mapping::failure_records::FailureRecord;
 use crate::event_source_mapping::hydrate::{self, compare_sequence_numbers};
 use crate::handler::{self, App, Summary};
@@ -97,8 +98,8 @@ impl RecordReport {
         summary: Summary,
         response: &DynamoDbEventResponse,
     ) {
-        self.relevant += summary.relevant;
-        self.malformed += summary.malformed;
+        self.relevant += summary.counts.relevant;
+        self.malformed += summary.counts.malformed;
         for row in summary.rows {
             tally.row(row);
         }
@@ -154,15 +155,16 @@ impl Tally {
     }
 
     fn into_report(self, report: &mut RecordReport) {
+        // Each distinct row once, counted as the handler counts a row with that result.
+        let mut rows = Counts::default();
         for result in self.rows.into_values() {
-            *match result {
-                RowResult::Moved => &mut report.rows_moved,
-                RowResult::Edited => &mut report.rows_edited,
-                RowResult::FellBack => &mut report.rows_fallen_back,
-                RowResult::Current => &mut report.rows_already_current,
-                RowResult::Gone => &mut report.rows_gone,
-            } += 1;
+            result.count(&mut rows);
         }
+        report.rows_moved = rows.rows_moved;
+        report.rows_edited = rows.rows_edited;
+        report.rows_fallen_back = rows.rows_fallen_back;
+        report.rows_already_current = rows.rows_current;
+        report.rows_gone = rows.rows_gone;
         report.groups_failing = self.failed_groups.len();
     }
 }

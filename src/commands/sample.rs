@@ -5,6 +5,10 @@
 
 use super::write::Participant;
 use crate::event_source_mapping::lambda_record::{self, RecordError};
+use crate::model::{
+    message_pk, MESSAGE_ATTR, MESSAGE_UUID_ATTR, PK_ATTR, SK_ATTR, USER_DISPLAY_NAME_ATTR,
+    USER_HANDLE_ATTR, USER_UUID_ATTR,
+};
 use aws_sdk_dynamodbstreams::types::{
     AttributeValue, OperationType, Record, StreamRecord, StreamViewType,
 };
@@ -78,8 +82,8 @@ pub fn event(sample: &Sample) -> Result<Value, SampleError> {
 }
 
 fn stream_record(sample: &Sample, at: &str, first: ChronoTime<Utc>, sequence: u64) -> Record {
-    let pk = format!("MSG#{}", sample.group);
-    let keys = HashMap::from([("pk".to_owned(), s(&pk)), ("sk".to_owned(), s(at))]);
+    let pk = message_pk(&sample.group);
+    let keys = HashMap::from([(PK_ATTR.to_owned(), s(&pk)), (SK_ATTR.to_owned(), s(at))]);
     let mut change = StreamRecord::builder()
         .approximate_creation_date_time(DateTime::from_secs(first.timestamp()))
         .set_keys(Some(keys.clone()))
@@ -91,13 +95,16 @@ fn stream_record(sample: &Sample, at: &str, first: ChronoTime<Utc>, sequence: u6
         let mut image = keys.clone();
         image.extend([
             (
-                "message_uuid".to_owned(),
+                MESSAGE_UUID_ATTR.to_owned(),
                 s(&uuid::Uuid::new_v4().to_string()),
             ),
-            ("message".to_owned(), s(&sample.text)),
-            ("user_uuid".to_owned(), s(&sample.from.uuid)),
-            ("user_display_name".to_owned(), s(&sample.from.display_name)),
-            ("user_handle".to_owned(), s(&sample.from.handle)),
+            (MESSAGE_ATTR.to_owned(), s(&sample.text)),
+            (USER_UUID_ATTR.to_owned(), s(&sample.from.uuid)),
+            (
+                USER_DISPLAY_NAME_ATTR.to_owned(),
+                s(&sample.from.display_name),
+            ),
+            (USER_HANDLE_ATTR.to_owned(), s(&sample.from.handle)),
         ]);
         let size = item_size(&keys) + item_size(&image);
         change = change.set_new_image(Some(image));

@@ -2,6 +2,7 @@
 //! table: key `id`, time to live on `expires_at` (docs/CACHE.md).
 
 use super::LocalError;
+use crate::model::{GROUP_ATTR, PK_ATTR, SK_ATTR};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, ScalarAttributeType, SseSpecification, StreamSpecification, StreamViewType,
@@ -40,8 +41,8 @@ pub async fn create_table(
 ) -> Result<Created, LocalError> {
     let gsi = GlobalSecondaryIndex::builder()
         .index_name(index)
-        .key_schema(key("message_group_uuid", KeyType::Hash))
-        .key_schema(key("sk", KeyType::Range))
+        .key_schema(key(GROUP_ATTR, KeyType::Hash))
+        .key_schema(key(SK_ATTR, KeyType::Range))
         .projection(
             Projection::builder()
                 .projection_type(ProjectionType::All)
@@ -52,11 +53,11 @@ pub async fn create_table(
     let result = client
         .create_table()
         .table_name(table)
-        .attribute_definitions(string_attribute("pk"))
-        .attribute_definitions(string_attribute("sk"))
-        .attribute_definitions(string_attribute("message_group_uuid"))
-        .key_schema(key("pk", KeyType::Hash))
-        .key_schema(key("sk", KeyType::Range))
+        .attribute_definitions(string_attribute(PK_ATTR))
+        .attribute_definitions(string_attribute(SK_ATTR))
+        .attribute_definitions(string_attribute(GROUP_ATTR))
+        .key_schema(key(PK_ATTR, KeyType::Hash))
+        .key_schema(key(SK_ATTR, KeyType::Range))
         .global_secondary_indexes(gsi)
         .billing_mode(BillingMode::PayPerRequest)
         .stream_specification(
@@ -126,15 +127,15 @@ impl std::fmt::Display for Difference {
         match self {
             Self::Keys { found } => write!(
                 f,
-                "key schema is {found}; the function needs pk (HASH, S) and sk (RANGE, S)"
+                "key schema is {found}; the function needs {PK_ATTR} (HASH, S) and {SK_ATTR} (RANGE, S)"
             ),
             Self::NoIndex { index } => write!(
                 f,
-                "no index {index}; the function needs it: HASH message_group_uuid (S), RANGE sk (S), projection ALL"
+                "no index {index}; the function needs it: HASH {GROUP_ATTR} (S), RANGE {SK_ATTR} (S), projection ALL"
             ),
             Self::IndexShape { index, found } => write!(
                 f,
-                "index {index} is {found}; the function needs HASH message_group_uuid (S), RANGE sk (S), projection ALL"
+                "index {index} is {found}; the function needs HASH {GROUP_ATTR} (S), RANGE {SK_ATTR} (S), projection ALL"
             ),
             Self::NoStream => write!(f, "no stream; the function needs a NEW_IMAGE stream"),
             Self::StreamView { found } => write!(
@@ -176,7 +177,7 @@ pub async fn check(
     let types = t.attribute_definitions();
     let mut differences = Vec::new();
     let keys = describe_keys(t.key_schema(), types);
-    if keys != "pk (HASH, S) + sk (RANGE, S)" {
+    if keys != format!("{PK_ATTR} (HASH, S) + {SK_ATTR} (RANGE, S)") {
         differences.push(Difference::Keys { found: keys });
     }
     match t
@@ -193,7 +194,9 @@ pub async fn check(
                 .projection()
                 .and_then(|p| p.projection_type())
                 .map_or("no projection", |p| p.as_str());
-            if keys != "message_group_uuid (HASH, S) + sk (RANGE, S)" || projection != "ALL" {
+            if keys != format!("{GROUP_ATTR} (HASH, S) + {SK_ATTR} (RANGE, S)")
+                || projection != "ALL"
+            {
                 differences.push(Difference::IndexShape {
                     index: index.to_owned(),
                     found: format!("{keys}, projection {projection}"),
@@ -229,8 +232,8 @@ pub async fn fix(
             Difference::NoIndex { .. } => {
                 let create = aws_sdk_dynamodb::types::CreateGlobalSecondaryIndexAction::builder()
                     .index_name(index)
-                    .key_schema(key("message_group_uuid", KeyType::Hash))
-                    .key_schema(key("sk", KeyType::Range))
+                    .key_schema(key(GROUP_ATTR, KeyType::Hash))
+                    .key_schema(key(SK_ATTR, KeyType::Range))
                     .projection(
                         Projection::builder()
                             .projection_type(ProjectionType::All)
@@ -241,8 +244,8 @@ pub async fn fix(
                 client
                     .update_table()
                     .table_name(table)
-                    .attribute_definitions(string_attribute("message_group_uuid"))
-                    .attribute_definitions(string_attribute("sk"))
+                    .attribute_definitions(string_attribute(GROUP_ATTR))
+                    .attribute_definitions(string_attribute(SK_ATTR))
                     .global_secondary_index_updates(
                         aws_sdk_dynamodb::types::GlobalSecondaryIndexUpdate::builder()
                             .create(create)

@@ -7,6 +7,10 @@
 
 use super::LocalError;
 use crate::config::Config;
+use crate::model::{
+    group_pk, message_pk, GROUP_ATTR, MESSAGE_ATTR, MESSAGE_UUID_ATTR, PK_ATTR, SK_ATTR,
+    USER_DISPLAY_NAME_ATTR, USER_HANDLE_ATTR, USER_UUID_ATTR,
+};
 use crate::plan::Item;
 use crate::store::Store;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -139,29 +143,29 @@ fn s(value: &str) -> AttributeValue {
 /// A message item: pk `MSG#<group>`, sk = created_at.
 pub fn message_item(message: &SeedMessage, message_uuid: &str) -> Item {
     Item::from([
-        ("pk".to_owned(), s(&format!("MSG#{}", message.group_uuid))),
-        ("sk".to_owned(), s(&message.created_at)),
-        ("message_uuid".to_owned(), s(message_uuid)),
-        ("message".to_owned(), s(&message.text)),
-        ("user_uuid".to_owned(), s(message.sender.uuid)),
+        (PK_ATTR.to_owned(), s(&message_pk(message.group_uuid))),
+        (SK_ATTR.to_owned(), s(&message.created_at)),
+        (MESSAGE_UUID_ATTR.to_owned(), s(message_uuid)),
+        (MESSAGE_ATTR.to_owned(), s(&message.text)),
+        (USER_UUID_ATTR.to_owned(), s(message.sender.uuid)),
         (
-            "user_display_name".to_owned(),
+            USER_DISPLAY_NAME_ATTR.to_owned(),
             s(message.sender.display_name),
         ),
-        ("user_handle".to_owned(), s(message.sender.handle)),
+        (USER_HANDLE_ATTR.to_owned(), s(message.sender.handle)),
     ])
 }
 
 /// A group row for `owner`: the other participant (or the group's title) and the last message.
 pub fn group_row_item(owner: &User, other: &User, group_uuid: &str, last: &SeedMessage) -> Item {
     Item::from([
-        ("pk".to_owned(), s(&format!("GRP#{}", owner.uuid))),
-        ("sk".to_owned(), s(&last.created_at)),
-        ("message_group_uuid".to_owned(), s(group_uuid)),
-        ("message".to_owned(), s(&last.text)),
-        ("user_uuid".to_owned(), s(other.uuid)),
-        ("user_display_name".to_owned(), s(other.display_name)),
-        ("user_handle".to_owned(), s(other.handle)),
+        (PK_ATTR.to_owned(), s(&group_pk(owner.uuid))),
+        (SK_ATTR.to_owned(), s(&last.created_at)),
+        (GROUP_ATTR.to_owned(), s(group_uuid)),
+        (MESSAGE_ATTR.to_owned(), s(&last.text)),
+        (USER_UUID_ATTR.to_owned(), s(other.uuid)),
+        (USER_DISPLAY_NAME_ATTR.to_owned(), s(other.display_name)),
+        (USER_HANDLE_ATTR.to_owned(), s(other.handle)),
     ])
 }
 
@@ -222,11 +226,11 @@ pub async fn seed(client: &Client, table: &str) -> Result<Seeded, LocalError> {
         }
     }
     for item in row_items {
-        let pk = item["pk"]
+        let pk = item[PK_ATTR]
             .as_s()
             .expect("seed rows have a string pk")
             .clone();
-        let group = item["message_group_uuid"]
+        let group = item[GROUP_ATTR]
             .as_s()
             .expect("seed rows have a string group")
             .clone();

@@ -10,6 +10,10 @@
 
 use super::seed::{User, USERS};
 use super::LocalError;
+use crate::model::{
+    group_pk, message_pk, GROUP_ATTR, GROUP_PK_PREFIX, MESSAGE_ATTR, MESSAGE_UUID_ATTR, PK_ATTR,
+    SK_ATTR, USER_DISPLAY_NAME_ATTR, USER_HANDLE_ATTR, USER_UUID_ATTR,
+};
 use crate::plan::Item;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
@@ -21,7 +25,7 @@ use std::path::PathBuf;
 pub enum WriteError {
     #[error("unknown user {who:?}: give a user's uuid, or a seed user's handle ({known})")]
     UnknownUser { who: String, known: String },
-    #[error("{handle} has no conversation {group} (no GRP#{user} row for it): start one with `ddb new-conversation`")]
+    #[error("{handle} has no conversation {group} (no {}{user} row for it): start one with `ddb new-conversation`", GROUP_PK_PREFIX)]
     NotAMember {
         handle: String,
         user: String,
@@ -181,13 +185,13 @@ fn message_item(
     text: &str,
 ) -> Item {
     Item::from([
-        ("pk".to_owned(), s(&format!("MSG#{group}"))),
-        ("sk".to_owned(), s(created_at)),
-        ("message_uuid".to_owned(), s(message_uuid)),
-        ("message".to_owned(), s(text)),
-        ("user_uuid".to_owned(), s(&from.uuid)),
-        ("user_display_name".to_owned(), s(&from.display_name)),
-        ("user_handle".to_owned(), s(&from.handle)),
+        (PK_ATTR.to_owned(), s(&message_pk(group))),
+        (SK_ATTR.to_owned(), s(created_at)),
+        (MESSAGE_UUID_ATTR.to_owned(), s(message_uuid)),
+        (MESSAGE_ATTR.to_owned(), s(text)),
+        (USER_UUID_ATTR.to_owned(), s(&from.uuid)),
+        (USER_DISPLAY_NAME_ATTR.to_owned(), s(&from.display_name)),
+        (USER_HANDLE_ATTR.to_owned(), s(&from.handle)),
     ])
 }
 
@@ -199,13 +203,13 @@ fn group_row(
     text: &str,
 ) -> Item {
     Item::from([
-        ("pk".to_owned(), s(&format!("GRP#{}", owner.uuid))),
-        ("sk".to_owned(), s(created_at)),
-        ("message_group_uuid".to_owned(), s(group)),
-        ("message".to_owned(), s(text)),
-        ("user_uuid".to_owned(), s(&other.uuid)),
-        ("user_display_name".to_owned(), s(&other.display_name)),
-        ("user_handle".to_owned(), s(&other.handle)),
+        (PK_ATTR.to_owned(), s(&group_pk(&owner.uuid))),
+        (SK_ATTR.to_owned(), s(created_at)),
+        (GROUP_ATTR.to_owned(), s(group)),
+        (MESSAGE_ATTR.to_owned(), s(text)),
+        (USER_UUID_ATTR.to_owned(), s(&other.uuid)),
+        (USER_DISPLAY_NAME_ATTR.to_owned(), s(&other.display_name)),
+        (USER_HANDLE_ATTR.to_owned(), s(&other.handle)),
     ])
 }
 
@@ -370,7 +374,7 @@ pub async fn participants(
             .query()
             .table_name(table)
             .index_name(index)
-            .key_condition_expression("message_group_uuid = :g")
+            .key_condition_expression(format!("{GROUP_ATTR} = :g"))
             .expression_attribute_values(":g", s(group))
             .set_exclusive_start_key(start)
             .send()
@@ -379,12 +383,12 @@ pub async fn participants(
         for row in page.items() {
             let text = |name: &str| row.get(name).and_then(|v| v.as_s().ok()).cloned();
             if let Some(owner) =
-                text("pk").and_then(|pk| pk.strip_prefix("GRP#").map(str::to_owned))
+                text(PK_ATTR).and_then(|pk| pk.strip_prefix(GROUP_PK_PREFIX).map(str::to_owned))
             {
                 found.entry(owner).or_default();
             }
-            if let Some(other) = text("user_uuid") {
-                let names = text("user_display_name").zip(text("user_handle"));
+            if let Some(other) = text(USER_UUID_ATTR) {
+                let names = text(USER_DISPLAY_NAME_ATTR).zip(text(USER_HANDLE_ATTR));
                 let entry = found.entry(other).or_default();
                 if entry.is_none() {
                     *entry = names;
@@ -496,11 +500,11 @@ pub async fn sender_names(
 ) -> Result<Option<(String, String)>, LocalError> {
     let names = |item: &Item| {
         let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
-        Some((text("user_display_name")?, text("user_handle")?))
+        Some((text(USER_DISPLAY_NAME_ATTR)?, text(USER_HANDLE_ATTR)?))
     };
     for (index, key, pk) in [
-        (Some(index), "message_group_uuid", group.to_owned()),
-        (None, "pk", format!("MSG#{group}")),
+        (Some(index), GROUP_ATTR, group.to_owned()),
+        (None, PK_ATTR, message_pk(group)),
     ] {
         let mut start = None;
         loop {
@@ -509,7 +513,7 @@ pub async fn sender_names(
                 .table_name(table)
                 .set_index_name(index.map(str::to_owned))
                 .key_condition_expression("#k = :k")
-                .filter_expression("user_uuid = :u")
+                .filter_expression(format!("{USER_UUID_ATTR} = :u"))
                 .expression_attribute_names("#k", key)
                 .expression_attribute_values(":k", s(&pk))
                 .expression_attribute_values(":u", s(user))
@@ -584,9 +588,9 @@ async fn is_member(
             .query()
             .table_name(table)
             .consistent_read(true)
-            .key_condition_expression("pk = :pk")
-            .filter_expression("message_group_uuid = :g")
-            .expression_attribute_values(":pk", s(&format!("GRP#{user}")))
+            .key_condition_expression(format!("{PK_ATTR} = :pk"))
+            .filter_expression(format!("{GROUP_ATTR} = :g"))
+            .expression_attribute_values(":pk", s(&group_pk(user)))
             .expression_attribute_values(":g", s(group))
             .set_exclusive_start_key(start)
             .send()

@@ -10,6 +10,10 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use messaging_stream::commands::schema;
+use messaging_stream::model::{
+    group_pk, message_pk, GROUP_ATTR, MESSAGE_ATTR, MESSAGE_UUID_ATTR, PK_ATTR, SK_ATTR,
+    USER_DISPLAY_NAME_ATTR, USER_HANDLE_ATTR, USER_UUID_ATTR,
+};
 use messaging_stream::plan::Item;
 use messaging_stream::request_log::RequestLog;
 use messaging_stream::Config;
@@ -202,12 +206,12 @@ impl TestTable {
         let mut rows: HashMap<String, Vec<Item>> = HashMap::new();
         for item in self.all_items().await {
             if item
-                .get("message_group_uuid")
+                .get(GROUP_ATTR)
                 .and_then(|v| v.as_s().ok())
                 .map(String::as_str)
                 == Some(group)
             {
-                rows.entry(s(&item, "pk")).or_default().push(item);
+                rows.entry(s(&item, PK_ATTR)).or_default().push(item);
             }
         }
         rows
@@ -222,7 +226,7 @@ impl TestTable {
             .flat_map(|(pk, items)| {
                 items
                     .into_iter()
-                    .map(move |i| (pk.clone(), s(&i, "sk"), s(&i, "message")))
+                    .map(move |i| (pk.clone(), s(&i, SK_ATTR), s(&i, MESSAGE_ATTR)))
             })
             .collect();
         rows.sort();
@@ -260,13 +264,16 @@ pub fn attr(value: &str) -> AttributeValue {
 /// A group row item for `owner` in `group` at `sk`.
 pub fn group_row(owner: &str, group: &str, sk: &str, message: &str) -> Item {
     Item::from([
-        ("pk".to_owned(), attr(&format!("GRP#{owner}"))),
-        ("sk".to_owned(), attr(sk)),
-        ("message_group_uuid".to_owned(), attr(group)),
-        ("message".to_owned(), attr(message)),
-        ("user_uuid".to_owned(), attr(&format!("other-of-{owner}"))),
-        ("user_display_name".to_owned(), attr("Other Person")),
-        ("user_handle".to_owned(), attr("other")),
+        (PK_ATTR.to_owned(), attr(&group_pk(owner))),
+        (SK_ATTR.to_owned(), attr(sk)),
+        (GROUP_ATTR.to_owned(), attr(group)),
+        (MESSAGE_ATTR.to_owned(), attr(message)),
+        (
+            USER_UUID_ATTR.to_owned(),
+            attr(&format!("other-of-{owner}")),
+        ),
+        (USER_DISPLAY_NAME_ATTR.to_owned(), attr("Other Person")),
+        (USER_HANDLE_ATTR.to_owned(), attr("other")),
     ])
 }
 
@@ -306,13 +313,16 @@ pub fn message_record(
 /// A message item as the app writes it (pattern C), for the table itself.
 pub fn message_item(group: &str, created_at: &str, text: &str) -> Item {
     Item::from([
-        ("pk".to_owned(), attr(&format!("MSG#{group}"))),
-        ("sk".to_owned(), attr(created_at)),
-        ("message_uuid".to_owned(), attr(&format!("m-{created_at}"))),
-        ("message".to_owned(), attr(text)),
-        ("user_uuid".to_owned(), attr("sender")),
-        ("user_display_name".to_owned(), attr("Sender")),
-        ("user_handle".to_owned(), attr("sender")),
+        (PK_ATTR.to_owned(), attr(&message_pk(group))),
+        (SK_ATTR.to_owned(), attr(created_at)),
+        (
+            MESSAGE_UUID_ATTR.to_owned(),
+            attr(&format!("m-{created_at}")),
+        ),
+        (MESSAGE_ATTR.to_owned(), attr(text)),
+        (USER_UUID_ATTR.to_owned(), attr("sender")),
+        (USER_DISPLAY_NAME_ATTR.to_owned(), attr("Sender")),
+        (USER_HANDLE_ATTR.to_owned(), attr("sender")),
     ])
 }
 

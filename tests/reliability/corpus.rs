@@ -10,7 +10,7 @@ use crate::support::{self, Captured};
 use messaging_stream::commands::replay::{self, ReplayError};
 use messaging_stream::event::{self, Change, MessageChange, Parsed};
 use messaging_stream::handler;
-use messaging_stream::plan::TRUNCATED_ATTR;
+use messaging_stream::model::TRUNCATED_ATTR;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -169,8 +169,11 @@ async fn run_file(
     }
     let (response, summary) = result.map_err(|e| format!("{name}: {e}"))?;
     ensure!(
-        (summary.relevant, summary.ignored, summary.malformed)
-            == (want.relevant, want.ignored, want.malformed),
+        (
+            summary.counts.relevant,
+            summary.counts.ignored,
+            summary.counts.malformed
+        ) == (want.relevant, want.ignored, want.malformed),
         "{name}: expected {want:?}, got {summary:?}"
     );
     ensure!(
@@ -282,7 +285,7 @@ async fn messages_at_and_near_the_item_size_limit() {
             .collect();
         if whole {
             assert!(rows.iter().all(|r| r.2 == text), "{kb} KB");
-            assert_eq!(summary.rows_truncated, 0);
+            assert_eq!(summary.counts.rows_truncated, 0);
             assert_eq!(truncated, [None, None], "{kb} KB");
         } else {
             assert!(
@@ -290,14 +293,14 @@ async fn messages_at_and_near_the_item_size_limit() {
                     .all(|r| r.2.len() < text.len() && text.starts_with(&r.2)),
                 "{kb} KB: cut to fit"
             );
-            assert_eq!(summary.rows_truncated, 2);
+            assert_eq!(summary.counts.rows_truncated, 2);
             let flag = Some(aws_sdk_dynamodb::types::AttributeValue::Bool(true));
             assert_eq!(truncated, [flag.clone(), flag], "{kb} KB");
         }
         assert!(!logs.contains(&text[..64]), "message text logged");
         support::report(
             "corpus-size",
-            serde_json::json!({ "kb": kb, "whole": whole, "truncated": summary.rows_truncated, "failures": response.batch_item_failures.len() }),
+            serde_json::json!({ "kb": kb, "whole": whole, "truncated": summary.counts.rows_truncated, "failures": response.batch_item_failures.len() }),
         );
     }
 }
@@ -318,7 +321,7 @@ async fn a_huge_batch_is_applied_whole() {
     let (response, summary) = handler::process(&table.app, &payload).await.unwrap();
     let seconds = started.elapsed().as_secs_f64();
     assert!(response.batch_item_failures.is_empty());
-    assert_eq!(summary.relevant, records);
+    assert_eq!(summary.counts.relevant, records);
     let mut ledger = support::Ledger::new(model);
     for s in &sent {
         ledger.model.apply(s);
@@ -327,7 +330,7 @@ async fn a_huge_batch_is_applied_whole() {
     assert!(tally.is_clean(), "{tally:?}");
     support::report(
         "corpus-huge-batch",
-        serde_json::json!({ "records": records, "groups": groups, "rows_moved": summary.rows_moved, "seconds": seconds, "check": tally }),
+        serde_json::json!({ "records": records, "groups": groups, "rows_moved": summary.counts.rows_moved, "seconds": seconds, "check": tally }),
     );
 }
 
@@ -355,7 +358,7 @@ async fn two_conversations_of_one_owner_at_the_same_instant() {
     .unwrap();
     // Both conversations listed, each with its own text; the dm row just after the instant.
     assert!(response.batch_item_failures.is_empty(), "{summary:?}");
-    assert_eq!(summary.rows_nudged, 1);
+    assert_eq!(summary.counts.rows_nudged, 1);
     assert_eq!(
         table.row_summaries("dm").await,
         vec![(

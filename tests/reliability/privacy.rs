@@ -181,7 +181,7 @@ async fn no_log_line_ever_contains_message_text() {
         .await
         .expect("a response");
     assert!(
-        response.batch_item_failures.is_empty() && summary.rows_truncated > 0,
+        response.batch_item_failures.is_empty() && summary.counts.rows_truncated > 0,
         "{summary:?}"
     );
 

@@ -15,7 +15,8 @@ use aws_sdk_dynamodb::Client;
 use messaging_stream::event_source_mapping::batching::{
     Answer, Pending, RetryPolicy, Settled, ShardQueue,
 };
-use messaging_stream::plan::{Item, MESSAGE_SK_ATTR, TRUNCATED_ATTR};
+use messaging_stream::model::{MESSAGE_SK_ATTR, TRUNCATED_ATTR};
+use messaging_stream::plan::Item;
 use messaging_stream::request_log::RequestLog;
 use messaging_stream::store::Store;
 use messaging_stream::{App, Config};
