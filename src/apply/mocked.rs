@@ -8,7 +8,8 @@
 
 use super::*;
 use crate::event::{MessageChange, MessageText, RecordRef};
-use crate::plan::{Item, GROUP_ATTR, MESSAGE_ATTR, MESSAGE_SK_ATTR};
+use crate::model::{message_pk, GROUP_ATTR, MESSAGE_ATTR, MESSAGE_SK_ATTR, PK_ATTR, SK_ATTR};
+use crate::plan::Item;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_dynamodb::operation::query::{QueryInput, QueryOutput};
 use aws_sdk_dynamodb::operation::transact_write_items::{
@@ -84,8 +85,8 @@ fn describe_transaction(input: &TransactWriteItemsInput) -> String {
     let key = |k: &std::collections::HashMap<String, AttributeValue>| {
         format!(
             "{}/{}",
-            k.get("pk").map_or("?", s),
-            k.get("sk").map_or("?", s)
+            k.get(PK_ATTR).map_or("?", s),
+            k.get(SK_ATTR).map_or("?", s)
         )
     };
     let actions: Vec<String> = input
@@ -230,8 +231,8 @@ fn assert_all_used(rules: &[&Rule]) {
 /// `owner`'s row of `group` at `sk`, previewing `text` (of the message at `sk`).
 fn row(owner: &str, sk: &str, group: &str, text: &str) -> Item {
     Item::from([
-        ("pk".to_owned(), AttributeValue::S(owner.to_owned())),
-        ("sk".to_owned(), AttributeValue::S(sk.to_owned())),
+        (PK_ATTR.to_owned(), AttributeValue::S(owner.to_owned())),
+        (SK_ATTR.to_owned(), AttributeValue::S(sk.to_owned())),
         (GROUP_ATTR.to_owned(), AttributeValue::S(group.to_owned())),
         (MESSAGE_ATTR.to_owned(), AttributeValue::S(text.to_owned())),
     ])
@@ -281,10 +282,10 @@ async fn old_key_condition_failed_rereads_and_leaves_a_newer_row() {
     );
     assert_eq!(
         (
-            outcome.moved,
-            outcome.current,
-            outcome.rereads,
-            outcome.conflict_retries
+            outcome.counts.rows_moved,
+            outcome.counts.rows_current,
+            outcome.counts.condition_rereads,
+            outcome.counts.conflict_retries
         ),
         (0, 1, 1, 0)
     );
@@ -319,10 +320,10 @@ async fn stale_index_read_moves_the_row_from_where_it_really_is() {
     );
     assert_eq!(
         (
-            outcome.moved,
-            outcome.current,
-            outcome.rereads,
-            outcome.nudged
+            outcome.counts.rows_moved,
+            outcome.counts.rows_current,
+            outcome.counts.condition_rereads,
+            outcome.counts.rows_nudged
         ),
         (1, 0, 1, 0)
     );
@@ -365,7 +366,10 @@ async fn only_the_row_at_fault_is_reread() {
             ),
         ]
     );
-    assert_eq!((outcome.moved, outcome.rereads), (2, 1));
+    assert_eq!(
+        (outcome.counts.rows_moved, outcome.counts.condition_rereads),
+        (2, 1)
+    );
     assert_all_used(&rules);
 }
 
@@ -383,7 +387,14 @@ async fn a_row_gone_before_the_write_is_counted_gone() {
         .await
         .expect("the group settles");
     assert_eq!(log.lines().len(), 3);
-    assert_eq!((outcome.moved, outcome.gone, outcome.rereads), (0, 1, 1));
+    assert_eq!(
+        (
+            outcome.counts.rows_moved,
+            outcome.counts.rows_gone,
+            outcome.counts.condition_rereads
+        ),
+        (0, 1, 1)
+    );
     assert_eq!(outcome.rows[0].result, RowResult::Gone);
     assert_all_used(&rules);
 }
@@ -415,7 +426,14 @@ async fn same_instant_collision_nudges_to_the_next_free_key() {
             format!("write {}", move_line(ALICE, OLD, &nudged)),
         ]
     );
-    assert_eq!((outcome.moved, outcome.nudged, outcome.rereads), (1, 1, 0));
+    assert_eq!(
+        (
+            outcome.counts.rows_moved,
+            outcome.counts.rows_nudged,
+            outcome.counts.condition_rereads
+        ),
+        (1, 1, 0)
+    );
     assert_all_used(&rules);
 }
 
@@ -446,10 +464,10 @@ async fn new_key_held_by_our_own_row_rereads_instead_of_nudging() {
     );
     assert_eq!(
         (
-            outcome.moved,
-            outcome.nudged,
-            outcome.current,
-            outcome.rereads
+            outcome.counts.rows_moved,
+            outcome.counts.rows_nudged,
+            outcome.counts.rows_current,
+            outcome.counts.condition_rereads
         ),
         (0, 0, 1, 1)
     );
@@ -478,7 +496,11 @@ async fn throttled_item_retries_the_same_transaction() {
         [format!("index {GROUP}"), write.clone(), write]
     );
     assert_eq!(
-        (outcome.moved, outcome.conflict_retries, outcome.rereads),
+        (
+            outcome.counts.rows_moved,
+            outcome.counts.conflict_retries,
+            outcome.counts.condition_rereads
+        ),
         (1, 1, 0)
     );
     assert_all_used(&rules);
@@ -573,7 +595,13 @@ async fn no_reasons_rereads_every_row() {
             format!("owner {ALICE} {GROUP}")
         ]
     );
-    assert_eq!((outcome.current, outcome.rereads), (2, 2));
+    assert_eq!(
+        (
+            outcome.counts.rows_current,
+            outcome.counts.condition_rereads
+        ),
+        (2, 2)
+    );
     assert_all_used(&rules);
 }
 
@@ -614,7 +642,14 @@ async fn an_answer_lost_after_the_write_settles_on_the_retry() {
             format!("owner {ALICE} {GROUP}"),
         ]
     );
-    assert_eq!((outcome.moved, outcome.current, outcome.rereads), (0, 1, 1));
+    assert_eq!(
+        (
+            outcome.counts.rows_moved,
+            outcome.counts.rows_current,
+            outcome.counts.condition_rereads
+        ),
+        (0, 1, 1)
+    );
     assert_eq!(outcome.changed_owners, [ALICE]);
     assert_all_used(&rules);
 }
@@ -640,7 +675,10 @@ async fn a_nudged_row_previewing_the_message_is_current() {
         .await
         .expect("the group settles");
     assert_eq!(log.lines().len(), 3);
-    assert_eq!((outcome.moved, outcome.current), (0, 1));
+    assert_eq!(
+        (outcome.counts.rows_moved, outcome.counts.rows_current),
+        (0, 1)
+    );
     assert_all_used(&rules);
 }
 
@@ -687,7 +725,10 @@ async fn an_answer_lost_within_the_sdk_retries_is_sent_again_with_the_same_token
             format!("write {}", move_line(ALICE, OLD, LATEST)),
         ]
     );
-    assert_eq!((outcome.moved, outcome.rereads), (1, 0));
+    assert_eq!(
+        (outcome.counts.rows_moved, outcome.counts.condition_rereads),
+        (1, 0)
+    );
     let tokens = tokens.0.lock().unwrap().clone();
     assert_eq!(tokens.len(), 2, "two attempts: {tokens:?}");
     assert!(tokens[0].is_some(), "the transaction carries a token");
@@ -702,8 +743,8 @@ async fn a_removed_message_reads_the_fallback_once_for_the_group() {
     let log = Log::default();
     let message = |sk: &str, text: &str| {
         Item::from([
-            ("pk".to_owned(), AttributeValue::S(format!("MSG#{GROUP}"))),
-            ("sk".to_owned(), AttributeValue::S(sk.to_owned())),
+            (PK_ATTR.to_owned(), AttributeValue::S(message_pk(GROUP))),
+            (SK_ATTR.to_owned(), AttributeValue::S(sk.to_owned())),
             (MESSAGE_ATTR.to_owned(), AttributeValue::S(text.to_owned())),
         ])
     };
@@ -733,7 +774,8 @@ async fn a_removed_message_reads_the_fallback_once_for_the_group() {
         [
             format!("index {GROUP}"),
             format!(
-                "messages MSG#{GROUP} limit Some({})",
+                "messages {} limit Some({})",
+                message_pk(GROUP),
                 crate::store::FALLBACK_CANDIDATES
             ),
             format!(
@@ -743,7 +785,10 @@ async fn a_removed_message_reads_the_fallback_once_for_the_group() {
             ),
         ]
     );
-    assert_eq!((outcome.fallen_back, outcome.moved), (2, 0));
+    assert_eq!(
+        (outcome.counts.rows_fallen_back, outcome.counts.rows_moved),
+        (2, 0)
+    );
     assert_eq!(outcome.changed_owners, [ALICE, BOB]);
     assert_all_used(&rules);
 }
