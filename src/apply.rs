@@ -414,6 +414,9 @@ fn backoff(attempt: u32) -> Duration {
 }
 
 #[cfg(test)]
+mod mocked;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
