@@ -10,12 +10,12 @@
 //! only what outlasts its attempts reaches here, as a failed group.
 
 use crate::aws::Setup;
+use crate::backoff::backoff;
 use crate::config::Config;
 use crate::counts::Counts;
 use crate::plan::{self, Fallback, GroupRow, GroupUpdate, RowPlan, RowWrite, WriteReason};
 use crate::store::{RowFailure, Store, StoreError, WriteOutcome};
 use crate::timestamp;
-use std::time::Duration;
 use tokio::sync::OnceCell;
 
 /// How far past a message's instant a nudged row may go: 999 microseconds, so it still names the
@@ -406,42 +406,5 @@ impl Group<'_> {
     }
 }
 
-/// Exponential back-off with equal jitter: between half and all of 25 ms * 2^attempt, capped at
-/// 1 s. The floor keeps a retry from going straight back into the transaction it just lost to.
-fn backoff(attempt: u32) -> Duration {
-    let ceiling_ms = (25u64 << attempt.min(6)).min(1_000);
-    Duration::from_millis(fastrand::u64(ceiling_ms / 2..=ceiling_ms))
-}
-
 #[cfg(test)]
 mod mocked;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_is_bounded() {
-        // (first attempt, last attempt, shortest and longest wait in ms)
-        let bounds = [
-            (0, 0, 12, 25),
-            (1, 1, 25, 50),
-            (2, 2, 50, 100),
-            (3, 3, 100, 200),
-            (4, 4, 200, 400),
-            (5, 5, 400, 800),
-            (6, 39, 500, 1_000),
-        ];
-        for (first, last, shortest, longest) in bounds {
-            for attempt in first..=last {
-                for _ in 0..200 {
-                    let waited = backoff(attempt).as_millis() as u64;
-                    assert!(
-                        (shortest..=longest).contains(&waited),
-                        "attempt {attempt}: {waited} ms, not in {shortest}..={longest}"
-                    );
-                }
-            }
-        }
-    }
-}

@@ -13,6 +13,7 @@
 
 pub mod apply;
 pub mod aws;
+pub mod backoff;
 pub mod cache;
 pub mod config;
 pub mod counts;

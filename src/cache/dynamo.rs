@@ -13,6 +13,7 @@ use super::{
     expires_at, is_live, Cache, CacheError, CacheFuture, CacheKey, Cached, Clock, Filled, Lease,
     SystemClock, LEASE_SECONDS, MAX_BATCH_WRITE,
 };
+use crate::backoff::backoff;
 use crate::plan::Item;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
@@ -321,13 +322,6 @@ pub fn live_entry(item: &Item, now: i64) -> Option<Cached> {
     Some(Cached { value, covers })
 }
 
-/// 25 ms x 2^round with equal jitter (between half and all of it), capped at 1 s: the floor gives
-/// the throttled partition time before the unprocessed keys go again.
-fn backoff(round: u32) -> Duration {
-    let ceiling_ms = (25u64 << round.min(6)).min(1_000);
-    Duration::from_millis(fastrand::u64(ceiling_ms / 2..=ceiling_ms))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -376,30 +370,5 @@ mod tests {
             (EXPIRES_AT, AttributeValue::S("soon".into())),
         ]);
         assert!(live_entry(&bad, 0).is_none());
-    }
-
-    #[test]
-    fn backoff_is_bounded() {
-        // (first round, last round, shortest and longest wait in ms)
-        let bounds = [
-            (0, 0, 12, 25),
-            (1, 1, 25, 50),
-            (2, 2, 50, 100),
-            (3, 3, 100, 200),
-            (4, 4, 200, 400),
-            (5, 5, 400, 800),
-            (6, 39, 500, 1_000),
-        ];
-        for (first, last, shortest, longest) in bounds {
-            for round in first..=last {
-                for _ in 0..200 {
-                    let waited = backoff(round).as_millis() as u64;
-                    assert!(
-                        (shortest..=longest).contains(&waited),
-                        "round {round}: {waited} ms, not in {shortest}..={longest}"
-                    );
-                }
-            }
-        }
     }
 }
