@@ -177,13 +177,7 @@ fn plain_level(directives: Option<&str>) -> Option<LevelFilter> {
 /// Installs the Lambda's subscriber: [`layer`] on stdout (where Lambda's logs go), colours only
 /// when stdout is a terminal. Call once, at start-up.
 pub fn init_with(settings: LogSettings) {
-    lambda_runtime::tracing::subscriber::registry()
-        .with(layer(
-            &settings,
-            std::io::stdout,
-            std::io::stdout().is_terminal(),
-        ))
-        .init()
+    install(&settings, std::io::stdout, std::io::stdout().is_terminal())
 }
 
 /// [`init_with`] the environment's settings (INFO text if they are not valid).
@@ -195,12 +189,16 @@ pub fn init() {
 /// stderr is a terminal; capped as the Lambda is.
 pub fn init_tool(verbose: bool) {
     let settings = LogSettings::for_tool(verbose, |name| std::env::var(name).ok());
+    install(&settings, std::io::stderr, std::io::stderr().is_terminal())
+}
+
+/// The global subscriber: [`layer`] on `writer`, the one way both binaries install it.
+fn install<W>(settings: &LogSettings, writer: W, ansi: bool)
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
     lambda_runtime::tracing::subscriber::registry()
-        .with(layer(
-            &settings,
-            std::io::stderr,
-            std::io::stderr().is_terminal(),
-        ))
+        .with(layer(settings, writer, ansi))
         .init()
 }
 
