@@ -45,7 +45,7 @@ $(DDB_LOCAL_JAR):
 
 .PHONY: build
 build: ## Build the Lambda and the ddb CLI (debug)
-	cargo build --bins
+	cargo build --workspace --bins
 
 .PHONY: demo
 demo: dynamodb-local-fetch build ## Run the main job locally: DynamoDB Local, seed, a message, the rows moving
@@ -54,9 +54,9 @@ demo: dynamodb-local-fetch build ## Run the main job locally: DynamoDB Local, se
 .PHONY: test
 test: dynamodb-local-fetch deploy-tools ## Install what the tests need, then run them all
 	cargo fmt --all -- --check
-	cargo clippy --all-targets -- -D warnings
+	cargo clippy --workspace --all-targets -- -D warnings
 	$(MAKE) --no-print-directory deploy-check
-	cargo test --all-targets
+	cargo test --workspace --all-targets
 
 .PHONY: fmt
 fmt:

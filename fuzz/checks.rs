@@ -10,8 +10,8 @@
 //! group, a newest message. Timestamp ordering ([`check_order`]): `compare` is a total order
 //! (reflexive, antisymmetric, transitive), agrees with `is_newer`, and never panics.
 
+use ddb::filter::EventFilter;
 use messaging_stream::event::{self, Parsed};
-use messaging_stream::filter::EventFilter;
 use messaging_stream::{plan, timestamp};
 use serde_json::Value;
 use std::cmp::Ordering;

@@ -140,7 +140,7 @@ deploy-guard: $(CFN_GUARD_STAMP)
 # Release build for Lambda (arm64, zip) with cargo-lambda from PyPI, which brings zig as the cross linker.
 # AWS_LC_SYS_NO_JITTER_ENTROPY=1: aws-lc's CPU-jitter entropy source can add ~1 s to the first TLS handshake on a
 # 128 MB function; the OS RNG (getrandom) remains its entropy source.
-# Measured here on 2026-11-22 with `make package`, before --no-default-features was added (2 cores, shared with
+# Measured here on 2026-11-22 with `make package`, when the package still held the tools (2 cores, shared with
 # another build, niced): cargo-lambda venv 7 s; rust-std for aarch64 a few s; cold release build: dependencies
 # 2 min 50 s, then the crate with LTO 1 min 15 s (~4 min in all); after a source change 1-5 min, depending on what
 # else holds the cores. Zip 3.6 MB (3,610,205 bytes; bootstrap 8.0 MB stripped).
@@ -156,5 +156,5 @@ $(CARGO_LAMBDA_STAMP):
 package: $(CARGO_LAMBDA_STAMP) ## Build the arm64 Lambda zip (release, LTO: several minutes)
 	rustup target add $(PACKAGE_TARGET)
 	PATH="$(abspath $(PACKAGE_VENV))/bin:$$PATH" AWS_LC_SYS_NO_JITTER_ENTROPY=1 \
-	  cargo lambda build --release --arm64 --output-format zip --no-default-features --bin $(PACKAGE_BIN)
+	  cargo lambda build --release --arm64 --output-format zip --bin $(PACKAGE_BIN)
 	@echo "$(PACKAGE_ZIP): $$(stat -c %s $(PACKAGE_ZIP)) bytes ($$(du -h $(PACKAGE_ZIP) | cut -f1))"

@@ -24,25 +24,11 @@ pub mod metrics;
 pub mod model;
 pub mod plan;
 pub mod request_count;
-pub mod request_log;
 pub mod response;
 pub mod size;
 pub mod store;
 pub mod summary;
 pub mod timestamp;
-
-// What only the tools and tests use (feature `tools`, on by default): the Lambda's own build
-// (`cargo build --bin messaging-stream --no-default-features`, `make package`) compiles none of it.
-#[cfg(feature = "tools")]
-pub mod commands;
-#[cfg(feature = "tools")]
-pub mod event_source_mapping;
-#[cfg(feature = "tools")]
-pub mod fault_proxy;
-#[cfg(feature = "tools")]
-pub mod filter;
-#[cfg(feature = "tools")]
-pub mod template;
 
 pub use config::Config;
 pub use handler::{handle, App};

@@ -3,23 +3,24 @@
 //! table's TTL specification, errors and throttling as misses, the lease protocol against the
 //! stale-fill race in every interleaving, and the consumer keeping both cached lists exact.
 
-mod common;
+use testkit::items::{event, group_row, message_record, s};
+use testkit::{items, local};
 
-use common::{event, group_row, message_record, s, TestTable};
+use ddb::commands::schema;
+use ddb::reads::{load_conversations, read_through, Entry, Reader, Served};
 use messaging_stream::cache::dynamo::{DynamoCache, CACHED_VALUE, EXPIRES_AT, ID};
-use messaging_stream::cache::read::{load_conversations, read_through, Entry, Reader, Served};
 use messaging_stream::cache::{
     Cache, CacheError, CacheFuture, CacheKey, Cached, Filled, Lease, ManualClock, DEFAULT_TTL,
 };
-use messaging_stream::commands::schema;
-use messaging_stream::fault_proxy::{Fault, FaultPlan, Proxy};
 use messaging_stream::plan::Item;
-use messaging_stream::request_log::RequestLog;
 use messaging_stream::App;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use testkit::fault_proxy::{Fault, FaultPlan, Proxy};
+use testkit::local::TestTable;
+use testkit::request_log::RequestLog;
 use tokio::sync::{mpsc, Mutex};
 
 const T0: &str = "2024-05-06T09:00:00+00:00";
@@ -101,9 +102,9 @@ impl Fixture {
         max_attempts: u32,
         log: &RequestLog,
     ) -> aws_sdk_dynamodb::Client {
-        let mut config = common::config_for(endpoint, &self.cache_table);
+        let mut config = local::config_for(endpoint, &self.cache_table);
         config.max_attempts = max_attempts;
-        common::client_for(&config, log).await
+        local::client_for(&config, log).await
     }
 }
 
@@ -115,7 +116,7 @@ fn cache_on(client: aws_sdk_dynamodb::Client, table: &str, clock: Arc<ManualCloc
 }
 
 fn local_addr() -> SocketAddr {
-    common::endpoint()
+    local::endpoint()
         .trim_start_matches("http://")
         .parse()
         .expect("DynamoDB Local's address")
@@ -633,7 +634,7 @@ async fn a_message_through_the_handler_invalidates_both_participants_conversatio
 /// reaches the function, which finds both rows at that message and invalidates both lists.
 #[tokio::test]
 async fn a_new_conversations_first_message_invalidates_both_users_lists() {
-    use messaging_stream::commands::{seed, write};
+    use ddb::commands::{seed, write};
     let f = Fixture::new().await;
     f.table
         .put([group_row(seed::ANDREW.uuid, "g-old", T0, "x")])
@@ -740,9 +741,9 @@ async fn a_message_through_the_handler_invalidates_the_groups_message_list() {
 async fn an_edit_and_a_delete_through_the_handler_invalidate_both_lists() {
     let f = Fixture::new().await;
     let mut first = message_item("g", T0, "m0");
-    first.insert("message".into(), common::attr("first"));
+    first.insert("message".into(), items::attr("first"));
     let mut last = message_item("g", T1, "m1");
-    last.insert("message".into(), common::attr("hi"));
+    last.insert("message".into(), items::attr("hi"));
     f.table
         .put([group_row("a", "g", T1, "hi"), first, last.clone()])
         .await;
@@ -762,12 +763,12 @@ async fn an_edit_and_a_delete_through_the_handler_invalidate_both_lists() {
     fill(reader.clone()).await;
 
     // The app edits the last message; the stream brings the MODIFY.
-    last.insert("message".into(), common::attr("hi, edited"));
+    last.insert("message".into(), items::attr("hi, edited"));
     f.table.put([last]).await;
     let response = f
         .invoke(
             &f.app,
-            event(vec![common::edit_record("g", T1, "hi, edited", "20")]),
+            event(vec![items::edit_record("g", T1, "hi, edited", "20")]),
         )
         .await;
     assert!(response.batch_item_failures.is_empty());
@@ -793,8 +794,8 @@ async fn an_edit_and_a_delete_through_the_handler_invalidate_both_lists() {
         .client
         .delete_item()
         .table_name(f.table.table())
-        .key("pk", common::attr("MSG#g"))
-        .key("sk", common::attr(T1))
+        .key("pk", items::attr("MSG#g"))
+        .key("sk", items::attr(T1))
         .send()
         .await
         .unwrap();
@@ -803,7 +804,7 @@ async fn an_edit_and_a_delete_through_the_handler_invalidate_both_lists() {
         Served::Hit
     );
     let response = f
-        .invoke(&f.app, event(vec![common::remove_record("g", T1, "21")]))
+        .invoke(&f.app, event(vec![items::remove_record("g", T1, "21")]))
         .await;
     assert!(response.batch_item_failures.is_empty());
     let list = reader.conversations("a", None).await.unwrap();
@@ -900,7 +901,7 @@ async fn with_the_cache_off_the_handler_makes_the_same_requests_as_before_and_on
         .put([group_row("a", "g", T0, "x"), group_row("b", "g", T0, "x")])
         .await;
     assert!(f.table.app.cache.is_none(), "TestTable's app has no cache");
-    let config = common::config_for(common::endpoint(), f.table.table());
+    let config = local::config_for(local::endpoint(), f.table.table());
     assert!(
         App::from_config(config.clone()).await.cache.is_none(),
         "CACHE_TABLE_NAME unset: off"
@@ -1051,8 +1052,8 @@ async fn the_execution_policy_allows_exactly_what_the_handler_does_on_the_cache_
 // ---- the developer CLI ----
 
 fn ddb(table: &str, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_ddb"))
-        .args(["--endpoint", common::endpoint(), "--table", table])
+    std::process::Command::new(testkit::bin::ddb())
+        .args(["--endpoint", local::endpoint(), "--table", table])
         .args(args)
         .env_remove("AWS_ENDPOINT_URL_DYNAMODB")
         .env_remove("TABLE_NAME")
@@ -1063,7 +1064,7 @@ fn ddb(table: &str, args: &[&str]) -> std::process::Output {
 
 #[test]
 fn ddb_reads_through_the_cache_when_a_cache_table_is_set_and_says_hit_or_miss() {
-    let table = common::unique_table();
+    let table = local::unique_table();
     let cache_table = format!("cache-{}", uuid::Uuid::new_v4().simple());
     let loaded = ddb(
         &table,
@@ -1144,7 +1145,7 @@ fn ddb_reads_through_the_cache_when_a_cache_table_is_set_and_says_hit_or_miss() 
 /// `--items` prints the rows themselves.
 #[test]
 fn ddb_json_is_one_shape_with_or_without_a_cache() {
-    let table = common::unique_table();
+    let table = local::unique_table();
     let cache_table = format!("cache-{}", uuid::Uuid::new_v4().simple());
     assert!(ddb(
         &table,
@@ -1215,8 +1216,8 @@ fn ddb_json_is_one_shape_with_or_without_a_cache() {
     }
     // The readers' TTL is checked only where a reader fills.
     let bad_ttl = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_ddb"))
-            .args(["--endpoint", common::endpoint(), "--table", &table])
+        std::process::Command::new(testkit::bin::ddb())
+            .args(["--endpoint", local::endpoint(), "--table", &table])
             .args(args)
             .env("CACHE_TTL_SECONDS", "0")
             .env_remove("AWS_ENDPOINT_URL_DYNAMODB")

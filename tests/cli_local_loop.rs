@@ -2,8 +2,6 @@
 //! made-up users, readable errors, Unix manners, sample events, replay's exit codes, schema checks,
 //! and the Lambda binary refusing bad settings at start-up.
 
-mod common;
-
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
@@ -12,9 +10,10 @@ use aws_sdk_dynamodb::types::{
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::process::{Command, Output, Stdio};
+use testkit::local;
 
 fn ddb_command(endpoint: &str, table: &str, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_ddb"));
+    let mut command = Command::new(testkit::bin::ddb());
     command
         .args(["--endpoint-url", endpoint, "--table", table])
         .args(args)
@@ -63,8 +62,8 @@ fn ok(output: Output) -> Output {
 }
 
 fn new_table() -> (&'static str, String) {
-    let endpoint = common::endpoint();
-    let table = common::unique_table();
+    let endpoint = local::endpoint();
+    let table = local::unique_table();
     ok(ddb(endpoint, &table, &["schema-load"]));
     (endpoint, table)
 }
@@ -214,8 +213,8 @@ fn two_made_up_users_talk_through_ddb_only() {
 
 #[test]
 fn errors_are_one_readable_line_with_the_fix() {
-    let endpoint = common::endpoint();
-    let missing = common::unique_table();
+    let endpoint = local::endpoint();
+    let missing = local::unique_table();
     let output = ddb(endpoint, &missing, &["scan"]);
     assert!(!output.status.success());
     let text = stderr(&output);
@@ -271,7 +270,7 @@ fn errors_are_one_readable_line_with_the_fix() {
         stderr(&output)
     );
     // The environment's endpoint is checked too, and the flag wins over it.
-    let env = Command::new(env!("CARGO_BIN_EXE_ddb"))
+    let env = Command::new(testkit::bin::ddb())
         .args(["list-tables"])
         .env("AWS_ENDPOINT_URL_DYNAMODB", "127.0.0.1:8000")
         .output()
@@ -295,7 +294,7 @@ fn a_profile_endpoint_and_any_credentials_reach_the_same_tables() {
         format!("[profile local]\nregion = us-east-1\nendpoint_url = {endpoint}\n"),
     )
     .unwrap();
-    let listed = Command::new(env!("CARGO_BIN_EXE_ddb"))
+    let listed = Command::new(testkit::bin::ddb())
         .args(["--profile", "local", "list-tables", "--json"])
         .env("HOME", home.path())
         .env_remove("AWS_ENDPOINT_URL_DYNAMODB")
@@ -324,7 +323,7 @@ fn closed_stdout_ends_quietly_and_json_loses_nothing() {
             "-c",
             &format!("\"$0\" --endpoint-url {endpoint} --table {table} scan | head -1"),
         ])
-        .arg(env!("CARGO_BIN_EXE_ddb"))
+        .arg(testkit::bin::ddb())
         .output()
         .unwrap();
     assert!(piped.status.success(), "{piped:?}");
@@ -391,7 +390,7 @@ fn closed_stdout_ends_quietly_and_json_loses_nothing() {
     ]);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let config = common::config_for(endpoint, &table);
+        let config = local::config_for(endpoint, &table);
         let client = messaging_stream::aws::dynamodb_client(&config).await;
         client
             .put_item()
@@ -479,7 +478,7 @@ fn a_sample_event_replays_from_stdin_and_replay_exits_by_outcome() {
 
     // The same event against a table that does not exist: the response names the record, and
     // the set-up is at fault, not the record: 1 with the fix (3 is tests/cli_edges.rs's).
-    let missing = common::unique_table();
+    let missing = local::unique_table();
     let failed = ddb_with_stdin(endpoint, &missing, &["replay", "-"], &event.stdout);
     assert_eq!(failed.status.code(), Some(1), "{failed:?}");
     let response = &json_lines(&failed)[0];
@@ -508,10 +507,10 @@ fn a_sample_event_replays_from_stdin_and_replay_exits_by_outcome() {
 
 #[test]
 fn schema_load_reports_and_fixes_a_table_without_stream_or_index() {
-    let endpoint = common::endpoint();
-    let table = common::unique_table();
+    let endpoint = local::endpoint();
+    let table = local::unique_table();
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let client = runtime.block_on(messaging_stream::aws::dynamodb_client(&common::config_for(
+    let client = runtime.block_on(messaging_stream::aws::dynamodb_client(&local::config_for(
         endpoint, &table,
     )));
     let key = |name: &str, key_type| {
@@ -569,7 +568,7 @@ fn schema_load_reports_and_fixes_a_table_without_stream_or_index() {
     ok(ddb(endpoint, &table, &["seed"]));
 
     // A table with other keys cannot be fixed.
-    let other = common::unique_table();
+    let other = local::unique_table();
     runtime.block_on(async {
         client
             .create_table()
@@ -744,7 +743,7 @@ fn the_shared_dynamodb_local_is_one_database_for_every_key_and_region() {
     assert!(server.make("dynamodb-local-status").status.success());
 
     let endpoint = format!("http://127.0.0.1:{port}");
-    let table = common::unique_table();
+    let table = local::unique_table();
     let as_someone = |key: &str, region: &str, args: &[&str]| {
         ddb_command(&endpoint, &table, args)
             .env("AWS_ACCESS_KEY_ID", key)
@@ -767,7 +766,7 @@ fn the_shared_dynamodb_local_is_one_database_for_every_key_and_region() {
 
     // `ddb local` does the same.
     let local = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_ddb"))
+        Command::new(testkit::bin::ddb())
             .arg("local")
             .args(args)
             .env("DDB_SHARED_DIR", dir.path())
@@ -824,7 +823,7 @@ fn send_takes_any_participant_id_and_text_from_stdin_or_a_file() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let client =
-            messaging_stream::aws::dynamodb_client(&common::config_for(endpoint, &table)).await;
+            messaging_stream::aws::dynamodb_client(&local::config_for(endpoint, &table)).await;
         for item in [
             row(me, group, ulid, "Una Lid", "una"),
             row(ulid, group, me, "Hu Me", "hume"),

@@ -1,19 +1,19 @@
 //! The consumer on DynamoDB Local: every numbered point of the function's job, through the real SDK.
 
-mod common;
-
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_types::config_bag::ConfigBag;
-use common::{event, group_row, message_record, s, TestTable};
 use messaging_stream::event::{MessageChange, MessageText, RecordRef};
 use messaging_stream::plan::{self, GroupUpdate};
 use messaging_stream::{apply, store::Store};
 use serde_json::json;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
+use testkit::items::{event, group_row, message_record, s};
+use testkit::local::TestTable;
+use testkit::{items, local};
 
 const T0: &str = "2024-05-06T09:00:00.000001+00:00";
 const T1: &str = "2025-01-15T10:00:00.123456+00:00";
@@ -258,7 +258,7 @@ async fn ignored_and_malformed_records_never_fail_the_batch() {
     let table = TestTable::new().await;
     table.put([group_row("a", "g", T0, "x")]).await;
     // A REMOVE of a message no row previews: relevant, and it changes nothing.
-    let remove = common::remove_record("g", T3, "1");
+    let remove = items::remove_record("g", T3, "1");
     let own_write = {
         let mut r = message_record("g", T3, "x", "2");
         r["dynamodb"]["Keys"]["pk"] = json!({"S": "GRP#a"});
@@ -493,11 +493,11 @@ async fn dynamodb_unreachable_fails_from_the_earliest_relevant_record() {
         .local_addr()
         .unwrap()
         .port();
-    let mut config = common::config_for(&format!("http://127.0.0.1:{closed_port}"), "t");
+    let mut config = local::config_for(&format!("http://127.0.0.1:{closed_port}"), "t");
     config.max_attempts = 2;
     let app = messaging_stream::App::from_config(config).await;
     let batch = event(vec![
-        common::remove_record("g1", T1, "100"),
+        items::remove_record("g1", T1, "100"),
         message_record("g2", T2, "x", "101"),
         message_record("g1", T1, "x", "102"),
         message_record("g2", T3, "x", "103"),
@@ -521,7 +521,7 @@ async fn a_failed_record_without_sequence_number_is_an_invocation_error() {
         .local_addr()
         .unwrap()
         .port();
-    let mut config = common::config_for(&format!("http://127.0.0.1:{closed_port}"), "t");
+    let mut config = local::config_for(&format!("http://127.0.0.1:{closed_port}"), "t");
     config.max_attempts = 1;
     let app = messaging_stream::App::from_config(config).await;
     let mut record = message_record("g", T1, "x", "1");
@@ -632,21 +632,16 @@ async fn the_execution_policy_allows_exactly_what_the_handler_does() {
     // same-instant collision (a Query of the owner's keys around the instant).
     table
         .put([
-            common::message_item("g", T0, "zero"),
+            items::message_item("g", T0, "zero"),
             group_row("a", "g-other", T3, "other conversation"),
         ])
         .await;
     table
-        .invoke(event(vec![common::edit_record(
-            "g",
-            T2,
-            "two, edited",
-            "2",
-        )]))
+        .invoke(event(vec![items::edit_record("g", T2, "two, edited", "2")]))
         .await
         .unwrap();
     table
-        .invoke(event(vec![common::remove_record("g", T2, "3")]))
+        .invoke(event(vec![items::remove_record("g", T2, "3")]))
         .await
         .unwrap();
     table
@@ -744,7 +739,7 @@ async fn the_execution_policy_allows_exactly_what_the_handler_does() {
 async fn groups_unfinished_near_the_deadline_are_reported_before_lambda_times_out() {
     // A server that accepts connections and never answers: every request hangs.
     let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let mut config = common::config_for(&format!("http://{}", silent.local_addr().unwrap()), "t");
+    let mut config = local::config_for(&format!("http://{}", silent.local_addr().unwrap()), "t");
     config.deadline_margin = std::time::Duration::from_millis(1_500);
     let app = messaging_stream::App::from_config(config).await;
     let mut context = lambda_runtime::Context::default();

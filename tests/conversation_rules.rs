@@ -2,14 +2,15 @@
 //! conversations of one user at the same instant, long messages in big groups. Each test states one
 //! rule of the function's job (README, "What the function does with a batch").
 
-mod common;
-
-use common::{
-    edit_record, event, group_row, message_item, message_record, remove_record, s, TestTable,
+use testkit::items;
+use testkit::items::{
+    edit_record, event, group_row, message_item, message_record, remove_record, s,
 };
+
 use messaging_stream::model::{MESSAGE_SK_ATTR, TRUNCATED_ATTR};
 use messaging_stream::size::{item_size, MAX_ITEM_BYTES};
 use messaging_stream::timestamp;
+use testkit::local::TestTable;
 
 const T0: &str = "2025-01-15T09:00:00.000001+00:00";
 const T1: &str = "2025-01-15T10:00:00.123456+00:00";
@@ -64,7 +65,7 @@ async fn an_edit_of_the_newest_message_rewrites_the_text_in_place_keeping_every_
     assert_eq!(table.row_summaries("g").await, both(T1, "see you at 6"));
     for (pk, rows) in table.group_rows("g").await {
         let mut expected = before[&pk][0].clone();
-        expected.insert("message".into(), common::attr("see you at 6"));
+        expected.insert("message".into(), items::attr("see you at 6"));
         assert_eq!(rows[0], expected, "{pk}: only the text changed");
     }
     assert_eq!(table.requests.counts().get("TransactWriteItems"), Some(&1));
@@ -413,7 +414,7 @@ async fn a_row_pushed_over_the_item_limit_is_truncated_flagged_and_unflagged_lat
     let table = TestTable::new().await;
     // Other attributes leave less room than the message needs.
     let mut row = group_row("a", "g", T0, "old");
-    row.insert("user_bio".into(), common::attr(&"b".repeat(20_000)));
+    row.insert("user_bio".into(), items::attr(&"b".repeat(20_000)));
     table.put([row]).await;
     let text = "ü".repeat(195_000); // 390,000 bytes: fits a message item, not this row with it
 

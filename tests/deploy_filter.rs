@@ -4,9 +4,9 @@
 
 mod deploy_support;
 
+use ddb::filter::{EventFilter, FilterError};
 use deploy_support::*;
 use messaging_stream::event::is_relevant;
-use messaging_stream::filter::{EventFilter, FilterError};
 use serde_json::{json, Value as Json};
 
 /// (file, index, record) for every record of events/*.json.

@@ -10,12 +10,12 @@
 //! One test needs DynamoDB Local: for each `ReadCache` choice it runs the handler as the template configures
 //! it and proves the execution role grants exactly the calls it makes.
 
-mod common;
 mod deploy_support;
 
 use deploy_support::*;
 use serde_json::Value as Json;
 use std::collections::{BTreeMap, BTreeSet};
+use testkit::{items, local};
 
 const TABLE_ARN: &str =
     "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/${TableName}";
@@ -522,36 +522,36 @@ fn environment_for(choice: &str, table: &str, cache_table: &str) -> BTreeMap<Str
 /// with the DynamoDB cache; a replay of it, Query 1 (+ BatchWriteItem 1).
 #[tokio::test]
 async fn the_execution_role_equals_the_calls_made_in_each_read_cache_choice() {
-    use messaging_stream::request_log::RequestLog;
+    use testkit::request_log::RequestLog;
     const T0: &str = "2024-05-06T09:00:00+00:00";
     const T1: &str = "2025-01-15T10:00:00+00:00";
     const T2: &str = "2025-01-15T11:00:00+00:00";
     for choice in read_cache_choices() {
-        let table = common::unique_table();
+        let table = local::unique_table();
         let cache_table = format!("cache-{}", uuid::Uuid::new_v4().simple());
         let mut environment = environment_for(&choice, &table, &cache_table);
         environment.insert(
             "AWS_ENDPOINT_URL_DYNAMODB".into(),
-            common::endpoint().to_owned(),
+            local::endpoint().to_owned(),
         );
         let config = messaging_stream::Config::from_lookup(|name| environment.get(name).cloned())
             .unwrap_or_else(|e| panic!("ReadCache {choice}: {e}"));
         let log = RequestLog::new();
-        let client = common::client_for(&config, &log).await;
-        messaging_stream::commands::schema::create_table(&client, &table, &config.group_index_name)
+        let client = local::client_for(&config, &log).await;
+        ddb::commands::schema::create_table(&client, &table, &config.group_index_name)
             .await
             .expect("create the test table");
         if let Some(cache) = &config.cache_table_name {
-            messaging_stream::commands::schema::create_cache_table(&client, cache)
+            ddb::commands::schema::create_cache_table(&client, cache)
                 .await
                 .expect("create the cache table");
         }
         let app = messaging_stream::App::on_client(client.clone(), config.clone());
         for item in [
-            common::group_row("a", "g", T0, "x"),
-            common::group_row("b", "g", T0, "x"),
-            common::message_item("g", T0, "zero"),
-            common::group_row("a", "g-other", T2, "other conversation"),
+            items::group_row("a", "g", T0, "x"),
+            items::group_row("b", "g", T0, "x"),
+            items::message_item("g", T0, "zero"),
+            items::group_row("a", "g-other", T2, "other conversation"),
         ] {
             client
                 .put_item()
@@ -567,7 +567,7 @@ async fn the_execution_role_equals_the_calls_made_in_each_read_cache_choice() {
                 let response = messaging_stream::handle(
                     &app,
                     lambda_runtime::LambdaEvent::new(
-                        common::event(records),
+                        items::event(records),
                         lambda_runtime::Context::default(),
                     ),
                 )
@@ -588,7 +588,7 @@ async fn the_execution_role_equals_the_calls_made_in_each_read_cache_choice() {
             counts
         };
         log.reset();
-        let message = common::message_record("g", T1, "one", "1");
+        let message = items::message_record("g", T1, "one", "1");
         invoke(vec![message.clone()]).await;
         assert_eq!(
             log.counts(),
@@ -605,9 +605,9 @@ async fn the_execution_role_equals_the_calls_made_in_each_read_cache_choice() {
         );
         // An edit (an Update in place), a REMOVE's fallback (a Query of MSG#), a same-instant collision
         // with a's other conversation (a Query of a's keys around the instant, then a nudged move).
-        invoke(vec![common::edit_record("g", T1, "one, edited", "2")]).await;
-        invoke(vec![common::remove_record("g", T1, "3")]).await;
-        invoke(vec![common::message_record("g", T2, "same instant", "4")]).await;
+        invoke(vec![items::edit_record("g", T1, "one, edited", "2")]).await;
+        invoke(vec![items::remove_record("g", T1, "3")]).await;
+        invoke(vec![items::message_record("g", T2, "same instant", "4")]).await;
         let mut used = log.iam_uses();
         used.extend(moved);
 

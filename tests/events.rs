@@ -1,10 +1,9 @@
 //! Each file of events/ replayed on a seeded table does exactly what events/README.md says.
 
-mod common;
-
-use common::TestTable;
-use messaging_stream::commands::{replay, seed};
+use ddb::commands::{replay, seed};
+use local::TestTable;
 use std::path::Path;
+use testkit::{items, local};
 
 async fn seeded() -> TestTable {
     let table = TestTable::new().await;
@@ -32,8 +31,8 @@ async fn seeded_for(file: &str) -> TestTable {
                 .client
                 .delete_item()
                 .table_name(table.table())
-                .key("pk", common::attr(keys["pk"]["S"].as_str().unwrap()))
-                .key("sk", common::attr(keys["sk"]["S"].as_str().unwrap()))
+                .key("pk", items::attr(keys["pk"]["S"].as_str().unwrap()))
+                .key("sk", items::attr(keys["sk"]["S"].as_str().unwrap()))
                 .send()
                 .await
                 .expect("delete the removed message");
@@ -145,7 +144,7 @@ async fn batch_mixed_moves_two_groups_and_skips_the_rest() {
 /// Every item of the table, in key order, every attribute: what a replay must leave unchanged.
 async fn whole_table(table: &TestTable) -> Vec<messaging_stream::plan::Item> {
     let mut items = table.all_items().await;
-    items.sort_by_key(|item| (common::s(item, "pk"), common::s(item, "sk")));
+    items.sort_by_key(|item| (items::s(item, "pk"), items::s(item, "sk")));
     items
 }
 

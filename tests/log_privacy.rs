@@ -10,9 +10,9 @@
 //! `ddb replay`. Each run: no marker in stdout or stderr, the rows moved, the batch summary and the
 //! malformed record's WARN present whenever the level admits them, the EMF document always.
 
-mod common;
+use testkit::items::{group_row, message_record};
+use testkit::local;
 
-use common::{group_row, message_record, TestTable};
 use futures::StreamExt;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -20,6 +20,7 @@ use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use testkit::local::TestTable;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::Command;
@@ -236,7 +237,7 @@ async fn run_lambda(
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
         .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
         .env("TABLE_NAME", table)
-        .env("AWS_ENDPOINT_URL_DYNAMODB", common::endpoint())
+        .env("AWS_ENDPOINT_URL_DYNAMODB", local::endpoint())
         .envs(vars)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -498,12 +499,12 @@ async fn ddb_replay_never_logs_message_text_at_any_setting() {
         futures::stream::iter(runs.into_iter().map(|(group, file, vars, flags)| {
             let table_name = table.table().to_owned();
             async move {
-                let mut command = Command::new(env!("CARGO_BIN_EXE_ddb"));
+                let mut command = Command::new(testkit::bin::ddb());
                 for variable in OWN_VARIABLES {
                     command.env_remove(variable);
                 }
                 let output = command
-                    .args(["--endpoint", common::endpoint(), "--table", &table_name])
+                    .args(["--endpoint", local::endpoint(), "--table", &table_name])
                     .args(&flags)
                     .arg("replay")
                     .arg(&file)

@@ -5,21 +5,20 @@
 //! two metric names swapped cannot pass; `DynamoDbRequests` is the count of the requests the client
 //! really sent. An invocation error writes no document.
 
-mod common;
-
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_types::config_bag::ConfigBag;
-use common::*;
 use messaging_stream::handler::{self, HandlerError};
 use messaging_stream::metrics::{metric_names, Metrics, MetricsConfig, DIMENSIONS};
-use messaging_stream::request_log::RequestLog;
 use messaging_stream::store::Store;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
+use testkit::items::*;
+use testkit::local::*;
+use testkit::request_log::RequestLog;
 
 const GROUP: &str = "5ae290ed-55d1-47a0-bc6d-fe2bc2700399";
 const SECRET: &str = "the text nobody may read in a log";

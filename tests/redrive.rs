@@ -8,26 +8,27 @@
 //! files that are not failure records are skipped, named; `--table` overrides the table of an S3
 //! object; with a cache, redrive invalidates what it changes, as the operator's policy allows.
 
-mod common;
+use testkit::items::group_row;
+use testkit::{items, local};
 
-use common::{group_row, TestTable};
-use messaging_stream::commands::redrive::{self, RecordReport, RedriveOptions};
-use messaging_stream::commands::seed;
-use messaging_stream::event_source_mapping::failure_records::{self, FailureRecord, Shape};
-use messaging_stream::event_source_mapping::stream;
-use messaging_stream::event_source_mapping::watch::{Trigger, WatchOptions};
-use messaging_stream::fault_proxy::{Fault, FaultPlan, Proxy};
-use messaging_stream::filter::EventFilter;
+use ddb::commands::redrive::{self, RecordReport, RedriveOptions};
+use ddb::commands::seed;
+use ddb::event_source_mapping::failure_records::{self, FailureRecord, Shape};
+use ddb::event_source_mapping::stream;
+use ddb::event_source_mapping::watch::{Trigger, WatchOptions};
+use ddb::filter::EventFilter;
+use ddb::template::Template;
 use messaging_stream::plan::Item;
-use messaging_stream::request_log::RequestLog;
 use messaging_stream::store::Store;
-use messaging_stream::template::Template;
 use messaging_stream::App;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
+use testkit::fault_proxy::{Fault, FaultPlan, Proxy};
+use testkit::local::TestTable;
+use testkit::request_log::RequestLog;
 
 const TEMPLATE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/template.yaml");
 const OLD: &str = "2026-01-01T00:00:00.000001+00:00";
@@ -43,16 +44,16 @@ fn options() -> RedriveOptions {
 
 fn message_item(group: &str, created_at: &str, text: &str) -> Item {
     Item::from([
-        ("pk".to_owned(), common::attr(&format!("MSG#{group}"))),
-        ("sk".to_owned(), common::attr(created_at)),
+        ("pk".to_owned(), items::attr(&format!("MSG#{group}"))),
+        ("sk".to_owned(), items::attr(created_at)),
         (
             "message_uuid".to_owned(),
-            common::attr(&format!("m-{group}")),
+            items::attr(&format!("m-{group}")),
         ),
-        ("message".to_owned(), common::attr(text)),
-        ("user_uuid".to_owned(), common::attr("sender")),
-        ("user_display_name".to_owned(), common::attr("Sender")),
-        ("user_handle".to_owned(), common::attr("sender")),
+        ("message".to_owned(), items::attr(text)),
+        ("user_uuid".to_owned(), items::attr("sender")),
+        ("user_display_name".to_owned(), items::attr("Sender")),
+        ("user_handle".to_owned(), items::attr("sender")),
     ])
 }
 
@@ -159,7 +160,7 @@ async fn a_batch_given_up_by_the_trigger_is_redriven_from_the_failures_file_once
     rows(&table, &groups).await;
 
     // Every transaction fails with a 500 (one SDK attempt): the reads work, the writes do not.
-    let target: SocketAddr = common::endpoint()
+    let target: SocketAddr = local::endpoint()
         .trim_start_matches("http://")
         .parse()
         .unwrap();
@@ -170,7 +171,7 @@ async fn a_batch_given_up_by_the_trigger_is_redriven_from_the_failures_file_once
     let mut config = table.config.clone();
     config.endpoint_url = Some(proxy.endpoint_url());
     config.max_attempts = 1;
-    let client = common::client_for(&config, &RequestLog::new()).await;
+    let client = local::client_for(&config, &RequestLog::new()).await;
     let app = App::new(Store::new(client, &config), config.clone());
 
     for (i, group) in groups.iter().enumerate() {
@@ -424,11 +425,11 @@ async fn the_s3_object_redrives_without_reading_the_stream() {
 
 #[test]
 fn the_binary_reports_each_record_and_exits_non_zero_while_anything_fails() {
-    let endpoint = common::endpoint();
-    let table = common::unique_table();
+    let endpoint = local::endpoint();
+    let table = local::unique_table();
     // The table named with `--table` (`given`), or by TABLE_NAME: then another table's range is refused.
     let ddb = |given: bool, args: &[&str], stdin: Option<&str>| {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_ddb"));
+        let mut command = Command::new(testkit::bin::ddb());
         command.args(["--endpoint", endpoint]);
         if given {
             command.args(["--table", &table]).env_remove("TABLE_NAME");
@@ -606,8 +607,8 @@ async fn cache_entry(table: &TestTable, cache_table: &str, id: &str) {
         .client
         .put_item()
         .table_name(cache_table)
-        .item("id", common::attr(id))
-        .item("cached_value", common::attr("[]"))
+        .item("id", items::attr(id))
+        .item("cached_value", items::attr("[]"))
         .item(
             "expires_at",
             aws_sdk_dynamodb::types::AttributeValue::N(expires.to_string()),
@@ -626,7 +627,7 @@ async fn cache_ids(table: &TestTable, cache_table: &str) -> Vec<String> {
         .send()
         .await
         .expect("scan the cache");
-    let mut ids: Vec<String> = page.items().iter().map(|i| common::s(i, "id")).collect();
+    let mut ids: Vec<String> = page.items().iter().map(|i| items::s(i, "id")).collect();
     ids.sort();
     ids
 }
@@ -638,7 +639,7 @@ async fn cache_ids(table: &TestTable, cache_table: &str) -> Vec<String> {
 async fn the_operator_policy_allows_exactly_what_a_redrive_with_a_cache_does() {
     let table = TestTable::new().await;
     let cache_table = format!("cache-{}", uuid::Uuid::new_v4().simple());
-    messaging_stream::commands::schema::create_cache_table(&table.client, &cache_table)
+    ddb::commands::schema::create_cache_table(&table.client, &cache_table)
         .await
         .expect("the cache table");
     let (e0, d0, d1) = (
@@ -669,8 +670,8 @@ async fn the_operator_policy_allows_exactly_what_a_redrive_with_a_cache_does() {
         .client
         .delete_item()
         .table_name(table.table())
-        .key("pk", common::attr("MSG#g-d"))
-        .key("sk", common::attr(d1))
+        .key("pk", items::attr("MSG#g-d"))
+        .key("sk", items::attr(d1))
         .send()
         .await
         .unwrap();
@@ -828,7 +829,7 @@ fn counts(r: &RecordReport) -> [usize; 9] {
 /// again, every row counts once.
 #[tokio::test]
 async fn dry_run_and_real_run_count_the_same_rows_for_any_batch_size() {
-    use common::{edit_record, message_record, remove_record};
+    use testkit::items::{edit_record, message_record, remove_record};
     let (m1, m2, x1, same) = (
         "2026-02-01T00:00:01+00:00",
         "2026-02-01T00:00:02+00:00",
@@ -924,8 +925,8 @@ async fn dry_run_and_real_run_count_the_same_rows_for_any_batch_size() {
             .all_items()
             .await
             .iter()
-            .filter(|i| common::s(i, "pk") == "GRP#carol")
-            .map(|i| common::s(i, "sk"))
+            .filter(|i| items::s(i, "pk") == "GRP#carol")
+            .map(|i| items::s(i, "sk"))
             .collect();
         assert_eq!(
             carol.len(),
@@ -971,12 +972,12 @@ async fn a_range_from_the_old_stream_of_a_re_created_table_warns() {
     rows(&table, &["g-old"]).await;
     let streams = stream::client(&table.config).await;
     let old = stream::stream_arn(&streams, table.table()).await.unwrap();
-    messaging_stream::commands::admin::drop_table(&table.client, table.table())
+    ddb::commands::admin::drop_table(&table.client, table.table())
         .await
         .unwrap();
     // DynamoDB Local labels a stream by its creation time, to the millisecond.
     tokio::time::sleep(Duration::from_millis(5)).await;
-    messaging_stream::commands::schema::create_table(
+    ddb::commands::schema::create_table(
         &table.client,
         table.table(),
         &table.config.group_index_name,
@@ -985,7 +986,7 @@ async fn a_range_from_the_old_stream_of_a_re_created_table_warns() {
     .unwrap();
     let new = stream::stream_arn(&streams, table.table()).await.unwrap();
     assert_ne!(old, new);
-    let records = [common::message_record(
+    let records = [items::message_record(
         "g-old",
         "2026-02-01T00:00:00+00:00",
         "new",

@@ -7,7 +7,6 @@
 //! `cargo test --test reliability` runs the quick slices (fixed seeds); `make reliability` runs
 //! the full sizes (RELIABILITY_FULL=1) and collects the figures.
 
-mod common;
 #[path = "reliability/support.rs"]
 mod support;
 

@@ -2,10 +2,9 @@
 //! circle), and only the store (src/store.rs) and the DynamoDB cache backend (src/cache/dynamo.rs)
 //! call DynamoDB.
 //!
-//! "The Lambda's modules" are those src/lib.rs declares without `#[cfg(feature = "tools")]`: what
-//! `make package` compiles. The tools modules (commands/, event_source_mapping/, the fault proxy,
-//! the filter, the template reader) are left out of both rules for now: they call DynamoDB
-//! themselves and move to the `ddb` crate (issue 18). An import is a `crate::<module>` path in code
+//! "The Lambda's modules" are those src/lib.rs declares: the root package is the Lambda alone (the
+//! CLI is the `ddb` workspace member, the tests' kit `testkit`), and its manifest names none of the
+//! tools' dependencies and no cargo feature. An import is a `crate::<module>` path in code
 //! (`use crate::x::...;`, `crate::x::f(...)`, `use crate::{x, y}`); comments and each file's
 //! `#[cfg(test)]` tail do not count.
 
@@ -42,28 +41,17 @@ fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
 }
 
-/// The modules src/lib.rs declares, each with whether it sits behind the `tools` feature.
-fn declared_modules(lib: &str) -> Vec<(String, bool)> {
-    let mut modules = Vec::new();
-    let mut gated = false;
-    for line in lib.lines().map(str::trim) {
-        if line.is_empty() || line.starts_with("//") {
-            continue;
-        }
-        if line.starts_with("#[cfg(") {
-            gated = line.contains("feature = \"tools\"");
-            continue;
-        }
-        if let Some(name) = line
-            .strip_prefix("pub mod ")
-            .or_else(|| line.strip_prefix("mod "))
-            .and_then(|rest| rest.strip_suffix(';'))
-        {
-            modules.push((name.trim().to_owned(), gated));
-        }
-        gated = false;
-    }
-    modules
+/// The modules src/lib.rs declares.
+fn declared_modules(lib: &str) -> Vec<String> {
+    lib.lines()
+        .map(str::trim)
+        .filter_map(|line| {
+            line.strip_prefix("pub mod ")
+                .or_else(|| line.strip_prefix("mod "))
+                .and_then(|rest| rest.strip_suffix(';'))
+        })
+        .map(|name| name.trim().to_owned())
+        .collect()
 }
 
 /// A module's source files: src/<m>.rs, or every .rs file under src/<m>/.
@@ -200,24 +188,17 @@ fn find_circle(graph: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>
 fn lambda_modules() -> BTreeMap<String, Vec<(PathBuf, String)>> {
     let src = src();
     let lib = std::fs::read_to_string(src.join("lib.rs")).expect("read src/lib.rs");
-    let declared = declared_modules(&lib);
-    let tools: Vec<_> = declared.iter().filter(|(_, g)| *g).collect();
-    assert!(
-        !tools.is_empty(),
-        "src/lib.rs gates no module behind the tools feature: update this test's reading of it"
-    );
-    declared
-        .iter()
-        .filter(|(_, gated)| !gated)
-        .map(|(module, _)| {
-            let files = module_files(&src, module)
+    declared_modules(&lib)
+        .into_iter()
+        .map(|module| {
+            let files = module_files(&src, &module)
                 .into_iter()
                 .map(|path| {
                     let text = std::fs::read_to_string(&path).unwrap();
                     (path, code(&text))
                 })
                 .collect();
-            (module.clone(), files)
+            (module, files)
         })
         .collect()
 }
@@ -246,7 +227,7 @@ fn the_lambdas_modules_import_one_way() {
     ] {
         assert!(
             modules.contains_key(expected),
-            "src/lib.rs declares no ungated module {expected}: {:?}",
+            "src/lib.rs declares no module {expected}: {:?}",
             modules.keys().collect::<Vec<_>>()
         );
     }
@@ -337,13 +318,67 @@ fn the_readers_see_imports_and_circles() {
         find_circle(&graph(&[("a", "b"), ("b", "c"), ("c", "a")])),
         Some(vec!["a".into(), "b".into(), "c".into(), "a".into()])
     );
-    let lib = "pub mod a;\n#[cfg(feature = \"tools\")]\npub mod t;\npub mod b;\n";
-    assert_eq!(
-        declared_modules(lib),
-        [
-            ("a".to_owned(), false),
-            ("t".to_owned(), true),
-            ("b".to_owned(), false)
-        ]
+    let lib = "//! pub mod doc;\npub mod a;\n#[cfg(test)]\nmod t;\npub mod b;\n";
+    assert_eq!(declared_modules(lib), ["a", "t", "b"]);
+}
+
+/// The tools' dependencies: none of them may reach the Lambda's package (`sam build` and
+/// `make package` build it with its manifest as it is; there are no features to turn off).
+const TOOLS_ONLY: &[&str] = &[
+    "clap",
+    "quamina",
+    "serde_norway",
+    "serde_yaml",
+    "aws-sdk-dynamodbstreams",
+    "httparse",
+    "rustix",
+    "ddb",
+    "testkit",
+];
+
+/// The names of a manifest section's entries (`[dependencies]`: `name = ...` or `name.workspace = true`).
+fn section_keys(manifest: &str, section: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut inside = false;
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            inside = line == section;
+            continue;
+        }
+        if inside && !line.is_empty() && !line.starts_with('#') {
+            let key = line.split(['=', '.']).next().unwrap_or("").trim();
+            keys.push(key.to_owned());
+        }
+    }
+    keys
+}
+
+#[test]
+fn the_lambdas_package_has_no_features_and_no_tools_dependency() {
+    let manifest =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml")).unwrap();
+    let dependencies = section_keys(&manifest, "[dependencies]");
+    assert!(
+        dependencies.contains(&"aws-sdk-dynamodb".to_owned()),
+        "{dependencies:?}"
     );
+    for tool in TOOLS_ONLY {
+        assert!(
+            !dependencies.iter().any(|d| d == tool),
+            "the Lambda's package depends on {tool}, which only the tools use: move it to ddb/ or testkit/"
+        );
+    }
+    assert!(
+        section_keys(&manifest, "[features]").is_empty(),
+        "the Lambda's package has cargo features: the Lambda must build as it is (sam build passes none)"
+    );
+    let members = section_keys(&manifest, "[workspace]");
+    assert!(members.contains(&"members".to_owned()), "{members:?}");
+}
+
+#[test]
+fn the_manifest_reader_sees_dependencies_and_features() {
+    let manifest = "[package]\nname = \"x\"\n[dependencies]\nclap.workspace = true\n# c\ntokio = { version = \"1\" }\n[features]\ntools = []\n";
+    assert_eq!(section_keys(manifest, "[dependencies]"), ["clap", "tokio"]);
+    assert_eq!(section_keys(manifest, "[features]"), ["tools"]);
 }

@@ -3,18 +3,15 @@
 //! its newest message; a failing record is retried from its sequence number and, after the
 //! retries, lands in the failures file; bisecting isolates a batch's poison record.
 
-mod common;
-
 use aws_lambda_events::streams::DynamoDbEventResponse;
-use common::{group_row, s, TestTable};
-use futures::future::BoxFuture;
-use messaging_stream::commands::seed::{User, USERS};
-use messaging_stream::commands::write;
-use messaging_stream::event_source_mapping::stream;
-use messaging_stream::event_source_mapping::watch::{
+use ddb::commands::seed::{User, USERS};
+use ddb::commands::write;
+use ddb::event_source_mapping::stream;
+use ddb::event_source_mapping::watch::{
     Function, FunctionError, Invocation, Outcome, StartingPosition, Trigger, WatchOptions,
 };
-use messaging_stream::filter::EventFilter;
+use ddb::filter::EventFilter;
+use futures::future::BoxFuture;
 use messaging_stream::plan::Item;
 use messaging_stream::App;
 use serde_json::Value;
@@ -22,6 +19,9 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use testkit::items;
+use testkit::items::{group_row, s};
+use testkit::local::TestTable;
 
 const TEMPLATE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/template.yaml");
 
@@ -89,16 +89,16 @@ async fn trigger(
 
 fn message_item(group: &str, created_at: &str, text: &str) -> Item {
     Item::from([
-        ("pk".to_owned(), common::attr(&format!("MSG#{group}"))),
-        ("sk".to_owned(), common::attr(created_at)),
+        ("pk".to_owned(), items::attr(&format!("MSG#{group}"))),
+        ("sk".to_owned(), items::attr(created_at)),
         (
             "message_uuid".to_owned(),
-            common::attr(&format!("m-{group}-{created_at}")),
+            items::attr(&format!("m-{group}-{created_at}")),
         ),
-        ("message".to_owned(), common::attr(text)),
-        ("user_uuid".to_owned(), common::attr("sender")),
-        ("user_display_name".to_owned(), common::attr("Sender")),
-        ("user_handle".to_owned(), common::attr("sender")),
+        ("message".to_owned(), items::attr(text)),
+        ("user_uuid".to_owned(), items::attr("sender")),
+        ("user_display_name".to_owned(), items::attr("Sender")),
+        ("user_handle".to_owned(), items::attr("sender")),
     ])
 }
 

@@ -8,16 +8,17 @@
 use crate::baseline::{Python, Variant, Worker};
 use crate::report::{self, Cell, Runner};
 use crate::workloads::{self, Workload};
-use crate::{common, table, Args};
+use crate::{table, Args};
 use anyhow::{bail, ensure};
-use messaging_stream::fault_proxy::Proxy;
 use messaging_stream::handler::{process as handle_batch, Summary};
-use messaging_stream::request_log::RequestLog;
 use messaging_stream::store::Store;
 use messaging_stream::{App, Config};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
+use testkit::fault_proxy::Proxy;
+use testkit::local;
+use testkit::request_log::RequestLog;
 
 /// One latency's clients: the Rust app and the Python worker, both through the same proxy.
 pub struct Side {
@@ -37,7 +38,7 @@ pub async fn side(proxy: Proxy, python: &Python) -> anyhow::Result<Side> {
         ..Config::default()
     };
     let log = RequestLog::new();
-    let client = common::client_for(&config, &log).await;
+    let client = local::client_for(&config, &log).await;
     let app = App::new(Store::new(client.clone(), &config), config);
     let worker = python.worker(&proxy.endpoint_url()).await?;
     Ok(Side {

@@ -35,8 +35,8 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, Put,
     ReturnConsumedCapacity, ScalarAttributeType, TransactWriteItem,
 };
+use ddb::commands::schema;
 use messaging_stream::cache::MAX_BATCH_WRITE;
-use messaging_stream::commands::schema;
 use messaging_stream::handler::process as handle_batch;
 use messaging_stream::model::{GROUP_ATTR, MESSAGE_ATTR};
 use messaging_stream::plan::{Item, MAX_ACTIONS_PER_TRANSACTION};

@@ -1,15 +1,16 @@
 //! The round-trip time the delay proxy really adds, measured and tuned.
 //!
-//! The fault proxy (`messaging_stream::fault_proxy`) sleeps on tokio's timer, which rounds up to
+//! The fault proxy (`testkit::fault_proxy`) sleeps on tokio's timer, which rounds up to
 //! whole milliseconds and then some: asked for 5 ms, it adds more. The bench measures what it adds
 //! and lowers its sleep until that is the RTT asked for.
 
 use crate::report::{self, Calibration};
-use crate::{common, table};
-use messaging_stream::fault_proxy::{FaultPlan, Proxy};
-use messaging_stream::request_log::RequestLog;
+use crate::table;
 use messaging_stream::Config;
 use std::time::{Duration, Instant};
+use testkit::fault_proxy::{FaultPlan, Proxy};
+use testkit::request_log::RequestLog;
+use testkit::{items, local};
 
 /// Sets the proxy's sleep so that the time it adds per request is the RTT asked for.
 ///
@@ -48,7 +49,7 @@ async fn calibrate(direct: &aws_sdk_dynamodb::Client, proxy: &Proxy) -> anyhow::
         endpoint_url: Some(proxy.endpoint_url()),
         ..Config::default()
     };
-    let proxied = common::client_for(&config, &RequestLog::new()).await;
+    let proxied = local::client_for(&config, &RequestLog::new()).await;
     table::reset(direct, &[]).await?;
     let mut differences = Vec::new();
     for i in 0..61 {
@@ -58,8 +59,8 @@ async fn calibrate(direct: &aws_sdk_dynamodb::Client, proxy: &Proxy) -> anyhow::
             client
                 .get_item()
                 .table_name(table::TABLE)
-                .key("pk", common::attr("calibration"))
-                .key("sk", common::attr("x"))
+                .key("pk", items::attr("calibration"))
+                .key("sk", items::attr("x"))
                 .send()
                 .await?;
             pair[k] = t.elapsed().as_secs_f64();

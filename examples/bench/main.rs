@@ -12,9 +12,6 @@
 //! sections it measured. It is not a test: nothing here fails on a slow figure, only on a run that
 //! did not do its work.
 
-#[path = "../../tests/common/mod.rs"]
-mod common;
-
 mod baseline;
 mod cells;
 mod cost;
@@ -30,13 +27,14 @@ mod workloads;
 use anyhow::ensure;
 use baseline::{Python, Variant};
 use clap::Parser;
-use messaging_stream::fault_proxy::{FaultPlan, Proxy};
-use messaging_stream::request_log::RequestLog;
 use report::{Cell, Results, Runner, WorkloadInfo};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+use testkit::fault_proxy::{FaultPlan, Proxy};
+use testkit::local;
+use testkit::request_log::RequestLog;
 use workloads::Workload;
 
 /// The region both sides use (DynamoDB Local keeps one database per access key and region).
@@ -137,7 +135,7 @@ fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let load_at_start = machine::load_average();
     println!("starting DynamoDB Local ...");
-    let endpoint = common::endpoint().to_owned(); // stopped by PID when this process exits
+    let endpoint = local::endpoint().to_owned(); // stopped by PID when this process exits
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
@@ -170,8 +168,8 @@ async fn run(
         );
         return Ok(());
     }
-    let direct = common::client_for(
-        &common::config_for(&endpoint, table::TABLE),
+    let direct = local::client_for(
+        &local::config_for(&endpoint, table::TABLE),
         &RequestLog::new(),
     )
     .await;

@@ -8,19 +8,16 @@
 //! consistent Query, `local::queries::conversations`); the cached reader's miss path reads the table
 //! strongly consistently, as the lease protocol needs (docs/CACHE.md).
 
-use crate::common;
 use crate::latency;
 use crate::report::{self, Calibration, Stats};
 use anyhow::ensure;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
+use ddb::commands::{queries, schema};
+use ddb::reads::{Entry, Reader, Served};
 use messaging_stream::cache::dynamo::DynamoCache;
-use messaging_stream::cache::read::{Entry, Reader, Served};
 use messaging_stream::cache::{Cache, CacheKey, Filled, DEFAULT_TTL};
-use messaging_stream::commands::{queries, schema};
-use messaging_stream::fault_proxy::{FaultPlan, Proxy};
 use messaging_stream::plan::Item;
-use messaging_stream::request_log::RequestLog;
 use messaging_stream::store::Store;
 use messaging_stream::App;
 use serde::Serialize;
@@ -29,6 +26,9 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use testkit::fault_proxy::{FaultPlan, Proxy};
+use testkit::request_log::RequestLog;
+use testkit::{items, local};
 
 const TABLE: &str = "bench-reads";
 const CACHE_TABLE: &str = "bench-reads-cache";
@@ -127,9 +127,9 @@ fn timestamp(i: usize) -> String {
 }
 
 fn row(owner: &str, group: &str, sk: &str) -> Item {
-    let mut item = common::group_row(owner, group, sk, MESSAGE);
-    item.insert("user_display_name".into(), common::attr("Londo Mollari"));
-    item.insert("user_handle".into(), common::attr("londo"));
+    let mut item = items::group_row(owner, group, sk, MESSAGE);
+    item.insert("user_display_name".into(), items::attr("Londo Mollari"));
+    item.insert("user_handle".into(), items::attr("londo"));
     item
 }
 
@@ -185,7 +185,7 @@ pub async fn measure(
     repeats: usize,
     soak_operations: usize,
 ) -> anyhow::Result<Reads> {
-    let direct = common::client_for(&common::config_for(endpoint, TABLE), &RequestLog::new()).await;
+    let direct = local::client_for(&local::config_for(endpoint, TABLE), &RequestLog::new()).await;
     fresh_tables(&direct).await?;
     let sizes = [20usize, 200];
     let mut rows = Vec::new();
@@ -200,7 +200,7 @@ pub async fn measure(
     }
     let bytes_of = |n: usize| -> usize {
         rows.iter()
-            .filter(|r| common::s(r, "pk") == format!("GRP#u{n}"))
+            .filter(|r| items::s(r, "pk") == format!("GRP#u{n}"))
             .map(item_size)
             .sum()
     };
@@ -223,7 +223,7 @@ pub async fn measure(
         calibration.push(tuned);
         let log = RequestLog::new();
         let client =
-            common::client_for(&common::config_for(&proxy.endpoint_url(), TABLE), &log).await;
+            local::client_for(&local::config_for(&proxy.endpoint_url(), TABLE), &log).await;
         let cache = Arc::new(DynamoCache::new(client.clone(), CACHE_TABLE));
         let reader = Reader::new(client.clone(), TABLE).with_cache(cache.clone(), DEFAULT_TTL);
         for &(n, limit) in &[(20usize, None), (200, None), (200, Some(20u32))] {
@@ -340,7 +340,7 @@ pub async fn measure(
 async fn soak(endpoint: &str, reads_per_message: usize, operations: usize) -> anyhow::Result<Soak> {
     const USERS: usize = 40;
     const PER_USER: usize = 20;
-    let setup = common::client_for(&common::config_for(endpoint, TABLE), &RequestLog::new()).await;
+    let setup = local::client_for(&local::config_for(endpoint, TABLE), &RequestLog::new()).await;
     fresh_tables(&setup).await?;
     let mut rows = Vec::new();
     let mut groups = Vec::new();
@@ -357,9 +357,9 @@ async fn soak(endpoint: &str, reads_per_message: usize, operations: usize) -> an
     }
     put_all(&setup, TABLE, rows).await?;
     let log = RequestLog::new();
-    let mut config = common::config_for(endpoint, TABLE);
+    let mut config = local::config_for(endpoint, TABLE);
     config.cache_table_name = Some(CACHE_TABLE.to_owned());
-    let client = common::client_for(&config, &log).await;
+    let client = local::client_for(&config, &log).await;
     let cache = Arc::new(DynamoCache::new(client.clone(), CACHE_TABLE));
     let app =
         App::new(Store::new(client.clone(), &config), config.clone()).with_cache(cache.clone());
@@ -377,9 +377,9 @@ async fn soak(endpoint: &str, reads_per_message: usize, operations: usize) -> an
         if rng.usize(0..=reads_per_message) == 0 {
             let group = &groups[rng.usize(0..groups.len())];
             clock += 1;
-            let record = common::message_record(group, &timestamp(clock), "soak", &op.to_string());
+            let record = items::message_record(group, &timestamp(clock), "soak", &op.to_string());
             let (response, _) =
-                messaging_stream::handler::process(&app, &common::event(vec![record])).await?;
+                messaging_stream::handler::process(&app, &items::event(vec![record])).await?;
             ensure!(
                 response.batch_item_failures.is_empty(),
                 "a failed group in the soak"

@@ -9,7 +9,7 @@
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::{DeleteRequest, PutRequest, WriteRequest};
 use aws_sdk_dynamodb::Client;
-use messaging_stream::commands::schema;
+use ddb::commands::schema;
 use messaging_stream::model::DEFAULT_GROUP_INDEX_NAME;
 use messaging_stream::plan::Item;
 

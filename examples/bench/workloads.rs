@@ -6,9 +6,9 @@
 //! ([`cost`]) add a 4 KB message, alone and with `PREVIEW_MAX_BYTES=256`, and two workloads with the
 //! read cache on (template `ReadCache=dynamodb`), whose invalidations the Rust side pays for.
 
-use crate::common::{event, group_row, message_record};
 use messaging_stream::plan::Item;
 use serde_json::Value;
+use testkit::items::{event, group_row, message_record};
 
 /// Where every row starts: older than every message of every batch.
 const OLD_SK: &str = "2025-01-01T00:00:00.000000+00:00";

@@ -25,7 +25,6 @@
 //! compare-and-set on that token, `invalidate` as delete; then pass it to [`crate::App::with_cache`].
 
 pub mod dynamo;
-pub mod read;
 
 use crate::model::{CONVERSATIONS_PREFIX, GROUP_PK_PREFIX, MESSAGES_PREFIX};
 use std::fmt;

@@ -4,11 +4,12 @@
 //! fully acknowledged batch, REMOVEs included, is checked exactly. The model-based programs run
 //! against a deliberately wrong model in model.rs.
 
-use crate::common::{self, TestTable};
 use crate::support::{self, Key, Ledger, Sent, Tally, TEXT_MARKER};
 use aws_sdk_dynamodb::types::AttributeValue;
 use messaging_stream::handler;
 use messaging_stream::plan::Item;
+use testkit::items;
+use testkit::local::TestTable;
 
 /// A world of `groups` groups in `table` (rows and message items loaded), checked clean once.
 async fn world(table: &TestTable, prefix: &str, groups: usize) -> (Vec<support::Group>, Ledger) {
@@ -28,7 +29,7 @@ fn message(group: &str, seconds: i64, sequence: u64) -> Sent {
     let (created_at, at) = support::stamp(seconds, 0, 0);
     let text = format!("{TEXT_MARKER}checker-{sequence}");
     Sent {
-        record: common::message_record(group, &created_at, &text, &format!("{sequence:021}")),
+        record: items::message_record(group, &created_at, &text, &format!("{sequence:021}")),
         group: group.to_owned(),
         created_at,
         at,
@@ -40,7 +41,7 @@ fn message(group: &str, seconds: i64, sequence: u64) -> Sent {
 /// The REMOVE of `of`.
 fn removal(of: &Sent, sequence: u64) -> Sent {
     Sent {
-        record: common::remove_record(&of.group, &of.created_at, &format!("{sequence:021}")),
+        record: items::remove_record(&of.group, &of.created_at, &format!("{sequence:021}")),
         text: String::new(),
         remove: true,
         ..of.clone()
@@ -51,7 +52,7 @@ fn removal(of: &Sent, sequence: u64) -> Sent {
 async fn in_table(table: &TestTable, ledger: &mut Ledger, messages: &[&Sent]) {
     for m in messages {
         table
-            .put([common::message_item(&m.group, &m.created_at, &m.text)])
+            .put([items::message_item(&m.group, &m.created_at, &m.text)])
             .await;
         ledger.model.learn(&m.created_at, m.at);
         ledger
@@ -65,7 +66,7 @@ async fn in_table(table: &TestTable, ledger: &mut Ledger, messages: &[&Sent]) {
 
 /// The real handler on `batch`, without faults: every group succeeds.
 async fn run(table: &TestTable, batch: &[&Sent]) {
-    let payload = common::event(batch.iter().map(|s| s.record.clone()).collect());
+    let payload = items::event(batch.iter().map(|s| s.record.clone()).collect());
     let (response, summary) = handler::process(&table.app, &payload)
         .await
         .expect("no invocation error");
@@ -100,7 +101,7 @@ async fn rewrite(table: &TestTable, key: &Key, change: impl FnOnce(&mut Item)) {
 /// Moves the row of `key` to preview `sk`, keeping its text.
 async fn move_to(table: &TestTable, key: &Key, sk: &str) {
     rewrite(table, key, |item| {
-        item.insert("sk".into(), common::attr(sk));
+        item.insert("sk".into(), items::attr(sk));
     })
     .await;
 }
@@ -180,7 +181,7 @@ async fn each_kind_of_damage_shows_in_its_own_count_only() {
             }
             Damage::Double => {
                 let mut copy = row(&table, &key).await;
-                copy.insert("sk".into(), common::attr(&older));
+                copy.insert("sk".into(), items::attr(&older));
                 table.put([copy]).await;
             }
             Damage::MoveBack => move_to(&table, &key, &older).await,
@@ -192,7 +193,7 @@ async fn each_kind_of_damage_shows_in_its_own_count_only() {
             Damage::UnknownKey => move_to(&table, &key, "2025-01-15T10:00:00 not a time").await,
             Damage::ChangeText => {
                 rewrite(&table, &key, |item| {
-                    item.insert("message".into(), common::attr("another text"));
+                    item.insert("message".into(), items::attr("another text"));
                 })
                 .await
             }

@@ -4,16 +4,17 @@
 //! never a success reported for a record that was not applied. Generated inputs, too big to keep
 //! as files, follow: messages at and near the 400 KB item limit, and a huge batch.
 
-use crate::common;
-use crate::common::{group_row, TestTable};
 use crate::support::{self, Captured};
-use messaging_stream::commands::replay::{self, ReplayError};
+use ddb::commands::replay::{self, ReplayError};
 use messaging_stream::event::{self, Change, MessageChange, Parsed};
 use messaging_stream::handler;
 use messaging_stream::model::TRUNCATED_ATTR;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use testkit::items;
+use testkit::items::group_row;
+use testkit::local::TestTable;
 use tracing_subscriber::filter::LevelFilter;
 
 const T0: &str = "2024-05-06T09:00:00.000001+00:00";
@@ -252,7 +253,7 @@ async fn messages_at_and_near_the_item_size_limit() {
         reset(&table).await;
         capture.take();
         // The message item's size: attribute names plus values, as DynamoDB counts them.
-        let record = common::message_record("corpus-g", "2025-02-01T00:00:00+00:00", "", "77");
+        let record = items::message_record("corpus-g", "2025-02-01T00:00:00+00:00", "", "77");
         let others: usize = record["dynamodb"]["NewImage"]
             .as_object()
             .unwrap()
@@ -262,7 +263,7 @@ async fn messages_at_and_near_the_item_size_limit() {
         let text = "x".repeat(kb * 1024 - others);
         let mut record = record;
         record["dynamodb"]["NewImage"]["message"]["S"] = text.clone().into();
-        let (response, summary) = handler::process(&table.app, &common::event(vec![record]))
+        let (response, summary) = handler::process(&table.app, &items::event(vec![record]))
             .await
             .expect("a response");
         let rows = table.row_summaries("corpus-g").await;
@@ -316,7 +317,7 @@ async fn a_huge_batch_is_applied_whole() {
     let (world, model, items) = support::world("huge", groups, &mut rng);
     support::load(&table.client, table.table(), items).await;
     let sent = support::messages(&world, records, 1, &mut rng);
-    let payload = common::event(sent.iter().map(|s| s.record.clone()).collect());
+    let payload = items::event(sent.iter().map(|s| s.record.clone()).collect());
     let started = std::time::Instant::now();
     let (response, summary) = handler::process(&table.app, &payload).await.unwrap();
     let seconds = started.elapsed().as_secs_f64();
@@ -352,7 +353,7 @@ async fn two_conversations_of_one_owner_at_the_same_instant() {
         .await;
     let (response, summary) = handler::process(
         &table.app,
-        &common::event(vec![common::message_record("dm", at, "dm text", "42")]),
+        &items::event(vec![items::message_record("dm", at, "dm text", "42")]),
     )
     .await
     .unwrap();

@@ -6,12 +6,13 @@
 //! Quick slice in `make test` (fixed seed, 2 batches per cell at one rate); `make reliability`
 //! (RELIABILITY_FULL=1) runs 3 rates and 50 batches per cell.
 
-use crate::common::TestTable;
 use crate::support::{self, Tally};
+use local::TestTable;
 use messaging_stream::config::RetryMode;
-use messaging_stream::fault_proxy::{Fault, FaultPlan, Proxy};
-use messaging_stream::request_log::RequestLog;
 use std::time::{Duration, Instant};
+use testkit::fault_proxy::{Fault, FaultPlan, Proxy};
+use testkit::local;
+use testkit::request_log::RequestLog;
 
 const BATCH_SIZE: usize = 10;
 const GROUPS: usize = 20;

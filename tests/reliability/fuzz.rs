@@ -4,6 +4,7 @@
 
 use crate::fuzz_checks;
 use std::path::{Path, PathBuf};
+use testkit::items;
 
 fn files(dir: &str) -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
@@ -53,7 +54,7 @@ fn timestamp_order_holds_on_every_kept_input() {
 /// errors stopped at an escaped quote inside the value and logged the rest of it.
 #[test]
 fn a_quote_inside_a_bad_value_does_not_end_its_redaction() {
-    let mut record = crate::common::message_record("g", "2025-01-15T10:00:00", "x", "1");
+    let mut record = items::message_record("g", "2025-01-15T10:00:00", "x", "1");
     record["dynamodb"]["SizeBytes"] = r#"she said "meet me at the docks" twice"#.into();
     fuzz_checks::check_event_value(&serde_json::json!({ "Records": [record] }));
 }
@@ -84,7 +85,7 @@ fn mixed_forms_and_garbage_are_totally_ordered() {
 /// unknown enum value in backticks (`unknown variant `...``), and that value reached the reason.
 #[test]
 fn an_unknown_enum_value_is_redacted() {
-    let mut record = crate::common::message_record("g", "2025-01-15T10:00:00", "x", "1");
+    let mut record = items::message_record("g", "2025-01-15T10:00:00", "x", "1");
     record["dynamodb"]["StreamViewType"] = "meet me at the docks".into();
     fuzz_checks::check_event_value(&serde_json::json!({ "Records": [record] }));
 }

@@ -15,9 +15,8 @@
 //!
 //! Quick slice in `make test`: 12 programs from a fixed seed; `make reliability`: 500.
 
-use crate::common;
-use crate::common::TestTable;
 use crate::support::{self, Ledger, Tally};
+use local::TestTable;
 use messaging_stream::apply;
 use messaging_stream::event::{MessageChange, MessageText, RecordRef};
 use messaging_stream::plan::{self, GroupRow};
@@ -25,6 +24,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, RngSeed, TestError};
 use std::collections::HashMap;
 use std::sync::OnceLock;
+use testkit::{items, local};
 use tokio::runtime::Runtime;
 
 const GROUPS: usize = 3;
@@ -182,7 +182,7 @@ impl Run {
         text: &str,
     ) {
         table
-            .put([common::message_item(group, created_at, text)])
+            .put([items::message_item(group, created_at, text)])
             .await;
         self.ledger.model.learn(created_at, at);
         self.ledger
@@ -197,7 +197,7 @@ impl Run {
             at,
             text: text.to_owned(),
             remove: false,
-            record: common::message_record(group, created_at, text, "0"),
+            record: items::message_record(group, created_at, text, "0"),
         });
     }
 
@@ -288,14 +288,14 @@ async fn lose_a_row(table: &TestTable, ledger: &Ledger, group: &str) -> Result<(
         .table_name(table.table())
         .consistent_read(true)
         .key_condition_expression("pk = :pk")
-        .expression_attribute_values(":pk", common::attr(&owner))
+        .expression_attribute_values(":pk", items::attr(&owner))
         .send()
         .await
         .map_err(|e| e.to_string())?;
     if let Some(row) = rows
         .items()
         .iter()
-        .find(|row| common::s(row, "message_group_uuid") == group)
+        .find(|row| items::s(row, "message_group_uuid") == group)
     {
         table
             .client
@@ -363,7 +363,7 @@ async fn run_program(ops: Vec<Op>, flaw: Flaw) -> Result<(Tally, Tally, Coverage
                 let text = format!("secret-{prefix}-{step}-edited");
                 let s = &mut run.sent[i];
                 table
-                    .put([common::message_item(&s.group, &s.created_at, &text)])
+                    .put([items::message_item(&s.group, &s.created_at, &text)])
                     .await;
                 run.ledger
                     .model
@@ -371,7 +371,7 @@ async fn run_program(ops: Vec<Op>, flaw: Flaw) -> Result<(Tally, Tally, Coverage
                     .entry(s.group.clone())
                     .or_default()
                     .insert(s.created_at.clone(), text.clone());
-                s.record = common::edit_record(&s.group, &s.created_at, &text, "0");
+                s.record = items::edit_record(&s.group, &s.created_at, &text, "0");
                 s.text = text;
                 run.covered.edits += 1;
             }
@@ -383,15 +383,15 @@ async fn run_program(ops: Vec<Op>, flaw: Flaw) -> Result<(Tally, Tally, Coverage
                     .client
                     .delete_item()
                     .table_name(table.table())
-                    .key("pk", common::attr(&format!("MSG#{}", s.group)))
-                    .key("sk", common::attr(&s.created_at))
+                    .key("pk", items::attr(&format!("MSG#{}", s.group)))
+                    .key("sk", items::attr(&s.created_at))
                     .send()
                     .await
                     .map_err(|e| e.to_string())?;
                 if let Some(messages) = run.ledger.model.messages.get_mut(&s.group) {
                     messages.remove(&s.created_at);
                 }
-                s.record = common::remove_record(&s.group, &s.created_at, "0");
+                s.record = items::remove_record(&s.group, &s.created_at, "0");
                 s.text = String::new();
                 s.remove = true;
                 run.covered.removes += 1;

@@ -7,17 +7,18 @@
 //! rate, a message cut to fit the item size limit, a failed record without a sequence number,
 //! stale reads and concurrent invocations. Finally no captured line may contain any message text the run used.
 
-use crate::common;
-use crate::common::{group_row, TestTable};
 use crate::support;
-use messaging_stream::commands::{replay, seed};
+use ddb::commands::{replay, seed};
 use messaging_stream::event::{MessageChange, MessageText, RecordRef};
-use messaging_stream::fault_proxy::{Fault, FaultPlan, Proxy};
-use messaging_stream::request_log::RequestLog;
 use messaging_stream::{apply, handler, plan};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use testkit::fault_proxy::{Fault, FaultPlan, Proxy};
+use testkit::items;
+use testkit::items::group_row;
+use testkit::local::TestTable;
+use testkit::request_log::RequestLog;
 
 fn files(dir: &str) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> =
@@ -116,14 +117,14 @@ async fn no_log_line_ever_contains_message_text() {
         texts.push(text.clone());
         sequence += 1;
         let at = support::timestamp(sequence, 0, 0);
-        let mut record = common::message_record("pg", &at, &text, &sequence.to_string());
+        let mut record = items::message_record("pg", &at, &text, &sequence.to_string());
         if !with_sequence {
             record["dynamodb"]
                 .as_object_mut()
                 .unwrap()
                 .remove("SequenceNumber");
         }
-        common::event(vec![record])
+        items::event(vec![record])
     };
 
     // DynamoDB unreachable: groups fail, with the SDK's errors in the logs.
@@ -176,8 +177,8 @@ async fn no_log_line_ever_contains_message_text() {
     // path of its own that must log no more of the text than any other.
     let big = "y".repeat(400 * 1024);
     texts.push(big[..64].to_owned());
-    let record = common::message_record("pg", "2030-01-01T00:00:00+00:00", &big, "900");
-    let (response, summary) = handler::process(&table.app, &common::event(vec![record]))
+    let record = items::message_record("pg", "2030-01-01T00:00:00+00:00", &big, "900");
+    let (response, summary) = handler::process(&table.app, &items::event(vec![record]))
         .await
         .expect("a response");
     assert!(

@@ -1,7 +1,6 @@
 //! The fault proxy itself, through the real SDK and DynamoDB Local: each fault reaches the SDK as
 //! production's would, so the SDK's retry policy treats it the same way.
 
-use crate::common::{attr, TestTable};
 use crate::support;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_smithy_runtime::client::retries::classifiers::run_classifiers_on_ctx;
@@ -11,11 +10,13 @@ use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::retries::classifiers::RetryAction;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
-use messaging_stream::fault_proxy::{Fault, FaultPlan, Proxy};
-use messaging_stream::request_log::RequestLog;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use testkit::fault_proxy::{Fault, FaultPlan, Proxy};
+use testkit::items::attr;
+use testkit::local::TestTable;
+use testkit::request_log::RequestLog;
 
 fn local_addr() -> SocketAddr {
     support::local_addr()

@@ -11,25 +11,25 @@
 //!
 //! Quick slice in `make test`: 300 messages over 30 groups; `make reliability`: 10,000 over 500.
 
-use crate::common;
-use crate::common::TestTable;
 use crate::support::{self, Ledger};
 use aws_lambda_events::streams::DynamoDbEventResponse;
-use futures::future::BoxFuture;
-use messaging_stream::event_source_mapping::stream;
-use messaging_stream::event_source_mapping::watch::{
+use ddb::event_source_mapping::stream;
+use ddb::event_source_mapping::watch::{
     Function, FunctionError, StartingPosition, Trigger, WatchOptions,
 };
-use messaging_stream::fault_proxy::{Fault, FaultPlan, Proxy};
-use messaging_stream::filter::EventFilter;
+use ddb::filter::EventFilter;
+use futures::future::BoxFuture;
+use local::TestTable;
 use messaging_stream::plan::Item;
-use messaging_stream::request_log::RequestLog;
 use messaging_stream::App;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use testkit::fault_proxy::{Fault, FaultPlan, Proxy};
+use testkit::request_log::RequestLog;
+use testkit::{items, local};
 
 const TEMPLATE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/template.yaml");
 const WRITERS: usize = 8;
@@ -103,19 +103,16 @@ impl Function for Timed {
 
 fn message_item(sent: &support::Sent) -> Item {
     Item::from([
-        (
-            "pk".to_owned(),
-            common::attr(&format!("MSG#{}", sent.group)),
-        ),
-        ("sk".to_owned(), common::attr(&sent.created_at)),
+        ("pk".to_owned(), items::attr(&format!("MSG#{}", sent.group))),
+        ("sk".to_owned(), items::attr(&sent.created_at)),
         (
             "message_uuid".to_owned(),
-            common::attr(&format!("m-{}", sent.created_at)),
+            items::attr(&format!("m-{}", sent.created_at)),
         ),
-        ("message".to_owned(), common::attr(&sent.text)),
-        ("user_uuid".to_owned(), common::attr("sender")),
-        ("user_display_name".to_owned(), common::attr("Sender")),
-        ("user_handle".to_owned(), common::attr("sender")),
+        ("message".to_owned(), items::attr(&sent.text)),
+        ("user_uuid".to_owned(), items::attr("sender")),
+        ("user_display_name".to_owned(), items::attr("Sender")),
+        ("user_handle".to_owned(), items::attr("sender")),
     ])
 }
 

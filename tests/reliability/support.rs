@@ -8,16 +8,12 @@
 //! computed when it wrote each timestamp (`stamp`), never by the function's `timestamp` module.
 #![allow(dead_code)] // each reliability test binary uses its own part
 
-use crate::common::{self, attr};
 use aws_sdk_dynamodb::config::retry::RetryPartition;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
-use messaging_stream::event_source_mapping::batching::{
-    Answer, Pending, RetryPolicy, Settled, ShardQueue,
-};
+use ddb::event_source_mapping::batching::{Answer, Pending, RetryPolicy, Settled, ShardQueue};
 use messaging_stream::model::{MESSAGE_SK_ATTR, TRUNCATED_ATTR};
 use messaging_stream::plan::Item;
-use messaging_stream::request_log::RequestLog;
 use messaging_stream::store::Store;
 use messaging_stream::{App, Config};
 use serde_json::Value;
@@ -25,6 +21,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
+use testkit::items::attr;
+use testkit::request_log::RequestLog;
+use testkit::{items, local};
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -116,7 +115,7 @@ pub fn report(part: &str, figures: Value) {
 
 /// DynamoDB Local's address, for the proxy.
 pub fn local_addr() -> SocketAddr {
-    common::endpoint()
+    local::endpoint()
         .trim_start_matches("http://")
         .parse()
         .expect("DynamoDB Local's endpoint is 127.0.0.1:port")
@@ -416,7 +415,7 @@ pub fn world(
         for owner in &owners {
             let pk = format!("GRP#{owner}");
             let (sk, text) = (sk.clone(), text.clone());
-            let mut item = common::group_row(owner, &uuid, &sk, &text);
+            let mut item = items::group_row(owner, &uuid, &sk, &text);
             item.insert("pk".into(), attr(&pk));
             item.insert(
                 "unread".into(),
@@ -470,7 +469,7 @@ fn message_items(messages: &BTreeMap<String, BTreeMap<String, String>>) -> Vec<I
         .flat_map(|(group, messages)| {
             messages
                 .iter()
-                .map(move |(sk, text)| common::message_item(group, sk, text))
+                .map(move |(sk, text)| items::message_item(group, sk, text))
         })
         .collect()
 }
@@ -569,7 +568,7 @@ async fn read_rows(client: &Client, table: &str, keys: &[Key]) -> HashMap<Key, V
             .await
             .expect("read an owner's rows");
         for item in items {
-            let group = common::s(&item, "message_group_uuid");
+            let group = items::s(&item, "message_group_uuid");
             found.entry((pk.clone(), group)).or_default().push(item);
         }
     }
@@ -579,9 +578,9 @@ async fn read_rows(client: &Client, table: &str, keys: &[Key]) -> HashMap<Key, V
 /// The message a row previews: `message_sk` on a nudged row (it sits just after its message),
 /// else its sort key.
 fn previewed(item: &Item) -> String {
-    match common::s(item, MESSAGE_SK_ATTR) {
+    match items::s(item, MESSAGE_SK_ATTR) {
         previewed if !previewed.is_empty() => previewed,
-        _ => common::s(item, "sk"),
+        _ => items::s(item, "sk"),
     }
 }
 
@@ -696,7 +695,7 @@ pub fn chat(groups: &[Group], count: usize, first_sequence: u64, rng: &mut fastr
                 chat.removes += 1;
                 chat.table.get_mut(&group).expect("live").remove(&sk);
                 Sent {
-                    record: common::remove_record(&group, &sk, &sequence),
+                    record: items::remove_record(&group, &sk, &sequence),
                     group,
                     at: clock[&sk],
                     created_at: sk,
@@ -710,7 +709,7 @@ pub fn chat(groups: &[Group], count: usize, first_sequence: u64, rng: &mut fastr
                     .expect("live")
                     .insert(sk.clone(), text.clone());
                 Sent {
-                    record: common::edit_record(&group, &sk, &text, &sequence),
+                    record: items::edit_record(&group, &sk, &text, &sequence),
                     group,
                     at: clock[&sk],
                     created_at: sk,
@@ -763,7 +762,7 @@ pub fn chat(groups: &[Group], count: usize, first_sequence: u64, rng: &mut fastr
             .or_default()
             .insert(created_at.clone(), text.clone());
         chat.sent.push(Sent {
-            record: common::message_record(&group.uuid, &created_at, &text, &sequence),
+            record: items::message_record(&group.uuid, &created_at, &text, &sequence),
             group: group.uuid.clone(),
             created_at,
             at,
@@ -799,7 +798,7 @@ pub fn messages(
             let (created_at, at) = stamp(seconds, rng.u32(0..1_000_000), rng.usize(..));
             let sequence = format!("{:021}", first_sequence + i as u64);
             let text = format!("{TEXT_MARKER}{}-{}", uuid::Uuid::new_v4().simple(), i);
-            let record = common::message_record(&group.uuid, &created_at, &text, &sequence);
+            let record = items::message_record(&group.uuid, &created_at, &text, &sequence);
             Sent {
                 group: group.uuid.clone(),
                 created_at,
@@ -938,7 +937,7 @@ impl Ledger {
                 .iter()
                 .max_by_key(|row| self.model.instant(&previewed(row)))
                 .expect("not empty");
-            let state = (previewed(newest), common::s(newest, "message"));
+            let state = (previewed(newest), items::s(newest, "message"));
             let at = self.model.instant(&state.0);
             let model = (expected.sk.clone(), expected.text.clone());
             let excused = excuses

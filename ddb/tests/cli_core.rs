@@ -1,8 +1,7 @@
 //! The `ddb` binary against DynamoDB Local: every subcommand, as a developer runs it.
 
-mod common;
-
 use std::process::{Command, Output};
+use testkit::local;
 
 fn ddb(endpoint: &str, table: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ddb"))
@@ -20,8 +19,8 @@ fn stdout(output: &Output) -> String {
 
 #[test]
 fn schema_load_is_idempotent_and_replay_prints_one_response_per_file() {
-    let endpoint = common::endpoint();
-    let table = common::unique_table();
+    let endpoint = local::endpoint();
+    let table = local::unique_table();
     let first = ddb(endpoint, &table, &["schema-load"]);
     assert!(first.status.success(), "{first:?}");
     assert!(stdout(&first).contains("created"), "{first:?}");
@@ -33,7 +32,7 @@ fn schema_load_is_idempotent_and_replay_prints_one_response_per_file() {
     );
     assert!(ddb(endpoint, &table, &["seed"]).status.success());
 
-    let events = concat!(env!("CARGO_MANIFEST_DIR"), "/events");
+    let events = concat!(env!("CARGO_MANIFEST_DIR"), "/../events");
     let replayed = ddb(
         endpoint,
         &table,
@@ -57,7 +56,7 @@ fn replay_of_unreadable_input_fails_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
     let not_json = dir.path().join("broken.json");
     std::fs::write(&not_json, "{ not json").unwrap();
-    let endpoint = common::endpoint();
+    let endpoint = local::endpoint();
     for (file, expected) in [
         (not_json.display().to_string(), "is not JSON"),
         (
@@ -88,8 +87,8 @@ fn stderr(output: &Output) -> String {
 
 /// A seeded table of its own on this binary's DynamoDB Local.
 fn seeded_table() -> (&'static str, String) {
-    let endpoint = common::endpoint();
-    let table = common::unique_table();
+    let endpoint = local::endpoint();
+    let table = local::unique_table();
     for step in ["schema-load", "seed"] {
         let output = ddb(endpoint, &table, &[step]);
         assert!(output.status.success(), "{step}: {output:?}");
@@ -248,7 +247,7 @@ fn watch_once_moves_the_rows_through_the_stream() {
     let (endpoint, table) = seeded_table();
     let dir = tempfile::tempdir().unwrap();
     let failures = dir.path().join("failures.jsonl");
-    let template = concat!(env!("CARGO_MANIFEST_DIR"), "/template.yaml");
+    let template = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
     let watch_once = |json: bool| {
         let failures = failures.display().to_string();
         let mut args = vec![

@@ -2,10 +2,10 @@
 //! stream, listing its shards, getting iterators and pages of records. No decisions here: which
 //! shard to read when, and what to do with the records, is `watch`'s.
 
-use crate::config::Config;
 use aws_sdk_dynamodbstreams::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_dynamodbstreams::types::{Record, ShardIteratorType};
 use aws_sdk_dynamodbstreams::Client;
+use messaging_stream::config::Config;
 
 /// A DynamoDB Streams request that failed after the SDK's retries.
 #[derive(Debug, thiserror::Error)]
@@ -27,7 +27,7 @@ impl StreamError {
         E: std::error::Error + ProvideErrorMetadata + 'static,
     {
         tracing::debug!(operation, error = %DisplayErrorContext(&error), "DynamoDB Streams request failed");
-        let (code, message) = crate::aws::describe_error(&error);
+        let (code, message) = messaging_stream::aws::describe_error(&error);
         Self::Request {
             operation,
             detail: format!("({code}) {message}"),
@@ -38,7 +38,7 @@ impl StreamError {
 /// A DynamoDB Streams client for `config` (same endpoint, credentials and retry policy as the
 /// DynamoDB client; DynamoDB Local serves both on one port).
 pub async fn client(config: &Config) -> Client {
-    Client::new(&crate::aws::sdk_config(config).await)
+    Client::new(&messaging_stream::aws::sdk_config(config).await)
 }
 
 /// Where a shard iterator starts.

@@ -2,21 +2,18 @@
 //! flags over them, two functions, a checkpoint that resumes, a re-created table followed, and
 //! ParallelizationFactor keeping each key's records in order. On DynamoDB Local's real stream.
 
-mod common;
-
 use aws_lambda_events::streams::DynamoDbEventResponse;
+use ddb::commands::schema;
+use ddb::event_source_mapping::stream;
+use ddb::event_source_mapping::watch::{Function, FunctionError, Trigger, WatchOptions};
 use futures::future::BoxFuture;
-use messaging_stream::commands::schema;
-use messaging_stream::event_source_mapping::stream;
-use messaging_stream::event_source_mapping::watch::{
-    Function, FunctionError, Trigger, WatchOptions,
-};
 use messaging_stream::plan::Item;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use testkit::{items, local};
 
 fn ddb(endpoint: &str, table: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ddb"))
@@ -39,7 +36,7 @@ fn stderr(output: &Output) -> String {
 }
 
 fn message(group: &str, created_at: &str, text: &str) -> Item {
-    common::message_item(group, created_at, text)
+    items::message_item(group, created_at, text)
 }
 
 const FILTER: &str =
@@ -81,8 +78,8 @@ Resources:
     )
 }
 
-async fn table_with(messages: usize) -> common::TestTable {
-    let table = common::TestTable::new().await;
+async fn table_with(messages: usize) -> local::TestTable {
+    let table = local::TestTable::new().await;
     let items = (0..messages).map(|i| {
         message(
             &format!("group-{}", i % 3),
@@ -116,7 +113,7 @@ async fn settings_come_from_the_template_and_a_flag_overrides_one() {
             extra,
         ]
         .concat();
-        ddb(common::endpoint(), table.table(), &args)
+        ddb(local::endpoint(), table.table(), &args)
     };
 
     let several = watch(&[]);
@@ -178,7 +175,7 @@ async fn settings_come_from_the_template_and_a_flag_overrides_one() {
 
     // Retries from the template: a table with no GSI fails every group; MaximumRetryAttempts 0
     // gives the batch up after one invocation, a flag of 2 after three.
-    let broken = common::unique_table();
+    let broken = local::unique_table();
     let client = &table.client;
     client
         .create_table()
@@ -245,7 +242,7 @@ async fn settings_come_from_the_template_and_a_flag_overrides_one() {
             extra,
         ]
         .concat();
-        ddb(common::endpoint(), &broken, &args)
+        ddb(local::endpoint(), &broken, &args)
     };
     let gave_up = run(&[]);
     assert!(!gave_up.status.success(), "given up: non-zero");
@@ -273,7 +270,7 @@ async fn a_checkpoint_resumes_without_sending_again() {
     let table = table_with(5).await;
     let dir = tempfile::tempdir().unwrap();
     let checkpoint = dir.path().join("checkpoint.json").display().to_string();
-    let template = concat!(env!("CARGO_MANIFEST_DIR"), "/template.yaml");
+    let template = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
     let watch = |checkpoint: Option<&str>| {
         let mut args = vec![
             "watch",
@@ -286,7 +283,7 @@ async fn a_checkpoint_resumes_without_sending_again() {
         if let Some(checkpoint) = checkpoint {
             args.extend(["--checkpoint", checkpoint]);
         }
-        ddb(common::endpoint(), table.table(), &args)
+        ddb(local::endpoint(), table.table(), &args)
     };
     let first = watch(Some(&checkpoint));
     assert!(first.status.success(), "{first:?}");

@@ -4,7 +4,7 @@
 //! payload as it is, or the range read back from the stream by `hydrate`), and runs them through
 //! the very handler the Lambda runs, in stream order (failure records sorted by shard and start
 //! sequence number), in batches of at most the template's BatchSize. `dry_run` runs the same
-//! handler on a store that keeps its writes in memory ([`crate::store::Store::dry_run`]), so it
+//! handler on a store that keeps its writes in memory ([`messaging_stream::store::Store::dry_run`]), so it
 //! reads and plans exactly as the real run would, batch after batch, and writes nothing (the cache
 //! is left alone too).
 //!
@@ -19,13 +19,13 @@
 //! message, so records already applied find their rows current. Nothing in a report or in the
 //! logs carries message text.
 
-use crate::apply::{RowOutcome, RowResult};
-use crate::counts::Counts;
 use crate::event_source_mapping::failure_records::FailureRecord;
 use crate::event_source_mapping::hydrate::{self, compare_sequence_numbers};
-use crate::handler::{self, App, Summary};
 use crate::template::{Template, TemplateError};
 use aws_lambda_events::streams::DynamoDbEventResponse;
+use messaging_stream::apply::{RowOutcome, RowResult};
+use messaging_stream::counts::Counts;
+use messaging_stream::handler::{self, App, Summary};
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap};
@@ -258,7 +258,7 @@ async fn current_stream(app: &App) -> Result<Option<String>, String> {
                 .map(str::to_owned)
         })
         .map_err(|e| {
-            let (code, message) = crate::aws::describe_error(&e);
+            let (code, message) = messaging_stream::aws::describe_error(&e);
             format!("DescribeTable on table {table} failed ({code}) {message}")
         })
 }
@@ -399,7 +399,7 @@ mod tests {
 
     #[test]
     fn reads_the_template_batch_size() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("template.yaml");
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
         assert_eq!(
             template_batch_size(&Template::read(&path).unwrap()).unwrap(),
             100

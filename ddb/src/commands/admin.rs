@@ -1,8 +1,8 @@
 //! Table chores of the developer CLI: list the tables, drop one, scan a table or an index.
 
 use super::LocalError;
-use crate::plan::Item;
 use aws_sdk_dynamodb::Client;
+use messaging_stream::plan::Item;
 
 /// Every table name at the endpoint (all pages).
 pub async fn list_tables(client: &Client) -> Result<Vec<String>, LocalError> {

@@ -4,7 +4,6 @@
 //! Tests use it to check request budgets and that the IAM policy allows exactly what the code does;
 //! the benchmark prints it.
 
-use crate::model::PK_ATTR;
 use aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemInput;
 use aws_sdk_dynamodb::operation::describe_table::DescribeTableInput;
 use aws_sdk_dynamodb::operation::query::QueryInput;
@@ -18,6 +17,7 @@ use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
+use messaging_stream::model::PK_ATTR;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
@@ -118,7 +118,10 @@ fn iam_uses_of(
                         action: "dynamodb:BatchWriteItem".into(),
                         resource: format!("table/{table}"),
                         leading_key: key.and_then(|k| {
-                            string(k.get(PK_ATTR).or_else(|| k.get(crate::cache::dynamo::ID)))
+                            string(
+                                k.get(PK_ATTR)
+                                    .or_else(|| k.get(messaging_stream::cache::dynamo::ID)),
+                            )
                         }),
                     }
                 })

@@ -1,8 +1,8 @@
 //! Replaying Lambda events through the very handler the Lambda runs, in-process: from files, or
 //! from standard input (`-`), e.g. `ddb event insert ... | ddb replay -`.
 
-use crate::handler::{self, App, HandlerError, Summary};
 use aws_lambda_events::streams::DynamoDbEventResponse;
+use messaging_stream::handler::{self, App, HandlerError, Summary};
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 

@@ -178,7 +178,7 @@ mod tests {
             typed.change.approximate_creation_date_time.timestamp(),
             1_767_225_600
         );
-        assert!(crate::event::is_relevant(&value));
+        assert!(messaging_stream::event::is_relevant(&value));
     }
 
     #[test]

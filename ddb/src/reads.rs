@@ -6,16 +6,16 @@
 //! the table strongly consistently, then set on the lease); [`Reader`] ties both to a table. A reader
 //! never fails because of the cache: only the table's own read can fail it.
 
-use super::{Cache, CacheKey, Cached, Filled};
-use crate::config::ConfigError;
-use crate::model::{
+use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::Client;
+use messaging_stream::cache::{Cache, CacheKey, Cached, Filled};
+use messaging_stream::config::ConfigError;
+use messaging_stream::model::{
     group_pk, message_pk, GROUP_ATTR, MESSAGE_ATTR, MESSAGE_UUID_ATTR, SK_ATTR,
     USER_DISPLAY_NAME_ATTR, USER_HANDLE_ATTR,
 };
-use crate::plan::Item;
-use crate::store;
-use aws_sdk_dynamodb::error::DisplayErrorContext;
-use aws_sdk_dynamodb::Client;
+use messaging_stream::plan::Item;
+use messaging_stream::store;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::future::Future;
@@ -77,7 +77,7 @@ pub fn message_entry(item: &Item) -> Entry {
     }
 }
 
-/// `CACHE_TTL_SECONDS`: how long a reader keeps the list it fills (1-86400; default [`super::DEFAULT_TTL`]).
+/// `CACHE_TTL_SECONDS`: how long a reader keeps the list it fills (1-86400; default [`messaging_stream::cache::DEFAULT_TTL`]).
 /// Read here, by the readers that fill, and only when a cache is in use: the function never fills,
 /// so a bad value must not stop it.
 pub fn ttl_from_env() -> Result<Duration, ConfigError> {
@@ -88,7 +88,7 @@ pub fn ttl_from_env() -> Result<Duration, ConfigError> {
 pub fn ttl_from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Duration, ConfigError> {
     const VARIABLE: &str = "CACHE_TTL_SECONDS";
     match lookup(VARIABLE) {
-        None => Ok(super::DEFAULT_TTL),
+        None => Ok(messaging_stream::cache::DEFAULT_TTL),
         Some(value) => match value.trim().parse::<u64>() {
             Ok(seconds) if (1..=86_400).contains(&seconds) => Ok(Duration::from_secs(seconds)),
             _ => Err(ConfigError {
@@ -260,7 +260,7 @@ impl Reader {
             client,
             table: table.into(),
             cache: None,
-            ttl: super::DEFAULT_TTL,
+            ttl: messaging_stream::cache::DEFAULT_TTL,
         }
     }
 

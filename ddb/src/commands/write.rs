@@ -10,13 +10,13 @@
 
 use super::seed::{User, USERS};
 use super::LocalError;
-use crate::model::{
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::Client;
+use messaging_stream::model::{
     group_pk, message_pk, GROUP_ATTR, GROUP_PK_PREFIX, MESSAGE_ATTR, MESSAGE_UUID_ATTR, PK_ATTR,
     SK_ATTR, USER_DISPLAY_NAME_ATTR, USER_HANDLE_ATTR, USER_UUID_ATTR,
 };
-use crate::plan::Item;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
-use aws_sdk_dynamodb::Client;
+use messaging_stream::plan::Item;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::PathBuf;
@@ -247,7 +247,7 @@ pub async fn send_at(
 
 fn check_at(at: Option<&str>) -> Result<(), WriteError> {
     match at {
-        Some(at) if crate::timestamp::parse_instant(at).is_none() => {
+        Some(at) if messaging_stream::timestamp::parse_instant(at).is_none() => {
             Err(WriteError::BadTimestamp { at: at.to_owned() })
         }
         _ => Ok(()),
@@ -700,6 +700,6 @@ mod tests {
         let at = now();
         assert!(at.ends_with("+00:00"), "{at}");
         assert_eq!(at.len(), "2026-01-01T00:00:00.000000+00:00".len(), "{at}");
-        assert!(crate::timestamp::parse_instant(&at).is_some());
+        assert!(messaging_stream::timestamp::parse_instant(&at).is_some());
     }
 }

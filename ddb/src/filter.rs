@@ -9,7 +9,7 @@
 //! Used by the deploy tests (the template's filter must agree with the code's relevance rule over `events/`) and
 //! by the local stream trigger, so records that would never reach the deployed function do not reach it locally.
 //!
-//! It does not own the relevance rule (`crate::event`), the template's other settings, or CloudFormation
+//! It does not own the relevance rule (`messaging_stream::event`), the template's other settings, or CloudFormation
 //! intrinsic functions: a pattern must be a plain string in the template, not built with `!Sub` or `!Join`.
 
 use std::path::Path;

@@ -5,15 +5,15 @@
 
 use super::write::Participant;
 use crate::event_source_mapping::lambda_record::{self, RecordError};
-use crate::model::{
-    message_pk, MESSAGE_ATTR, MESSAGE_UUID_ATTR, PK_ATTR, SK_ATTR, USER_DISPLAY_NAME_ATTR,
-    USER_HANDLE_ATTR, USER_UUID_ATTR,
-};
 use aws_sdk_dynamodbstreams::types::{
     AttributeValue, OperationType, Record, StreamRecord, StreamViewType,
 };
 use aws_smithy_types::DateTime;
 use chrono::{DateTime as ChronoTime, Utc};
+use messaging_stream::model::{
+    message_pk, MESSAGE_ATTR, MESSAGE_UUID_ATTR, PK_ATTR, SK_ATTR, USER_DISPLAY_NAME_ATTR,
+    USER_HANDLE_ATTR, USER_UUID_ATTR,
+};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 
@@ -57,7 +57,7 @@ fn s(text: &str) -> AttributeValue {
 
 /// The event: `{"Records": [...]}`.
 pub fn event(sample: &Sample) -> Result<Value, SampleError> {
-    let first = crate::timestamp::parse_instant(&sample.at)
+    let first = messaging_stream::timestamp::parse_instant(&sample.at)
         .ok_or_else(|| SampleError::BadTimestamp(sample.at.clone()))?;
     let label = Utc::now().format("%Y-%m-%dT%H:%M:%S%.3f");
     let arn = format!(
@@ -166,7 +166,7 @@ mod tests {
             records[2]["dynamodb"]["NewImage"]["sk"]["S"],
             "2026-01-15T10:00:02.000000+00:00"
         );
-        assert!(records.iter().all(crate::event::is_relevant));
+        assert!(records.iter().all(messaging_stream::event::is_relevant));
         let seq = |i: usize| {
             records[i]["dynamodb"]["SequenceNumber"]
                 .as_str()

@@ -5,28 +5,24 @@
 
 use anyhow::{bail, Context as _, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use messaging_stream::aws::{Connection, Setup};
-use messaging_stream::cache::dynamo::DynamoCache;
-use messaging_stream::cache::read::{
-    conversation_entry, message_entry, ttl_from_env, Entry, Reader,
-};
-use messaging_stream::commands::render::{self, Style};
-use messaging_stream::commands::{
+use ddb::commands::render::{self, Style};
+use ddb::commands::{
     self, admin, queries, redrive, replay, sample, schema, seed, write, LocalError,
 };
-use messaging_stream::event_source_mapping::failure_records;
-use messaging_stream::event_source_mapping::mapping::{self, Settings};
-use messaging_stream::event_source_mapping::watch::{
-    StartingPosition, StatsSnapshot, Trigger, WatchOptions,
-};
-use messaging_stream::filter::EventFilter;
+use ddb::event_source_mapping::failure_records;
+use ddb::event_source_mapping::mapping::{self, Settings};
+use ddb::event_source_mapping::watch::{StartingPosition, StatsSnapshot, Trigger, WatchOptions};
+use ddb::filter::EventFilter;
+use ddb::reads::{conversation_entry, message_entry, ttl_from_env, Entry, Reader};
+use ddb::template;
+use messaging_stream::aws::{Connection, Setup};
+use messaging_stream::cache::dynamo::DynamoCache;
 use messaging_stream::metrics::{Metrics, MetricsConfig, Output};
 use messaging_stream::model::{
     CONVERSATIONS_PREFIX, GROUP_ATTR, GROUP_PK_PREFIX, MESSAGES_PREFIX, MESSAGE_ATTR,
     MESSAGE_PK_PREFIX, PK_ATTR, SK_ATTR, USER_HANDLE_ATTR,
 };
 use messaging_stream::plan::Item;
-use messaging_stream::template;
 use messaging_stream::{App, Config};
 use std::fmt::Display;
 use std::io::Write as _;

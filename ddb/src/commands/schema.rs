@@ -2,13 +2,13 @@
 //! table: key `id`, time to live on `expires_at` (docs/CACHE.md).
 
 use super::LocalError;
-use crate::model::{GROUP_ATTR, PK_ATTR, SK_ATTR};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, ScalarAttributeType, SseSpecification, StreamSpecification, StreamViewType,
     TimeToLiveSpecification,
 };
 use aws_sdk_dynamodb::Client;
+use messaging_stream::model::{GROUP_ATTR, PK_ATTR, SK_ATTR};
 
 /// Whether `create_table` made the table or found it there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -317,7 +317,7 @@ async fn wait_active(client: &Client, table: &str) -> Result<(), LocalError> {
 /// Creates the cache table (key `id`, on-demand, SSE) and turns its time to live on, on
 /// `expires_at`; an existing table is fine, and its TTL is (re)enabled either way.
 pub async fn create_cache_table(client: &Client, table: &str) -> Result<Created, LocalError> {
-    use crate::cache::dynamo::{EXPIRES_AT, ID};
+    use messaging_stream::cache::dynamo::{EXPIRES_AT, ID};
     let result = client
         .create_table()
         .table_name(table)
@@ -367,7 +367,7 @@ async fn time_to_live_already_on(client: &Client, table: &str) -> bool {
         .ok()
         .flatten()
         .is_some_and(|(status, attribute)| {
-            status == "ENABLED" && attribute == crate::cache::dynamo::EXPIRES_AT
+            status == "ENABLED" && attribute == messaging_stream::cache::dynamo::EXPIRES_AT
         })
 }
 

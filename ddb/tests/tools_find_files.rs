@@ -5,7 +5,9 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+fn root() -> std::path::PathBuf {
+    testkit::workspace_root()
+}
 
 fn ddb_local(dir: &Path, shared: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ddb"))
@@ -40,7 +42,7 @@ fn local_stop_leaves_a_process_that_is_not_dynamodb_local_alone() {
     let pidfile = shared.path().join("dynamodb-local-shared.pid");
     std::fs::write(&pidfile, format!("{pid}\n")).unwrap();
 
-    let stopped = ddb_local(Path::new(ROOT), shared.path(), &["stop"]);
+    let stopped = ddb_local(&root(), shared.path(), &["stop"]);
     assert!(stopped.status.success(), "{stopped:?}");
     std::thread::sleep(std::time::Duration::from_millis(200));
     assert!(
@@ -56,7 +58,7 @@ fn local_stop_leaves_a_process_that_is_not_dynamodb_local_alone() {
     assert!(!pidfile.exists(), "the stale PID file is removed");
     // Nor does status take it for a running server, nor start think one is already there.
     std::fs::write(&pidfile, format!("{pid}\n")).unwrap();
-    let status = ddb_local(Path::new(ROOT), shared.path(), &["status", "--port", "1"]);
+    let status = ddb_local(&root(), shared.path(), &["status", "--port", "1"]);
     assert_eq!(status.status.code(), Some(3), "{status:?}");
     assert!(sleeper.0.try_wait().unwrap().is_none());
 }
@@ -99,7 +101,7 @@ fn local_runs_the_script_of_the_checkout_it_is_run_in() {
 fn target_dir(set: Option<&Path>) -> String {
     let mut command = Command::new("bash");
     command
-        .arg(Path::new(ROOT).join("scripts/target-dir.sh"))
+        .arg(root().join("scripts/target-dir.sh"))
         .env_remove("CARGO_BUILD_TARGET_DIR")
         .current_dir(std::env::temp_dir());
     match set {
@@ -119,11 +121,14 @@ fn the_scripts_find_the_binaries_where_cargo_builds_them() {
         target_dir(Some(elsewhere.path())),
         elsewhere.path().display().to_string()
     );
-    assert_eq!(target_dir(None), format!("{ROOT}/target"));
+    assert_eq!(
+        target_dir(None),
+        root().join("target").display().to_string()
+    );
     // And nothing runs a binary from a hard-coded target/ any more.
     let mut offenders = Vec::new();
     for folder in ["scripts", "mk"] {
-        for entry in std::fs::read_dir(Path::new(ROOT).join(folder)).unwrap() {
+        for entry in std::fs::read_dir(root().join(folder)).unwrap() {
             let path = entry.unwrap().path();
             let text = std::fs::read_to_string(&path).unwrap_or_default();
             for (number, line) in text.lines().enumerate() {
@@ -143,8 +148,8 @@ fn the_scripts_find_the_binaries_where_cargo_builds_them() {
 /// What the scripts start takes a free port: no fixed 8000 (the shared DynamoDB Local's) or 9000.
 #[test]
 fn lambda_invoke_and_bench_reads_leave_the_shared_instance_alone() {
-    let local = std::fs::read_to_string(Path::new(ROOT).join("mk/local.mk")).unwrap();
-    let script = std::fs::read_to_string(Path::new(ROOT).join("scripts/lambda-invoke.sh")).unwrap();
+    let local = std::fs::read_to_string(root().join("mk/local.mk")).unwrap();
+    let script = std::fs::read_to_string(root().join("scripts/lambda-invoke.sh")).unwrap();
     assert!(
         !local.contains("9000") && !local.contains("$(DDB_PORT)"),
         "{local}"
@@ -154,7 +159,7 @@ fn lambda_invoke_and_bench_reads_leave_the_shared_instance_alone() {
             && script.contains("invoke_port=${INVOKE_PORT:-$(free_port)}"),
         "{script}"
     );
-    let bench = std::fs::read_to_string(Path::new(ROOT).join("mk/bench.mk")).unwrap();
+    let bench = std::fs::read_to_string(root().join("mk/bench.mk")).unwrap();
     let reads = bench
         .lines()
         .find(|l| l.starts_with("bench-reads:"))

@@ -6,16 +6,16 @@
 //! (the function may have moved it to a newer sort key since).
 
 use super::LocalError;
-use crate::config::Config;
-use crate::model::{
-    group_pk, message_pk, GROUP_ATTR, MESSAGE_ATTR, MESSAGE_UUID_ATTR, PK_ATTR, SK_ATTR,
-    USER_DISPLAY_NAME_ATTR, USER_HANDLE_ATTR, USER_UUID_ATTR,
-};
-use crate::plan::Item;
-use crate::store::Store;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use chrono::{Duration, NaiveDate};
+use messaging_stream::config::Config;
+use messaging_stream::model::{
+    group_pk, message_pk, GROUP_ATTR, MESSAGE_ATTR, MESSAGE_UUID_ATTR, PK_ATTR, SK_ATTR,
+    USER_DISPLAY_NAME_ATTR, USER_HANDLE_ATTR, USER_UUID_ATTR,
+};
+use messaging_stream::plan::Item;
+use messaging_stream::store::Store;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct User {
@@ -273,7 +273,7 @@ async fn put_if_absent(client: &Client, table: &str, item: Item) -> Result<bool,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::timestamp;
+    use messaging_stream::timestamp;
 
     #[test]
     fn every_member_gets_one_row_at_the_last_message() {

@@ -1,10 +1,10 @@
 //! The app's read patterns: a user's conversation list (B) and a group's messages (A).
 
 use super::LocalError;
-use crate::model::{group_pk, message_pk, PK_ATTR};
-use crate::plan::Item;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
+use messaging_stream::model::{group_pk, message_pk, PK_ATTR};
+use messaging_stream::plan::Item;
 
 /// Pattern B: `GRP#<user>` rows, newest first (by sort key, descending), at most `limit`.
 pub async fn conversations(

@@ -590,7 +590,7 @@ mod tests {
 
     #[test]
     fn reads_the_projects_template() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("template.yaml");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
         let settings = read(&path, None).unwrap();
         assert_eq!(
             settings.mapping.as_deref(),

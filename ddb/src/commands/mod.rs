@@ -15,8 +15,8 @@ pub mod schema;
 pub mod seed;
 pub mod write;
 
-use crate::aws::Setup;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use messaging_stream::aws::Setup;
 use std::error::Error as StdError;
 use std::fmt;
 
@@ -85,7 +85,7 @@ impl LocalError {
         E: StdError + ProvideErrorMetadata + Send + Sync + 'static,
         R: fmt::Debug + Send + Sync + 'static,
     {
-        let (code, message) = crate::aws::describe_error(&error);
+        let (code, message) = messaging_stream::aws::describe_error(&error);
         Self {
             operation,
             table: None,

@@ -3,17 +3,16 @@
 //! only when DynamoDB answered and a record failed), and a missing GSI's hint. Through the `ddb`
 //! binary, on this binary's DynamoDB Local (a fault proxy in front of it for exit 3).
 
-mod common;
-
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
 };
-use messaging_stream::fault_proxy::{Fault, FaultPlan, Proxy};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
+use testkit::fault_proxy::{Fault, FaultPlan, Proxy};
+use testkit::{items, local};
 
 const ANDREW_LONDO: &str = "8f1a3c5e-7b9d-4e2f-a6c8-0d4e6f8a1c05";
-const NEW_MESSAGE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/events/new-message.json");
+const NEW_MESSAGE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../events/new-message.json");
 
 /// `ddb` with none of the developer's endpoint, table or log settings.
 fn ddb_command(args: &[&str]) -> Command {
@@ -55,8 +54,8 @@ fn closed_port() -> u16 {
 }
 
 fn seeded_table() -> (&'static str, String) {
-    let endpoint = common::endpoint();
-    let table = common::unique_table();
+    let endpoint = local::endpoint();
+    let table = local::unique_table();
     ok(ddb(endpoint, &table, &["schema-load"]));
     ok(ddb(endpoint, &table, &["seed"]));
     (endpoint, table)
@@ -122,8 +121,8 @@ fn replay_exits_3_only_when_dynamodb_answered_and_a_record_failed() {
 
 #[test]
 fn a_missing_table_or_index_is_exit_1_with_its_fix_for_replay_and_send() {
-    let endpoint = common::endpoint();
-    let missing = common::unique_table();
+    let endpoint = local::endpoint();
+    let missing = local::unique_table();
     let output = ddb(endpoint, &missing, &["replay", NEW_MESSAGE]);
     assert_eq!(output.status.code(), Some(1), "{output:?}");
     assert!(
@@ -135,9 +134,9 @@ fn a_missing_table_or_index_is_exit_1_with_its_fix_for_replay_and_send() {
     );
 
     // A table without the group index, holding a conversation of two made-up users.
-    let table = common::unique_table();
+    let table = local::unique_table();
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let client = runtime.block_on(messaging_stream::aws::dynamodb_client(&common::config_for(
+    let client = runtime.block_on(messaging_stream::aws::dynamodb_client(&local::config_for(
         endpoint, &table,
     )));
     let group = uuid::Uuid::new_v4().to_string();
@@ -146,12 +145,12 @@ fn a_missing_table_or_index_is_exit_1_with_its_fix_for_replay_and_send() {
         uuid::Uuid::new_v4().to_string(),
     );
     let (group, ann, bob) = (group.as_str(), ann.as_str(), bob.as_str());
-    let mut ann_row = common::group_row(ann, group, "2026-01-01T00:00:00+00:00", "hi");
-    let mut bob_row = common::group_row(bob, group, "2026-01-01T00:00:00+00:00", "hi");
+    let mut ann_row = items::group_row(ann, group, "2026-01-01T00:00:00+00:00", "hi");
+    let mut bob_row = items::group_row(bob, group, "2026-01-01T00:00:00+00:00", "hi");
     for (row, other, name) in [(&mut ann_row, bob, "Bob"), (&mut bob_row, ann, "Ann")] {
-        row.insert("user_uuid".into(), common::attr(other));
-        row.insert("user_display_name".into(), common::attr(name));
-        row.insert("user_handle".into(), common::attr(&name.to_lowercase()));
+        row.insert("user_uuid".into(), items::attr(other));
+        row.insert("user_display_name".into(), items::attr(name));
+        row.insert("user_handle".into(), items::attr(&name.to_lowercase()));
     }
     runtime.block_on(async {
         let string = |name: &str| {
@@ -223,15 +222,15 @@ fn a_300_kb_message_with_controls_and_bidi_overrides_renders_one_line_per_row() 
         "x".repeat(300_000)
     );
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let client = runtime.block_on(messaging_stream::aws::dynamodb_client(&common::config_for(
+    let client = runtime.block_on(messaging_stream::aws::dynamodb_client(&local::config_for(
         endpoint, &table,
     )));
     let at = "2031-01-01T00:00:00+00:00";
     let owner = "6c4a0b3f-9d2e-4f81-b7a6-1e5d8c9f3e03"; // londo, a member of ANDREW_LONDO
     runtime.block_on(async {
         for item in [
-            common::message_item(ANDREW_LONDO, at, &text),
-            common::group_row(owner, "group-of-a-long-text", at, &text),
+            items::message_item(ANDREW_LONDO, at, &text),
+            items::group_row(owner, "group-of-a-long-text", at, &text),
         ] {
             client
                 .put_item()
