@@ -420,13 +420,11 @@ async fn concurrent_invocations_on_one_group_leave_one_row_per_owner_at_the_newe
     let stamps = [T1, T3, T2, "2025-01-15T11:30:00+00:00"];
     // The invocations' client holds their first writes until all four are being made.
     let barrier = WriteBarrier::new(stamps.len());
-    let sdk = messaging_stream::aws::sdk_config(&table.config).await;
-    let client = aws_sdk_dynamodb::Client::from_conf(
-        messaging_stream::aws::dynamodb_config(&sdk)
-            .interceptor(barrier.clone())
-            .build(),
-    );
-    let app = messaging_stream::App::new(Store::new(client, &table.config), table.config.clone());
+    let client = local::client_with(&table.config, |dynamodb| {
+        dynamodb.interceptor(barrier.clone())
+    })
+    .await;
+    let app = messaging_stream::App::on_client(client, table.config.clone());
     // Each invocation a task of its own, as Lambda runs them: a held write holds only its own.
     let invocations = stamps.iter().enumerate().map(|(i, stamp)| {
         let app = app.clone();

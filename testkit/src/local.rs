@@ -115,11 +115,30 @@ pub fn config_for(endpoint: &str, table: &str) -> Config {
 
 /// A client for the config, counting requests in `log`.
 pub async fn client_for(config: &Config, log: &RequestLog) -> Client {
+    client_with(config, |dynamodb| dynamodb.interceptor(log.clone())).await
+}
+
+/// A client for the config as the Lambda builds it, with what `adjust` adds (interceptors that
+/// hold or change requests, retry settings).
+pub async fn client_with(
+    config: &Config,
+    adjust: impl FnOnce(aws_sdk_dynamodb::config::Builder) -> aws_sdk_dynamodb::config::Builder,
+) -> Client {
     let sdk = messaging_stream::aws::sdk_config(config).await;
-    let dynamodb = messaging_stream::aws::dynamodb_config(&sdk)
-        .interceptor(log.clone())
-        .build();
-    Client::from_conf(dynamodb)
+    Client::from_conf(adjust(messaging_stream::aws::dynamodb_config(&sdk)).build())
+}
+
+/// A DynamoDB Streams client for the config, counting its requests in `log`.
+pub async fn streams_client_for(
+    config: &Config,
+    log: &RequestLog,
+) -> aws_sdk_dynamodbstreams::Client {
+    let sdk = messaging_stream::aws::sdk_config(config).await;
+    aws_sdk_dynamodbstreams::Client::from_conf(
+        aws_sdk_dynamodbstreams::config::Builder::from(&sdk)
+            .interceptor(log.clone())
+            .build(),
+    )
 }
 
 /// A test's own table on the shared server, with the handler's app and a request counter.
@@ -146,8 +165,7 @@ impl TestTable {
             .await
             .expect("create the test table");
         requests.reset();
-        let store = messaging_stream::store::Store::new(client.clone(), &config);
-        let app = messaging_stream::App::new(store, config.clone());
+        let app = messaging_stream::App::on_client(client.clone(), config.clone());
         Self {
             config,
             client,

@@ -10,7 +10,7 @@
 use crate::support;
 use ddb::commands::{replay, seed};
 use messaging_stream::event::{MessageChange, MessageText, RecordRef};
-use messaging_stream::{apply, handler, plan};
+use messaging_stream::{apply, handler, plan, App};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -140,7 +140,7 @@ async fn no_log_line_ever_contains_message_text() {
         &log,
     )
     .await;
-    let down = support::app(client, &unreachable);
+    let down = App::on_client(client, unreachable.clone());
     let _ = handler::process(&down, &batch(&mut texts, "unreachable", true)).await;
     // ... and a failed record without a sequence number: an invocation error.
     let error = handler::process(&down, &batch(&mut texts, "no-seq", false))
@@ -167,7 +167,7 @@ async fn no_log_line_ever_contains_message_text() {
             &RequestLog::new(),
         )
         .await;
-        let app = support::app(client, &config);
+        let app = App::on_client(client, config.clone());
         for _ in 0..3 {
             let _ = handler::process(&app, &batch(&mut texts, fault.name(), true)).await;
         }

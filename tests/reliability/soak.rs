@@ -20,7 +20,6 @@ use ddb::event_source_mapping::watch::{
 use ddb::filter::EventFilter;
 use futures::future::BoxFuture;
 use local::TestTable;
-use messaging_stream::plan::Item;
 use messaging_stream::App;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -101,21 +100,6 @@ impl Function for Timed {
     }
 }
 
-fn message_item(sent: &support::Sent) -> Item {
-    Item::from([
-        ("pk".to_owned(), items::attr(&format!("MSG#{}", sent.group))),
-        ("sk".to_owned(), items::attr(&sent.created_at)),
-        (
-            "message_uuid".to_owned(),
-            items::attr(&format!("m-{}", sent.created_at)),
-        ),
-        ("message".to_owned(), items::attr(&sent.text)),
-        ("user_uuid".to_owned(), items::attr("sender")),
-        ("user_display_name".to_owned(), items::attr("Sender")),
-        ("user_handle".to_owned(), items::attr("sender")),
-    ])
-}
-
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -176,7 +160,7 @@ async fn ten_thousand_messages_through_the_stream_with_faults() {
         &sdk_log,
     )
     .await;
-    let app = support::app(client, &config);
+    let app = App::on_client(client, config.clone());
     let mut stream_config = config.clone();
     stream_config.endpoint_url = Some(stream_proxy.endpoint_url());
     let streams = stream::client(&stream_config).await;
@@ -232,7 +216,7 @@ async fn ten_thousand_messages_through_the_stream_with_faults() {
                     .client
                     .put_item()
                     .table_name(table.table())
-                    .set_item(Some(message_item(s)))
+                    .set_item(Some(items::message_item(&s.group, &s.created_at, &s.text)))
                     .send()
                     .await
                     .expect("write a message");

@@ -14,7 +14,6 @@ use aws_sdk_dynamodb::Client;
 use ddb::event_source_mapping::batching::{Answer, Pending, RetryPolicy, Settled, ShardQueue};
 use messaging_stream::model::{MESSAGE_SK_ATTR, TRUNCATED_ATTR};
 use messaging_stream::plan::Item;
-use messaging_stream::store::Store;
 use messaging_stream::{App, Config};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
@@ -134,25 +133,20 @@ pub async fn client_via(
 ) -> Client {
     let mut config = config.clone();
     config.endpoint_url = Some(endpoint.to_owned());
-    let sdk = messaging_stream::aws::sdk_config(&config).await;
     let mut retry = config.retry_config();
     if let Some(backoff) = initial_backoff {
         retry = retry.with_initial_backoff(backoff);
     }
-    let dynamodb = aws_sdk_dynamodb::config::Builder::from(&sdk)
-        .retry_config(retry)
-        .retry_partition(RetryPartition::new(format!(
-            "{partition}-{}",
-            uuid::Uuid::new_v4().simple()
-        )))
-        .interceptor(log.clone())
-        .build();
-    Client::from_conf(dynamodb)
-}
-
-/// The handler's app on `client`.
-pub fn app(client: Client, config: &Config) -> App {
-    App::new(Store::new(client, config), config.clone())
+    local::client_with(&config, |dynamodb| {
+        dynamodb
+            .retry_config(retry)
+            .retry_partition(RetryPartition::new(format!(
+                "{partition}-{}",
+                uuid::Uuid::new_v4().simple()
+            )))
+            .interceptor(log.clone())
+    })
+    .await
 }
 
 /// An instant in epoch microseconds, as the test computes it when it writes a timestamp: the
