@@ -16,7 +16,6 @@ use messaging_stream::cache::{
 use messaging_stream::plan::Item;
 use messaging_stream::App;
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use testkit::fault_proxy::{Fault, FaultPlan, Proxy};
@@ -114,13 +113,6 @@ fn cache_on(client: aws_sdk_dynamodb::Client, table: &str, clock: Arc<ManualCloc
     DynamoCache::new(client, table)
         .with_clock(clock)
         .with_read_attempt_timeout(Duration::from_secs(10))
-}
-
-fn local_addr() -> SocketAddr {
-    local::endpoint()
-        .trim_start_matches("http://")
-        .parse()
-        .expect("DynamoDB Local's address")
 }
 
 fn closed_port() -> String {
@@ -321,7 +313,7 @@ async fn throttling_on_get_is_a_miss_after_one_short_retry() {
     f.cache.set(&key, &lease, &value("[]"), DEFAULT_TTL).await;
     for fault in [Fault::Throttling, Fault::ProvisionedThroughputExceeded] {
         let proxy = Proxy::start(
-            local_addr(),
+            local::address(),
             FaultPlan::none().probability(fault, 1.0).only(&["GetItem"]),
         )
         .await
@@ -827,7 +819,7 @@ async fn an_invalidation_that_fails_fails_the_group_and_the_retry_completes_it()
     reader.conversations("a", None).await.unwrap();
     // The function's cache calls go through a proxy that fails both attempts of the invalidation.
     let proxy = Proxy::start(
-        local_addr(),
+        local::address(),
         FaultPlan::none()
             .first(2, Fault::InternalError)
             .only(&["BatchWriteItem"]),

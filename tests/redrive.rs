@@ -21,7 +21,6 @@ use ddb::filter::EventFilter;
 use ddb::template::Template;
 use messaging_stream::App;
 use serde_json::{json, Value};
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 use testkit::fault_proxy::{Fault, FaultPlan, Proxy};
@@ -143,10 +142,7 @@ async fn a_batch_given_up_by_the_trigger_is_redriven_from_the_failures_file_once
     rows(&table, &groups).await;
 
     // Every transaction fails with a 500 (one SDK attempt): the reads work, the writes do not.
-    let target: SocketAddr = local::endpoint()
-        .trim_start_matches("http://")
-        .parse()
-        .unwrap();
+    let target = local::address();
     let closed = FaultPlan::none()
         .probability(Fault::InternalError, 1.0)
         .only(&["TransactWriteItems"]);

@@ -76,10 +76,7 @@ fn replay_against_a_closed_port_exits_1_with_the_hint_within_seconds() {
 fn replay_exits_3_only_when_dynamodb_answered_and_a_record_failed() {
     let (endpoint, table) = seeded_table();
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let target = endpoint
-        .trim_start_matches("http://")
-        .parse()
-        .expect("127.0.0.1:port");
+    let target = local::address();
     // DynamoDB (through the proxy) answers every transaction with a 500, through every retry.
     let proxy = runtime
         .block_on(Proxy::start(

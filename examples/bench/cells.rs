@@ -11,8 +11,7 @@ use crate::workloads::{self, Workload};
 use crate::{table, Args};
 use anyhow::{bail, ensure};
 use messaging_stream::handler::{process as handle_batch, Summary};
-use messaging_stream::store::Store;
-use messaging_stream::{App, Config};
+use messaging_stream::App;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
@@ -32,14 +31,10 @@ pub struct Side {
 
 /// The Rust app (the function's default config, this table) and a Python worker, both on `proxy`.
 pub async fn side(proxy: Proxy, python: &Python) -> anyhow::Result<Side> {
-    let config = Config {
-        table_name: table::TABLE.to_owned(),
-        endpoint_url: Some(proxy.endpoint_url()),
-        ..Config::default()
-    };
+    let config = local::config_for(&proxy.endpoint_url(), table::TABLE);
     let log = RequestLog::new();
     let client = local::client_for(&config, &log).await;
-    let app = App::new(Store::new(client.clone(), &config), config);
+    let app = App::on_client(client.clone(), config);
     let worker = python.worker(&proxy.endpoint_url()).await?;
     Ok(Side {
         proxy,

@@ -1,5 +1,5 @@
-//! Our binaries as the tests run them. [`command`] starts one with none of the developer's
-//! settings, cleared one way for every test: no `AWS_*` variable (endpoints, credentials, region,
+//! Our binaries as the tests run them. [`command`] is one of them (or any program) with none of
+//! the developer's settings, cleared one way for every test: no `AWS_*` variable (endpoints, credentials, region,
 //! profile, Lambda's own), no profile file (`AWS_CONFIG_FILE` and `AWS_SHARED_CREDENTIALS_FILE`
 //! are empty), none of the app's variables (`TABLE_NAME`, `RUST_LOG`, ...): a test sets what it
 //! relies on after it. [`Flags`] adds `ddb`'s `--endpoint-url` and `--table`.

@@ -99,6 +99,14 @@ pub fn endpoint() -> &'static str {
     &SERVER.get_or_init(start_server).endpoint
 }
 
+/// This binary's DynamoDB Local as a socket address (the fault proxy's upstream).
+pub fn address() -> std::net::SocketAddr {
+    endpoint()
+        .trim_start_matches("http://")
+        .parse()
+        .expect("DynamoDB Local's endpoint is http://127.0.0.1:port")
+}
+
 /// A unique table name, so tests can share the server and run in parallel.
 pub fn unique_table() -> String {
     format!("test-{}", uuid::Uuid::new_v4().simple())
@@ -141,7 +149,8 @@ pub async fn streams_client_for(
     )
 }
 
-/// A test's own table on the shared server, with the handler's app and a request counter.
+/// A test's own table on the shared server, with the handler's app (wired as the Lambda wires it,
+/// `App::on_client`) and a request counter.
 pub struct TestTable {
     pub config: Config,
     pub client: Client,

@@ -85,7 +85,7 @@ async fn run_cell(
     chat.teach(&mut model);
     let sent = chat.sent.clone();
 
-    let proxy = Proxy::start(support::local_addr(), plan.seed(seed))
+    let proxy = Proxy::start(local::address(), plan.seed(seed))
         .await
         .expect("start the fault proxy");
     let log = RequestLog::new();

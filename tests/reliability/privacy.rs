@@ -17,7 +17,7 @@ use std::time::Duration;
 use testkit::fault_proxy::{Fault, FaultPlan, Proxy};
 use testkit::items;
 use testkit::items::group_row;
-use testkit::local::TestTable;
+use testkit::local::{self, TestTable};
 use testkit::request_log::RequestLog;
 
 fn files(dir: &str) -> Vec<PathBuf> {
@@ -151,7 +151,7 @@ async fn no_log_line_ever_contains_message_text() {
     // Every proxy fault at a high rate, in adaptive mode's classification paths too.
     for fault in Fault::kinds(Duration::from_millis(5)) {
         let proxy = Proxy::start(
-            support::local_addr(),
+            local::address(),
             FaultPlan::none().probability(fault, 0.7).seed(3),
         )
         .await

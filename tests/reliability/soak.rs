@@ -125,9 +125,7 @@ async fn ten_thousand_messages_through_the_stream_with_faults() {
         .fold(FaultPlan::none().seed(11), |plan, fault| {
             plan.probability(fault, 0.01)
         });
-    let handler_proxy = Proxy::start(support::local_addr(), handler_plan)
-        .await
-        .unwrap();
+    let handler_proxy = Proxy::start(local::address(), handler_plan).await.unwrap();
     // The stream side's first faults are scheduled, so even the quick slice meets them.
     let stream_plan = [
         Fault::Throttling,
@@ -145,9 +143,7 @@ async fn ten_thousand_messages_through_the_stream_with_faults() {
             .at(9, Fault::DropResponse),
         |plan, fault| plan.probability(fault, 0.01),
     );
-    let stream_proxy = Proxy::start(support::local_addr(), stream_plan)
-        .await
-        .unwrap();
+    let stream_proxy = Proxy::start(local::address(), stream_plan).await.unwrap();
 
     let mut config = table.config.clone();
     config.retry_mode = messaging_stream::config::RetryMode::Standard;

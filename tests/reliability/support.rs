@@ -17,7 +17,6 @@ use messaging_stream::plan::Item;
 use messaging_stream::{App, Config};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use testkit::items::attr;
@@ -110,14 +109,6 @@ pub fn report(part: &str, figures: Value) {
             .expect("open RELIABILITY_REPORT");
         writeln!(file, "{line}").expect("write RELIABILITY_REPORT");
     }
-}
-
-/// DynamoDB Local's address, for the proxy.
-pub fn local_addr() -> SocketAddr {
-    local::endpoint()
-        .trim_start_matches("http://")
-        .parse()
-        .expect("DynamoDB Local's endpoint is 127.0.0.1:port")
 }
 
 /// A client of `config` sent to `endpoint` with the production retry mode and attempts, in its
