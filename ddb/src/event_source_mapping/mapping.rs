@@ -433,148 +433,188 @@ fn settings(
     candidate: &Candidate<'_>,
     path: &Path,
 ) -> Result<Settings, MappingError> {
+    let read = Properties {
+        template,
+        candidate,
+    };
     let mut settings = Settings {
         mapping: Some(candidate.name.clone()),
         template: Some(path.to_owned()),
         ..Settings::default()
     };
-    let invalid =
-        |setting: &'static str, value: &Yaml, allowed: &'static str| MappingError::Invalid {
-            mapping: candidate.name.clone(),
+    if let Some(n) = read.whole("BatchSize", "a whole number")? {
+        settings.batch_size = template_setting(n);
+    }
+    if let Some(start) = read.starting_position()? {
+        settings.starting_position = template_setting(start);
+    }
+    if let Some(n) = read.whole("MaximumRetryAttempts", "a whole number")? {
+        settings.maximum_retry_attempts = template_setting(n);
+    }
+    if let Some(bisect) = read.bisect()? {
+        settings.bisect_batch_on_function_error = template_setting(bisect);
+    }
+    if let Some(n) = read.whole("MaximumRecordAgeInSeconds", "a whole number")? {
+        settings.maximum_record_age_seconds = template_setting(n);
+    }
+    if let Some(n) = read.whole(
+        "MaximumBatchingWindowInSeconds",
+        "a whole number of seconds",
+    )? {
+        settings.maximum_batching_window_seconds = template_setting(n);
+    }
+    if let Some(n) = read.whole("ParallelizationFactor", "a whole number")? {
+        settings.parallelization_factor = template_setting(n);
+    }
+    if let Some(patterns) = read.filters()? {
+        settings.filters = template_setting(patterns);
+    }
+    if let Some(n) = read.timeout()? {
+        settings.timeout_seconds = template_setting(n);
+    }
+    settings.validate()?;
+    Ok(settings)
+}
+
+/// A candidate mapping's properties, each read as Lambda reads it (a `!Ref` to a parameter is
+/// its Default) or rejected with an error that names the mapping, the setting and what is allowed.
+struct Properties<'a> {
+    template: &'a Yaml,
+    candidate: &'a Candidate<'a>,
+}
+
+impl<'a> Properties<'a> {
+    fn invalid(&self, setting: &'static str, value: &Yaml, allowed: &'static str) -> MappingError {
+        MappingError::Invalid {
+            mapping: self.candidate.name.clone(),
             setting,
             value: serde_norway::to_string(value)
                 .map_or_else(|_| format!("{value:?}"), |s| s.trim().to_owned()),
             allowed,
-        };
-    let get =
-        |name: &'static str| -> Option<Result<&Yaml, MappingError>> {
-            let raw = candidate.properties.get(name)?;
-            Some(resolve(template, raw).ok_or_else(|| {
-                invalid(name, raw, "a value, or !Ref to a parameter with a Default")
-            }))
-        };
-    // Numbers may be written as strings in a template ("100"), as CloudFormation accepts.
-    let number = |value: &Yaml| {
+        }
+    }
+
+    /// `raw`, the value of `setting`, with a parameter reference resolved.
+    fn resolved(&self, setting: &'static str, raw: &'a Yaml) -> Result<&'a Yaml, MappingError> {
+        resolve(self.template, raw).ok_or_else(|| {
+            self.invalid(
+                setting,
+                raw,
+                "a value, or !Ref to a parameter with a Default",
+            )
+        })
+    }
+
+    /// The property `name`'s value, if the mapping sets it.
+    fn get(&self, name: &'static str) -> Result<Option<&'a Yaml>, MappingError> {
+        let properties: &'a Yaml = self.candidate.properties;
+        properties
+            .get(name)
+            .map(|raw| self.resolved(name, raw))
+            .transpose()
+    }
+
+    /// `value` as a whole number of type `T`.
+    fn number<T: TryFrom<i64>>(
+        &self,
+        setting: &'static str,
+        value: &Yaml,
+        allowed: &'static str,
+    ) -> Result<T, MappingError> {
+        // Numbers may be written as strings in a template ("100"), as CloudFormation accepts.
         value
             .as_i64()
             .or_else(|| value.as_str().and_then(|s| s.trim().parse().ok()))
-    };
+            .and_then(|n| T::try_from(n).ok())
+            .ok_or_else(|| self.invalid(setting, value, allowed))
+    }
 
-    if let Some(value) = get("BatchSize") {
-        let value = value?;
-        let n = number(value)
-            .and_then(|n| u32::try_from(n).ok())
-            .ok_or_else(|| invalid("BatchSize", value, "a whole number"))?;
-        settings.batch_size = template_setting(n);
+    /// The whole-number property `name`, if set.
+    fn whole<T: TryFrom<i64>>(
+        &self,
+        name: &'static str,
+        allowed: &'static str,
+    ) -> Result<Option<T>, MappingError> {
+        self.get(name)?
+            .map(|value| self.number(name, value, allowed))
+            .transpose()
     }
-    if let Some(value) = get("StartingPosition") {
-        let value = value?;
-        let start = match value.as_str() {
-            Some("TRIM_HORIZON") => Start::TrimHorizon,
-            Some("LATEST") => Start::Latest,
-            _ => {
-                return Err(invalid(
-                    "StartingPosition",
-                    value,
-                    "TRIM_HORIZON or LATEST for a DynamoDB stream",
-                ))
-            }
+
+    fn starting_position(&self) -> Result<Option<Start>, MappingError> {
+        let Some(value) = self.get("StartingPosition")? else {
+            return Ok(None);
         };
-        settings.starting_position = template_setting(start);
+        match value.as_str() {
+            Some("TRIM_HORIZON") => Ok(Some(Start::TrimHorizon)),
+            Some("LATEST") => Ok(Some(Start::Latest)),
+            _ => Err(self.invalid(
+                "StartingPosition",
+                value,
+                "TRIM_HORIZON or LATEST for a DynamoDB stream",
+            )),
+        }
     }
-    if let Some(value) = get("MaximumRetryAttempts") {
-        let value = value?;
-        settings.maximum_retry_attempts = template_setting(
-            number(value)
-                .ok_or_else(|| invalid("MaximumRetryAttempts", value, "a whole number"))?,
-        );
-    }
-    if let Some(value) = get("BisectBatchOnFunctionError") {
-        let value = value?;
-        let bisect = value
+
+    fn bisect(&self) -> Result<Option<bool>, MappingError> {
+        let Some(value) = self.get("BisectBatchOnFunctionError")? else {
+            return Ok(None);
+        };
+        value
             .as_bool()
             .or_else(|| value.as_str().and_then(|s| s.parse().ok()))
-            .ok_or_else(|| invalid("BisectBatchOnFunctionError", value, "true or false"))?;
-        settings.bisect_batch_on_function_error = template_setting(bisect);
+            .map(Some)
+            .ok_or_else(|| self.invalid("BisectBatchOnFunctionError", value, "true or false"))
     }
-    if let Some(value) = get("MaximumRecordAgeInSeconds") {
-        let value = value?;
-        settings.maximum_record_age_seconds = template_setting(
-            number(value)
-                .ok_or_else(|| invalid("MaximumRecordAgeInSeconds", value, "a whole number"))?,
-        );
-    }
-    if let Some(value) = get("MaximumBatchingWindowInSeconds") {
-        let value = value?;
-        let n = number(value)
-            .and_then(|n| u32::try_from(n).ok())
-            .ok_or_else(|| {
-                invalid(
-                    "MaximumBatchingWindowInSeconds",
-                    value,
-                    "a whole number of seconds",
-                )
-            })?;
-        settings.maximum_batching_window_seconds = template_setting(n);
-    }
-    if let Some(value) = get("ParallelizationFactor") {
-        let value = value?;
-        let n = number(value)
-            .and_then(|n| u32::try_from(n).ok())
-            .ok_or_else(|| invalid("ParallelizationFactor", value, "a whole number"))?;
-        settings.parallelization_factor = template_setting(n);
-    }
-    if let Some(filters) = candidate.properties.get("FilterCriteria") {
+
+    /// The FilterCriteria's patterns, if any.
+    fn filters(&self) -> Result<Option<Vec<String>>, MappingError> {
+        let Some(filters) = self.candidate.properties.get("FilterCriteria") else {
+            return Ok(None);
+        };
         let list = filters
             .get("Filters")
             .and_then(Yaml::as_sequence)
             .ok_or_else(|| {
-                invalid(
+                self.invalid(
                     "FilterCriteria",
                     filters,
                     "Filters: a list of {Pattern: JSON text}",
                 )
             })?;
-        let patterns = list
-            .iter()
+        list.iter()
             .map(|filter| match filter.get("Pattern") {
                 Some(Yaml::String(pattern)) => Ok(pattern.clone()),
-                _ => Err(invalid(
+                _ => Err(self.invalid(
                     "FilterCriteria",
                     filter,
                     "each filter's Pattern must be a plain string (no intrinsic function)",
                 )),
             })
-            .collect::<Result<Vec<_>, _>>()?;
-        settings.filters = template_setting(patterns);
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
     }
-    // The function's own Timeout, else (a SAM function) the template's Globals.Function.Timeout.
-    let function = template
-        .get("Resources")
-        .and_then(|r| r.get(candidate.function.as_str()));
-    let sam = function.and_then(|f| f.get("Type")).and_then(Yaml::as_str)
-        == Some("AWS::Serverless::Function");
-    let timeout = function
-        .and_then(|f| f.get("Properties")?.get("Timeout"))
-        .or_else(|| {
-            sam.then(|| template.get("Globals")?.get("Function")?.get("Timeout"))
-                .flatten()
-        });
-    if let Some(raw) = timeout {
-        let value = resolve(template, raw).ok_or_else(|| {
-            invalid(
-                "Timeout",
-                raw,
-                "a value, or !Ref to a parameter with a Default",
-            )
-        })?;
-        let n = number(value)
-            .and_then(|n| u32::try_from(n).ok())
-            .ok_or_else(|| invalid("Timeout", value, "a whole number of seconds"))?;
-        settings.timeout_seconds = template_setting(n);
+
+    /// The function's own Timeout, else (a SAM function) the template's Globals.Function.Timeout.
+    fn timeout(&self) -> Result<Option<u32>, MappingError> {
+        let template = self.template;
+        let function = template
+            .get("Resources")
+            .and_then(|r| r.get(self.candidate.function.as_str()));
+        let sam = function.and_then(|f| f.get("Type")).and_then(Yaml::as_str)
+            == Some("AWS::Serverless::Function");
+        let timeout = function
+            .and_then(|f| f.get("Properties")?.get("Timeout"))
+            .or_else(|| {
+                sam.then(|| template.get("Globals")?.get("Function")?.get("Timeout"))
+                    .flatten()
+            });
+        let Some(raw) = timeout else {
+            return Ok(None);
+        };
+        let value = self.resolved("Timeout", raw)?;
+        self.number("Timeout", value, "a whole number of seconds")
+            .map(Some)
     }
-    settings.validate()?;
-    Ok(settings)
 }
 
 #[cfg(test)]
