@@ -5,6 +5,7 @@
 //! given-up ranges written to the on-failure destination (`failures`), and each invocation told to
 //! the observer. Which lane invokes when is the loop's; the queues are `batching`'s.
 
+use super::options::WatchOptions;
 use super::stats::Stats;
 use super::WatchError;
 use crate::event_source_mapping::batching::{Answer, FailedRange, Pending, Settled, ShardQueue};
@@ -166,7 +167,7 @@ struct Answered {
 impl Invoker {
     pub(super) fn new(
         function: Arc<dyn Function>,
-        options: &super::WatchOptions,
+        options: &WatchOptions,
         stats: Arc<Stats>,
     ) -> Self {
         Self {

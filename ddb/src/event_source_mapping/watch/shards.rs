@@ -5,7 +5,8 @@
 //! the checkpoint file that keeps the acknowledged places across restarts. Talking to DynamoDB
 //! Streams is `stream`'s; the file's format is `checkpoint`'s; reading a shard is `reader`'s.
 
-use super::{StartingPosition, WatchError};
+use super::options::StartingPosition;
+use super::WatchError;
 use crate::event_source_mapping::checkpoint::{self, Checkpoint};
 use crate::event_source_mapping::stream::{self, Position, Shard, StreamError};
 use aws_sdk_dynamodbstreams::Client;
