@@ -35,8 +35,9 @@ pub struct WatchOptions {
     pub retry_delay: Duration,
     /// Pause after an empty GetRecords page (Lambda polls a shard about four times a second).
     pub poll_interval: Duration,
-    /// Consecutive empty pages on a shard that mean "drained" for [`Trigger::drain`]: one empty
-    /// page is not enough, DynamoDB Streams may return one before the end of an open shard.
+    /// Consecutive empty pages on a shard that mean "drained" for
+    /// [`Trigger::drain`](super::Trigger::drain): one empty page is not enough, DynamoDB Streams
+    /// may return one before the end of an open shard.
     pub drained_after: u32,
     /// How often to look for new shards (and for a re-created table) while following the stream.
     pub discovery_interval: Duration,

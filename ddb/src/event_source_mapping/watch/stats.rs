@@ -6,7 +6,8 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Running counts, shared with whoever prints progress (see [`Trigger::stats`](super::Trigger::stats)).
+/// Running counts, shared with whoever prints progress (see
+/// [`Trigger::stats`](super::Trigger::stats)).
 #[derive(Debug, Default)]
 pub struct Stats {
     pub(super) records_read: AtomicU64,
