@@ -5,7 +5,7 @@
 //! relies on after it. [`Flags`] adds `ddb`'s `--endpoint-url` and `--table`.
 //!
 //! Cargo names a binary to the integration tests of its own package only (`CARGO_BIN_EXE_<name>`),
-//! and `ddb` is another package of the workspace: for the root tests, [`ddb`] finds it where cargo
+//! and `ddb` is another package of the workspace: for the root tests, [`ddb()`] finds it where cargo
 //! puts it, beside the test executables' `deps/` folder. `cargo test` of the workspace (make test)
 //! builds it with the tests; a missing or stale one fails loudly with the fix.
 
