@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::types::{
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::process::{Command, Output, Stdio};
-use testkit::bin::{self, stderr, stdout, Flags as _};
+use testkit::bin::{self, json_lines, ok, stderr, stdout, Flags as _};
 use testkit::local;
 
 fn ddb_command(endpoint: &str, table: &str, args: &[&str]) -> Command {
@@ -34,18 +34,6 @@ fn ddb_with_stdin(endpoint: &str, table: &str, args: &[&str], input: &[u8]) -> O
         .expect("run ddb");
     child.stdin.take().unwrap().write_all(input).unwrap();
     child.wait_with_output().unwrap()
-}
-
-fn json_lines(output: &Output) -> Vec<serde_json::Value> {
-    stdout(output)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
-        .collect()
-}
-
-fn ok(output: Output) -> Output {
-    assert!(output.status.success(), "{output:?}");
-    output
 }
 
 fn new_table() -> (&'static str, String) {

@@ -1,7 +1,7 @@
 //! The `ddb` binary against DynamoDB Local: every subcommand, as a developer runs it.
 
 use std::process::Output;
-use testkit::bin::{self, stderr, stdout, Flags as _};
+use testkit::bin::{self, json_lines, stderr, stdout, Flags as _};
 use testkit::local;
 
 fn ddb(endpoint: &str, table: &str, args: &[&str]) -> Output {
@@ -68,13 +68,6 @@ fn replay_of_unreadable_input_fails_with_a_clear_message() {
             "{stderr}"
         );
     }
-}
-
-fn json_lines(output: &Output) -> Vec<serde_json::Value> {
-    stdout(output)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
-        .collect()
 }
 
 /// A seeded table of its own on this binary's DynamoDB Local.

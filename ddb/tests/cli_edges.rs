@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::{
 };
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
-use testkit::bin::{self, stderr, stdout, Flags as _};
+use testkit::bin::{self, ok, stderr, stdout, Flags as _};
 use testkit::fault_proxy::{Fault, FaultPlan, Proxy};
 use testkit::{items, local};
 
@@ -29,11 +29,6 @@ fn ddb(endpoint: &str, table: &str, args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("run ddb")
-}
-
-fn ok(output: Output) -> Output {
-    assert!(output.status.success(), "{output:?}");
-    output
 }
 
 fn closed_port() -> u16 {

@@ -80,6 +80,20 @@ pub fn stderr(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// Each line a run printed on stdout, as JSON (a line that is not fails the test, naming it).
+pub fn json_lines(output: &std::process::Output) -> Vec<serde_json::Value> {
+    stdout(output)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect()
+}
+
+/// The run, which must have succeeded (else the test fails, showing it).
+pub fn ok(output: std::process::Output) -> std::process::Output {
+    assert!(output.status.success(), "{output:?}");
+    output
+}
+
 /// The path of the workspace's `ddb` binary, built from the current sources.
 pub fn ddb() -> PathBuf {
     let exe = std::env::current_exe().expect("the test executable's path");
