@@ -10,7 +10,7 @@
 use super::failure_records::BatchInfo;
 use super::lambda_record::{self, RecordError};
 use aws_sdk_dynamodbstreams::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodbstreams::types::ShardIteratorType;
+use aws_sdk_dynamodbstreams::types::{Record, ShardIteratorType};
 use aws_sdk_dynamodbstreams::Client;
 use chrono::{DateTime, Duration as Age, SecondsFormat, Utc};
 use serde_json::Value;
@@ -96,13 +96,53 @@ fn answer<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> String {
 
 /// Reads `info`'s range from the stream.
 pub async fn hydrate(client: &Client, info: &BatchInfo) -> Result<Hydrated, HydrateError> {
-    let range = info.range();
-    let trimmed = |answer: String| HydrateError::Trimmed {
-        range: range.clone(),
-        when: left_retention(info, Utc::now()),
-        answer,
-    };
-    let iterator = client
+    let mut iterator = first_iterator(client, info).await?;
+    let mut records = Vec::new();
+    let (mut pages, mut empty) = (0, 0);
+    while let Some(current) = iterator.take() {
+        let page = client
+            .get_records()
+            .shard_iterator(current)
+            .limit(1000)
+            .send()
+            .await
+            .map_err(|error| {
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_trimmed_data_access_exception())
+                {
+                    trimmed(info, answer(&error))
+                } else {
+                    request_failed(info, "GetRecords", error)
+                }
+            })?;
+        pages += 1;
+        if take(&mut records, page.records(), info)? {
+            return Ok(Hydrated { records, pages });
+        }
+        if page.records().is_empty() {
+            empty += 1;
+            if empty >= EMPTY_PAGES {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        } else {
+            empty = 0;
+        }
+        iterator = page.next_shard_iterator().map(str::to_owned);
+    }
+    // A closed shard read to its end, or several empty pages, before the end sequence number.
+    Err(HydrateError::EndNotFound {
+        range: info.range(),
+        found: records.len(),
+        end: info.end_sequence_number.clone(),
+    })
+}
+
+/// An iterator at the range's start sequence number; a start no longer in the stream is
+/// [`HydrateError::Trimmed`].
+async fn first_iterator(client: &Client, info: &BatchInfo) -> Result<Option<String>, HydrateError> {
+    let output = client
         .get_shard_iterator()
         .stream_arn(&info.stream_arn)
         .shard_id(&info.shard_id)
@@ -123,77 +163,60 @@ pub async fn hydrate(client: &Client, info: &BatchInfo) -> Result<Hydrated, Hydr
                             .is_some_and(|m| m.contains("SequenceNumber")))
             });
             if not_there {
-                trimmed(answer(&error))
+                trimmed(info, answer(&error))
             } else {
-                HydrateError::Request {
-                    range: range.clone(),
-                    operation: "GetShardIterator",
-                    detail: DisplayErrorContext(error).to_string(),
-                }
+                request_failed(info, "GetShardIterator", error)
             }
         })?;
-    let mut iterator = iterator.shard_iterator().map(str::to_owned);
-    let mut records = Vec::new();
-    let (mut pages, mut empty) = (0, 0);
-    while let Some(current) = iterator.take() {
-        let page = client
-            .get_records()
-            .shard_iterator(current)
-            .limit(1000)
-            .send()
-            .await
-            .map_err(|error| {
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_trimmed_data_access_exception())
-                {
-                    trimmed(answer(&error))
-                } else {
-                    HydrateError::Request {
-                        range: range.clone(),
-                        operation: "GetRecords",
-                        detail: DisplayErrorContext(error).to_string(),
-                    }
-                }
-            })?;
-        pages += 1;
-        for record in page.records() {
-            let sequence_number = lambda_record::sequence_number(record)?;
-            if records.is_empty()
-                && compare_sequence_numbers(sequence_number, &info.start_sequence_number)
-                    == Ordering::Greater
-            {
-                // The start is gone: the shard now begins after it.
-                return Err(trimmed(format!("records from {sequence_number} on")));
-            }
-            match compare_sequence_numbers(sequence_number, &info.end_sequence_number) {
-                Ordering::Greater => return Ok(Hydrated { records, pages }),
-                Ordering::Equal => {
-                    records.push(lambda_record::lambda_record(record, &info.stream_arn)?);
-                    return Ok(Hydrated { records, pages });
-                }
-                Ordering::Less => {
-                    records.push(lambda_record::lambda_record(record, &info.stream_arn)?)
-                }
-            }
+    Ok(output.shard_iterator().map(str::to_owned))
+}
+
+/// Adds the page's records of the range to `records`; true once the range's end is reached.
+fn take(records: &mut Vec<Value>, page: &[Record], info: &BatchInfo) -> Result<bool, HydrateError> {
+    for record in page {
+        let sequence_number = lambda_record::sequence_number(record)?;
+        if records.is_empty()
+            && compare_sequence_numbers(sequence_number, &info.start_sequence_number)
+                == Ordering::Greater
+        {
+            // The start is gone: the shard now begins after it.
+            return Err(trimmed(info, format!("records from {sequence_number} on")));
         }
-        if page.records().is_empty() {
-            empty += 1;
-            if empty >= EMPTY_PAGES {
-                break;
+        match compare_sequence_numbers(sequence_number, &info.end_sequence_number) {
+            Ordering::Greater => return Ok(true),
+            Ordering::Equal => {
+                records.push(lambda_record::lambda_record(record, &info.stream_arn)?);
+                return Ok(true);
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        } else {
-            empty = 0;
+            Ordering::Less => records.push(lambda_record::lambda_record(record, &info.stream_arn)?),
         }
-        iterator = page.next_shard_iterator().map(str::to_owned);
     }
-    // A closed shard read to its end, or several empty pages, before the end sequence number.
-    Err(HydrateError::EndNotFound {
-        range,
-        found: records.len(),
-        end: info.end_sequence_number.clone(),
-    })
+    Ok(false)
+}
+
+/// The range is no longer in the stream; `answer` is what the stream said.
+fn trimmed(info: &BatchInfo, answer: String) -> HydrateError {
+    HydrateError::Trimmed {
+        range: info.range(),
+        when: left_retention(info, Utc::now()),
+        answer,
+    }
+}
+
+fn request_failed<E, R>(
+    info: &BatchInfo,
+    operation: &'static str,
+    error: SdkError<E, R>,
+) -> HydrateError
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    HydrateError::Request {
+        range: info.range(),
+        operation,
+        detail: DisplayErrorContext(error).to_string(),
+    }
 }
 
 #[cfg(test)]
