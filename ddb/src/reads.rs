@@ -1,21 +1,23 @@
-//! The read-through functions of the app's two lists: a user's conversations (pattern B) and a
-//! group's messages (pattern A), served from the cache or read from the table and filled.
+//! The app's two reads, written once: a user's conversations (pattern B) and a group's messages
+//! (pattern A), read from the table ([`List::rows`], every page through the SDK's paginator), or
+//! served from the cache and filled.
 //!
 //! Rendering an item into the JSON the app returns is pure ([`conversation_entry`],
 //! [`message_entry`]); [`read_through`] is the protocol (get; on a miss take the lease, *then* read
 //! the table strongly consistently, then set on the lease); [`Reader`] ties both to a table. A reader
 //! never fails because of the cache: only the table's own read can fail it.
 
-use aws_sdk_dynamodb::error::DisplayErrorContext;
+use crate::commands::admin::page_size;
+use crate::output::LocalError;
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use messaging_stream::cache::{Cache, CacheKey, Cached, Filled};
 use messaging_stream::config::ConfigError;
 use messaging_stream::model::{
-    group_pk, message_pk, GROUP_ATTR, MESSAGE_ATTR, MESSAGE_UUID_ATTR, SK_ATTR,
+    group_pk, message_pk, GROUP_ATTR, MESSAGE_ATTR, MESSAGE_UUID_ATTR, PK_ATTR, SK_ATTR,
     USER_DISPLAY_NAME_ATTR, USER_HANDLE_ATTR,
 };
 use messaging_stream::plan::Item;
-use messaging_stream::store;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::future::Future;
@@ -146,14 +148,9 @@ pub struct Read {
     pub served: Served,
 }
 
-/// The table's read failed (the cache never fails a read).
-#[derive(Debug, thiserror::Error)]
-#[error("querying {pk} in {table}: {detail}")]
-pub struct ReadError {
-    pub table: String,
-    pub pk: String,
-    pub detail: String,
-}
+/// The table's read failed (the cache never fails a read): the failed Query, said as `ddb` says
+/// any failed request.
+pub type ReadError = LocalError;
 
 /// Serves `key` from `cache`, or loads it with `load` and fills the cache under a lease.
 ///
@@ -206,6 +203,96 @@ where
     })
 }
 
+/// Which of the app's two lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum List {
+    /// Pattern B: a user's `GRP#<user>` rows.
+    Conversations,
+    /// Pattern A: a group's `MSG#<group>` items.
+    Messages,
+}
+
+/// How a table read reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consistency {
+    /// As the app reads its lists today (half the capacity).
+    Eventual,
+    /// What a fill needs: every write acknowledged before the read began (the lease protocol).
+    Strong,
+}
+
+impl List {
+    /// The partition key of `id`'s list.
+    pub fn pk(self, id: &str) -> String {
+        match self {
+            Self::Conversations => group_pk(id),
+            Self::Messages => message_pk(id),
+        }
+    }
+
+    /// The list's key in the cache (`conversations#<user>`, `messages#<group>`).
+    pub fn cache_key(self, id: &str) -> CacheKey {
+        match self {
+            Self::Conversations => CacheKey::Conversations(id.to_owned()),
+            Self::Messages => CacheKey::Messages(id.to_owned()),
+        }
+    }
+
+    /// An item of the list as the app returns it.
+    pub fn entry(self, item: &Item) -> Entry {
+        match self {
+            Self::Conversations => conversation_entry(item),
+            Self::Messages => message_entry(item),
+        }
+    }
+
+    /// `id`'s items, newest first (by sort key, descending), at most `limit`: the one table read
+    /// of both lists, every page through the SDK's paginator.
+    pub async fn rows(
+        self,
+        client: &Client,
+        table: &str,
+        id: &str,
+        limit: Option<usize>,
+        consistency: Consistency,
+    ) -> Result<Vec<Item>, ReadError> {
+        let mut pages = client
+            .query()
+            .table_name(table)
+            .consistent_read(consistency == Consistency::Strong)
+            .key_condition_expression(format!("{PK_ATTR} = :pk"))
+            .expression_attribute_values(":pk", AttributeValue::S(self.pk(id)))
+            .scan_index_forward(false)
+            .set_limit(page_size(limit))
+            .into_paginator()
+            .items()
+            .send();
+        let mut items = Vec::new();
+        while limit.is_none_or(|l| items.len() < l) {
+            match pages.next().await {
+                Some(item) => items.push(item.map_err(|e| LocalError::sdk("Query", e).on(table))?),
+                None => break,
+            }
+        }
+        Ok(items)
+    }
+
+    /// `id`'s entries from the table, newest first, read strongly consistently (a fill's read).
+    pub async fn load(
+        self,
+        client: &Client,
+        table: &str,
+        id: &str,
+        limit: Option<u32>,
+    ) -> Result<Vec<Entry>, ReadError> {
+        let limit = limit.map(|l| l as usize);
+        let items = self
+            .rows(client, table, id, limit, Consistency::Strong)
+            .await?;
+        Ok(items.iter().map(|item| self.entry(item)).collect())
+    }
+}
+
 /// Pattern B from the table: `GRP#<user>` rows newest first, read strongly consistently.
 pub async fn load_conversations(
     client: &Client,
@@ -213,8 +300,9 @@ pub async fn load_conversations(
     user_uuid: &str,
     limit: Option<u32>,
 ) -> Result<Vec<Entry>, ReadError> {
-    let items = newest_first(client, table, &group_pk(user_uuid), limit).await?;
-    Ok(items.iter().map(conversation_entry).collect())
+    List::Conversations
+        .load(client, table, user_uuid, limit)
+        .await
 }
 
 /// Pattern A from the table: `MSG#<group>` items newest first, read strongly consistently.
@@ -224,24 +312,7 @@ pub async fn load_messages(
     group_uuid: &str,
     limit: Option<u32>,
 ) -> Result<Vec<Entry>, ReadError> {
-    let items = newest_first(client, table, &message_pk(group_uuid), limit).await?;
-    Ok(items.iter().map(message_entry).collect())
-}
-
-/// [`store::newest_first`], its error said with the table and partition.
-async fn newest_first(
-    client: &Client,
-    table: &str,
-    pk: &str,
-    limit: Option<u32>,
-) -> Result<Vec<Item>, ReadError> {
-    store::newest_first(client, table, pk, limit)
-        .await
-        .map_err(|error| ReadError {
-            table: table.to_owned(),
-            pk: pk.to_owned(),
-            detail: DisplayErrorContext(error).to_string(),
-        })
+    List::Messages.load(client, table, group_uuid, limit).await
 }
 
 /// The app's two reads against one table, through a cache when there is one.
@@ -277,30 +348,21 @@ impl Reader {
         user_uuid: &str,
         limit: Option<u32>,
     ) -> Result<Read, ReadError> {
-        let load = || load_conversations(&self.client, &self.table, user_uuid, limit);
-        self.read(CacheKey::Conversations(user_uuid.to_owned()), limit, load)
-            .await
+        self.read(List::Conversations, user_uuid, limit).await
     }
 
     /// A group's messages, newest first, at most `limit`.
     pub async fn messages(&self, group_uuid: &str, limit: Option<u32>) -> Result<Read, ReadError> {
-        let load = || load_messages(&self.client, &self.table, group_uuid, limit);
-        self.read(CacheKey::Messages(group_uuid.to_owned()), limit, load)
-            .await
+        self.read(List::Messages, group_uuid, limit).await
     }
 
-    async fn read<F, Fut>(
-        &self,
-        key: CacheKey,
-        limit: Option<u32>,
-        load: F,
-    ) -> Result<Read, ReadError>
-    where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Vec<Entry>, ReadError>>,
-    {
+    /// `id`'s `list`, newest first, at most `limit`: through the cache when there is one.
+    pub async fn read(&self, list: List, id: &str, limit: Option<u32>) -> Result<Read, ReadError> {
+        let load = || list.load(&self.client, &self.table, id, limit);
         match &self.cache {
-            Some(cache) => read_through(cache.as_ref(), &key, limit, self.ttl, load).await,
+            Some(cache) => {
+                read_through(cache.as_ref(), &list.cache_key(id), limit, self.ttl, load).await
+            }
             None => Ok(Read {
                 entries: load().await?,
                 served: Served::NoCache,
