@@ -50,7 +50,7 @@ pub async fn run(args: WatchArgs, target: &Target, out: &Output) -> Result<(), C
             tokio::time::sleep(PROGRESS_EVERY).await;
             let now = stats.snapshot();
             if now != shown {
-                output::watch_note(&now);
+                output::watch_note(now);
                 shown = now;
             }
         }
@@ -63,7 +63,7 @@ pub async fn run(args: WatchArgs, target: &Target, out: &Output) -> Result<(), C
     progress.abort();
     let stats = result?;
     let how = if args.once { "drained" } else { "stopped" };
-    out.result(&stats, format_args!("{how}: {stats}"))?;
+    out.result(stats, format_args!("{how}: {stats}"))?;
     if args.once && stats.ranges_given_up > 0 {
         return Err(CommandError::Said(format!(
             "{} records given up after their retries: see {}",
