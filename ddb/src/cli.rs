@@ -385,3 +385,38 @@ pub struct EventArgs {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub count: u32,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn the_arguments_are_consistent_and_help_ends_with_the_exit_statuses() {
+        Cli::command().debug_assert();
+        let help = Cli::command().render_long_help().to_string();
+        assert!(
+            help.trim_end()
+                .ends_with(EXIT_STATUS.lines().last().unwrap().trim()),
+            "{help}"
+        );
+    }
+
+    #[test]
+    fn watch_from_reads_straight_into_the_templates_start() {
+        let from = |word: &str| match Cli::try_parse_from(["ddb", "watch", "--from", word]) {
+            Ok(Cli {
+                command: Command::Watch(args),
+                ..
+            }) => Ok(args.from),
+            Ok(_) => panic!("not watch"),
+            Err(error) => Err(error.kind()),
+        };
+        assert_eq!(from("latest"), Ok(Some(Start::Latest)));
+        assert_eq!(from("trim-horizon"), Ok(Some(Start::TrimHorizon)));
+        assert_eq!(
+            from("at-timestamp"),
+            Err(clap::error::ErrorKind::InvalidValue)
+        );
+    }
+}

@@ -628,6 +628,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_text_comes_from_its_one_flag_and_a_dash_argument_is_stdin() {
+        let from = |text: Option<&str>, flag: Option<&str>, file: Option<&str>| {
+            TextSource::from_flags(
+                text.map(str::to_owned),
+                flag.map(str::to_owned),
+                file.map(PathBuf::from),
+            )
+        };
+        assert_eq!(from(Some("-"), None, None).unwrap(), TextSource::Stdin);
+        assert_eq!(
+            from(None, Some("-"), None).unwrap(),
+            TextSource::Literal("-".into())
+        );
+        assert_eq!(
+            from(None, None, Some("t.txt")).unwrap(),
+            TextSource::File("t.txt".into())
+        );
+        assert!(matches!(from(None, None, None), Err(WriteError::NoText)));
+    }
+
+    #[test]
     fn users_by_uuid_or_handle() {
         assert_eq!(user("londo").unwrap(), super::super::seed::LONDO);
         assert_eq!(

@@ -276,6 +276,25 @@ mod tests {
     use super::*;
     use aws_sdk_dynamodb::error::ErrorMetadata;
 
+    #[test]
+    fn each_cause_is_said_once_after_its_context() {
+        let missing = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file");
+        let error = CommandError::from(missing).context("running scripts/x.sh");
+        assert_eq!(said_once(&error), "running scripts/x.sh: No such file");
+        // A cause the error before it already includes is not repeated.
+        let inner = std::io::Error::other("gone");
+        let error = CommandError::from(inner).context("cannot read F: gone");
+        assert_eq!(said_once(&error), "cannot read F: gone");
+    }
+
+    #[test]
+    fn the_request_inside_a_context_is_found_for_verbose() {
+        let error =
+            CommandError::from(LocalError::other("Scan", "boom".into())).context("scanning");
+        assert_eq!(error.local().map(|l| l.operation), Some("Scan"));
+        assert!(CommandError::Said("no".into()).local().is_none());
+    }
+
     #[derive(Debug)]
     struct Service(ErrorMetadata);
     impl fmt::Display for Service {
