@@ -7,7 +7,6 @@
 //! the table strongly consistently, then set on the lease); [`Reader`] ties both to a table. A reader
 //! never fails because of the cache: only the table's own read can fail it.
 
-use crate::commands::admin::page_size;
 use crate::output::LocalError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
@@ -203,6 +202,14 @@ where
     })
 }
 
+/// DynamoDB's largest page of a Scan or Query is 1 MB; ask for no more than this many items a page.
+const PAGE: usize = 1000;
+
+/// The page size for a read of at most `limit` items (none: DynamoDB's own, 1 MB).
+pub fn page_size(limit: Option<usize>) -> Option<i32> {
+    limit.map(|l| l.min(PAGE) as i32)
+}
+
 /// Which of the app's two lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum List {
@@ -259,7 +266,7 @@ impl List {
         let mut pages = client
             .query()
             .table_name(table)
-            .consistent_read(consistency == Consistency::Strong)
+            .set_consistent_read((consistency == Consistency::Strong).then_some(true))
             .key_condition_expression(format!("{PK_ATTR} = :pk"))
             .expression_attribute_values(":pk", AttributeValue::S(self.pk(id)))
             .scan_index_forward(false)
@@ -416,6 +423,121 @@ mod tests {
             assert_eq!(error.variable, "CACHE_TTL_SECONDS", "{bad:?}");
             assert!(error.to_string().contains("1 to 86400"), "{error}");
         }
+    }
+
+    /// A client whose requests the `rules` answer, in order, and no server.
+    fn mocked(rules: &[&aws_smithy_mocks::Rule]) -> Client {
+        use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+        use aws_smithy_mocks::{create_mock_http_client, MockResponseInterceptor, RuleMode};
+        let interceptor = rules.iter().fold(
+            MockResponseInterceptor::new().rule_mode(RuleMode::Sequential),
+            |interceptor, rule| interceptor.with_rule(rule),
+        );
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("mock", "mock", None, None, "mock"))
+            .http_client(create_mock_http_client())
+            .interceptor(interceptor)
+            .build();
+        Client::from_conf(config)
+    }
+
+    /// A Query answered with `n` items (sort keys `prefix0`...) and, when `more`, a next page;
+    /// each request's key, Limit and ConsistentRead go to `asked`.
+    fn page(
+        asked: &std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+        prefix: &str,
+        n: usize,
+        more: bool,
+    ) -> aws_smithy_mocks::Rule {
+        use aws_sdk_dynamodb::operation::query::QueryOutput;
+        let asked = asked.clone();
+        let items: Vec<Item> = (0..n)
+            .map(|i| item(&[("pk", "GRP#u"), ("sk", &format!("{prefix}{i}"))]))
+            .collect();
+        let next = more.then(|| item(&[("pk", "GRP#u"), ("sk", prefix)]));
+        aws_smithy_mocks::mock!(Client::query)
+            .match_requests(move |input| {
+                asked.lock().unwrap().push(format!(
+                    "{:?} {:?} {:?} start {}",
+                    input
+                        .expression_attribute_values()
+                        .and_then(|v| v.get(":pk")),
+                    input.limit(),
+                    input.consistent_read(),
+                    input.exclusive_start_key().is_some()
+                ));
+                true
+            })
+            .then_output(move || {
+                QueryOutput::builder()
+                    .set_items(Some(items.clone()))
+                    .set_last_evaluated_key(next.clone())
+                    .build()
+            })
+    }
+
+    #[tokio::test]
+    async fn the_table_read_follows_the_pages_and_stops_at_the_limit() {
+        let asked = std::sync::Arc::default();
+        let (first, second) = (page(&asked, "b", 2, true), page(&asked, "a", 2, true));
+        let client = mocked(&[&first, &second]);
+        let rows = List::Conversations
+            .rows(&client, "t", "u", Some(3), Consistency::Eventual)
+            .await
+            .unwrap();
+        let sks: Vec<&str> = rows
+            .iter()
+            .map(|r| r["sk"].as_s().unwrap().as_str())
+            .collect();
+        assert_eq!(sks, ["b0", "b1", "a0"]);
+        assert_eq!(
+            *asked.lock().unwrap(),
+            [
+                r#"Some(S("GRP#u")) Some(3) None start false"#,
+                r#"Some(S("GRP#u")) Some(3) None start true"#
+            ]
+        );
+        // A fill's read is strongly consistent, and reads every page without a limit.
+        let asked = std::sync::Arc::default();
+        let (first, last) = (page(&asked, "b", 2, true), page(&asked, "a", 1, false));
+        let client = mocked(&[&first, &last]);
+        let entries = List::Messages.load(&client, "t", "g", None).await.unwrap();
+        assert_eq!(entries.len(), 3);
+        assert_eq!(
+            asked.lock().unwrap()[0],
+            r#"Some(S("MSG#g")) None Some(true) start false"#
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_read_is_said_as_ddb_says_a_failed_request() {
+        use aws_sdk_dynamodb::operation::query::QueryError;
+        use aws_sdk_dynamodb::types::error::ResourceNotFoundException;
+        let missing = aws_smithy_mocks::mock!(Client::query).then_error(|| {
+            QueryError::ResourceNotFoundException(
+                ResourceNotFoundException::builder()
+                    .message("Cannot do operations on a non-existent table")
+                    .meta(
+                        aws_sdk_dynamodb::error::ErrorMetadata::builder()
+                            .code("ResourceNotFoundException")
+                            .message("Cannot do operations on a non-existent table")
+                            .build(),
+                    )
+                    .build(),
+            )
+        });
+        let client = mocked(&[&missing]);
+        let error = List::Conversations
+            .rows(&client, "mine", "u", None, Consistency::Eventual)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "Query on table mine failed (ResourceNotFoundException): Cannot do operations on a \
+             non-existent table\n  create it with ddb schema-load --table mine"
+        );
     }
 
     #[test]

@@ -2,11 +2,9 @@
 //! over every page with the SDK's paginators.
 
 use crate::output::LocalError;
+use crate::reads::page_size;
 use aws_sdk_dynamodb::Client;
 use messaging_stream::plan::Item;
-
-/// DynamoDB's largest page of a Scan or Query is 1 MB; ask for no more than this many items a page.
-const PAGE: u32 = 1000;
 
 /// Every table name at the endpoint (all pages).
 pub async fn list_tables(client: &Client) -> Result<Vec<String>, LocalError> {
@@ -54,9 +52,4 @@ pub async fn scan(
         }
     }
     Ok(items)
-}
-
-/// The page size for a read of at most `limit` items (none: DynamoDB's own, 1 MB).
-pub fn page_size(limit: Option<usize>) -> Option<i32> {
-    limit.map(|l| l.min(PAGE as usize) as i32)
 }
