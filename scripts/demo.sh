@@ -23,7 +23,7 @@ stop_all() {
 trap 'stop_all; rm -rf "$run"' EXIT
 
 export AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:$port
-# `make demo` built it (cargo build --bins) wherever cargo builds: CARGO_TARGET_DIR is honoured.
+# `make demo` built it (cargo build --workspace --bins) wherever cargo builds: CARGO_TARGET_DIR is honoured.
 ddb=$(scripts/target-dir.sh)/debug/ddb
 andrew=90f1c8d4-6c0a-4c41-9d55-8a8a5a0f1e01
 londo_group=8f1a3c5e-7b9d-4e2f-a6c8-0d4e6f8a1c05

@@ -49,7 +49,7 @@ pub struct Config {
     /// boundary, `message_truncated` set). `None`: as long as the 400 KB item limit allows.
     pub preview_max_bytes: Option<usize>,
     /// `CACHE_TABLE_NAME`: the read-path cache the function invalidates; unset, the cache is off.
-    /// (`CACHE_TTL_SECONDS` is the readers' setting, read where they fill: [`crate::cache::read::ttl_from_env`].)
+    /// (`CACHE_TTL_SECONDS` is the readers' setting, read where they fill: `ddb::reads::ttl_from_env`.)
     pub cache_table_name: Option<String>,
 }
 

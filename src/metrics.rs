@@ -31,7 +31,7 @@ pub const DEFAULT_SERVICE: &str = "messaging-stream";
 pub const DIMENSIONS: [&str; 2] = ["Service", "Function"];
 
 /// Every metric a document carries: the names of an empty batch's document, so they follow the
-/// declarations of [`Invocation`] and [`Counts`] (for tests and the template's checks).
+/// declarations of `Invocation` and [`Counts`] (for tests and the template's checks).
 pub fn metric_names() -> Vec<String> {
     let entry = Invocation {
         timestamp: SystemTime::now(),

@@ -669,7 +669,7 @@ fn row_failures(
 }
 
 /// A partition newest first, page by page, strongly consistent, at most `limit` items: the app's
-/// read path (the cache's readers, [`crate::cache::read`]: the lease protocol needs a read that
+/// read path (the cache's readers, `ddb::reads`: the lease protocol needs a read that
 /// sees every write acknowledged before it started). Here because only the store queries the table.
 pub async fn newest_first(
     client: &Client,

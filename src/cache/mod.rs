@@ -4,8 +4,9 @@
 //! `messages#<group_uuid>`), the time-to-live arithmetic (an entry is live while `now < expires_at`,
 //! so an expired entry is a miss even while DynamoDB's TTL has not deleted it yet), the clock (injectable,
 //! so tests never sleep), and the [`Cache`] trait every backend implements: `get`, `lease`, `set` with a
-//! TTL, `invalidate`. [`dynamo`] is the DynamoDB backend; [`read`] holds the read-through functions
-//! the app's backend (and `ddb`) call; the stream consumer invalidates through [`crate::handler`].
+//! TTL, `invalidate`. [`dynamo`] is the DynamoDB backend; the read-through readers (the app's read
+//! path) are `ddb`'s `reads` module, not the Lambda's: the stream consumer only invalidates, through
+//! [`crate::handler`].
 //!
 //! **No stale fill: leases**, as in Facebook's memcache ("Scaling Memcache at Facebook", NSDI 2013).
 //! On a miss the reader takes a lease (a token written with a conditional write that succeeds only if

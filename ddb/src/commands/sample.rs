@@ -1,7 +1,7 @@
 //! Sample stream events, as `sam local generate-event` makes them: one Lambda DynamoDB Streams
 //! event of INSERTs, MODIFYs or REMOVEs of message items, exactly the shape Lambda sends (each
 //! record is built as a DynamoDB Streams record and turned into Lambda's JSON by
-//! [`lambda_record`](crate::event_source_mapping::lambda_record), as `ddb watch` does).
+//! [`crate::event_source_mapping::lambda_record`], as `ddb watch` does).
 
 use super::write::Participant;
 use crate::event_source_mapping::lambda_record::{self, RecordError};

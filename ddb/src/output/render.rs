@@ -190,7 +190,7 @@ fn is_escaped(c: char) -> bool {
 }
 
 /// `text` on one line, as printable as it was: `\n`, `\r`, `\t`, and `\u{..}` for the other
-/// characters of [`is_escaped`].
+/// characters of `is_escaped`.
 pub fn escape(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());
     for c in text.chars() {
