@@ -230,7 +230,7 @@ impl Metrics {
 
     /// Runs `handling` (the handler on one batch), counting its DynamoDB requests and timing it,
     /// and writes the batch's document when it answers. Callers wrap the handler in it: the
-    /// Lambda's main, `ddb replay` and `ddb watch`.
+    /// Lambda's main, `ddb replay`, `ddb watch` and `ddb redrive`.
     pub async fn measure<E>(
         &self,
         handling: impl Future<Output = Result<(DynamoDbEventResponse, Summary), E>>,
