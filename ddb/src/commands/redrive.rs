@@ -25,7 +25,8 @@ use crate::template::{Template, TemplateError};
 use aws_lambda_events::streams::DynamoDbEventResponse;
 use messaging_stream::apply::{RowOutcome, RowResult};
 use messaging_stream::counts::Counts;
-use messaging_stream::handler::{self, App, Summary};
+use messaging_stream::event;
+use messaging_stream::handler::{self, App, HandlerError, Summary};
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap};
@@ -370,7 +371,15 @@ async fn redrive_one(
     for batch in lambda_records.chunks(options.batch_size.max(1)) {
         report.invocations += 1;
         let payload = json!({ "Records": batch });
-        match handler::process(app, &payload).await {
+        let handled = async {
+            let records = event::parse_event(&payload)?;
+            Ok::<_, HandlerError>(
+                app.metrics
+                    .measure(handler::handle(app, records, None))
+                    .await?,
+            )
+        };
+        match handled.await {
             Ok((response, summary)) => report.count(&mut tally, batch, summary, &response),
             Err(error) => {
                 report.records_failing += batch.len();

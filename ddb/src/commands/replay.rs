@@ -2,6 +2,7 @@
 //! from standard input (`-`), e.g. `ddb event insert ... | ddb replay -`.
 
 use aws_lambda_events::streams::DynamoDbEventResponse;
+use messaging_stream::event;
 use messaging_stream::handler::{self, App, HandlerError, Summary};
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
@@ -84,12 +85,17 @@ async fn replay_text_with_summary(
         path: path.to_owned(),
         source,
     })?;
-    handler::process(app, &payload)
-        .await
-        .map_err(|source| ReplayError::Handler {
-            path: path.to_owned(),
-            source,
-        })
+    let handled = async {
+        let records = event::parse_event(&payload)?;
+        Ok(app
+            .metrics
+            .measure(handler::handle(app, records, None))
+            .await?)
+    };
+    handled.await.map_err(|source| ReplayError::Handler {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// `ddb replay FILE...`: one JSON line per batch response. Exit 3 when a response names a failed
