@@ -21,13 +21,10 @@ use crate::model::{
     TRUNCATED_ATTR,
 };
 use crate::plan::{Fallback, GroupRow, Item, Message, RowWrite};
-use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
-use aws_sdk_dynamodb::operation::query::QueryError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
-use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -584,38 +581,6 @@ fn row_failures(
                 })
         })
         .collect()
-}
-
-/// A partition newest first, page by page, strongly consistent, at most `limit` items: the app's
-/// read path (the cache's readers, `ddb::reads`: the lease protocol needs a read that
-/// sees every write acknowledged before it started). Here because only the store queries the table.
-pub async fn newest_first(
-    client: &Client,
-    table: &str,
-    pk: &str,
-    limit: Option<u32>,
-) -> Result<Vec<Item>, SdkError<QueryError, HttpResponse>> {
-    let mut items = Vec::new();
-    let mut start = None;
-    loop {
-        let left = limit.map(|l| (l as usize - items.len()).min(1000) as i32);
-        let page = client
-            .query()
-            .table_name(table)
-            .consistent_read(true)
-            .key_condition_expression(format!("{PK_ATTR} = :pk"))
-            .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
-            .scan_index_forward(false)
-            .set_limit(left)
-            .set_exclusive_start_key(start)
-            .send()
-            .await?;
-        items.extend(page.items().iter().cloned());
-        start = page.last_evaluated_key().cloned();
-        if start.is_none() || limit.is_some_and(|l| items.len() >= l as usize) {
-            return Ok(items);
-        }
-    }
 }
 
 #[cfg(test)]
