@@ -4,6 +4,10 @@
 //! `aws_lambda_events`' `EventRecord`: deserialising the whole event at once would fail the batch
 //! on a single bad record and block the shard. This module decides what each record is
 //! (a new message, something to ignore, or malformed); it does no I/O.
+//!
+//! Its two adapters turn a payload into the records the handler takes, or an [`EventError`]:
+//! [`parse_event`] from a JSON tree (tests, `ddb replay`, `ddb watch`) and [`parse_raw_event`]
+//! from a [`RawEvent`] (the Lambda binary).
 
 use crate::model::{MESSAGE_ATTR, MESSAGE_PK_PREFIX, PK_ATTR, SK_ATTR};
 use aws_lambda_events::dynamodb::EventRecord;

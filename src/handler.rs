@@ -1,31 +1,36 @@
-//! The Lambda handler: one batch of stream records in, one batch response out.
+//! The Lambda handler: one entry, [`handle`], from a batch's parsed records to its batch response
+//! and summary.
 //!
-//! Parse every record on its own, coalesce per group (newest message, edits, removals), bring the
-//! groups up to date concurrently (bounded by `GROUP_CONCURRENCY`), log one summary line, and answer with the
-//! earliest failed record's sequence number. Message text never reaches a log line.
+//! In steps, one function each: sort the records (skips counted and logged) and coalesce the
+//! relevant ones per group (newest message, edits, removals); bring the groups up to date
+//! concurrently (bounded by `GROUP_CONCURRENCY`) within the deadline, invalidating the cache after
+//! each; fold each group's result into the summary; log one summary line; answer with the earliest
+//! failed record's sequence number. Message text never reaches a log line.
+//!
+//! The payload's adapters (JSON or raw, into records) are with the parsing, in [`crate::event`];
+//! the metrics document is written around the handler ([`crate::metrics::Metrics::measure`]).
 
 use crate::apply::{self, GroupError, GroupOutcome};
 use crate::cache::{self, dynamo::DynamoCache, Cache};
 use crate::config::Config;
-use crate::event::{self, EventError, Parsed, RawEvent};
-use crate::plan;
+use crate::event::{EventError, Parsed, RecordRef};
+use crate::plan::{self, GroupUpdate};
 use crate::response::{self, NoSequenceNumber};
 use crate::store::Store;
 // Callers (`ddb replay`, `ddb redrive`, the bench) name it `handler::Summary`.
 pub use crate::summary::Summary;
 use aws_lambda_events::streams::DynamoDbEventResponse;
 use futures::StreamExt;
-use lambda_runtime::LambdaEvent;
-use serde_json::Value;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// What every invocation shares: built once at start-up.
 #[derive(Debug, Clone)]
 pub struct App {
     pub store: Store,
     pub config: Config,
-    /// One EMF document per invocation; off unless set with [`App::with_metrics`].
+    /// One EMF document per invocation, written around the handler
+    /// ([`crate::metrics::Metrics::measure`]); off unless set with [`App::with_metrics`].
     pub metrics: crate::metrics::Metrics,
     /// The read-path cache whose lists a processed group invalidates; `None`: the cache is off.
     pub cache: Option<Arc<dyn Cache>>,
@@ -72,7 +77,8 @@ impl App {
     }
 }
 
-/// An invocation error: Lambda retries the whole batch.
+/// An invocation error: Lambda retries the whole batch. Either the payload is not a stream event
+/// (from [`crate::event`]'s adapters) or a failed record cannot be named ([`handle`]).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum HandlerError {
     #[error(transparent)]
@@ -81,88 +87,61 @@ pub enum HandlerError {
     NoSequenceNumber(#[from] NoSequenceNumber),
 }
 
-/// The Lambda entry point, callable from tests with `LambdaEvent::new(event, Context::default())`.
+impl From<HandlerError> for lambda_runtime::Diagnostic {
+    fn from(error: HandlerError) -> Self {
+        let error_type = match error {
+            HandlerError::NotAStreamEvent(_) => "NotAStreamEvent",
+            HandlerError::NoSequenceNumber(_) => "NoSequenceNumber",
+        };
+        lambda_runtime::Diagnostic {
+            error_type: error_type.to_owned(),
+            error_message: error.to_string(),
+        }
+    }
+}
+
+/// When an invocation stops starting work: its Lambda deadline less `margin`. `Context::default()`
+/// has no deadline (0): tests and `ddb replay` run unbounded.
+pub fn lambda_deadline(context: &lambda_runtime::Context, margin: Duration) -> Option<Instant> {
+    (context.deadline > 0).then(|| {
+        let left = context
+            .deadline()
+            .duration_since(SystemTime::now())
+            .unwrap_or_default();
+        Instant::now() + left.saturating_sub(margin)
+    })
+}
+
+/// Processes one batch: brings every group its records touch up to date and answers with the
+/// earliest failed record, if any. A group not done by `deadline` counts as failed, so the batch
+/// response names its record before Lambda's timeout would throw the whole invocation away. (A
+/// move cut short is atomic: it happened or it did not, and the retry finds out which.)
+///
+/// The one error: a failed record without a sequence number to retry from.
 pub async fn handle(
     app: &App,
-    event: LambdaEvent<Value>,
-) -> Result<DynamoDbEventResponse, HandlerError> {
-    let deadline = deadline(app, &event.context);
-    process_until(app, &event.payload, deadline)
-        .await
-        .map(|(response, _)| response)
-}
-
-/// The entry point of the Lambda binary: the same as [`handle`], but the records stay JSON text
-/// until each is parsed, which keeps a large batch's memory near its JSON size.
-pub async fn handle_raw(
-    app: &App,
-    event: LambdaEvent<RawEvent>,
-) -> Result<DynamoDbEventResponse, HandlerError> {
-    let parsed = event::parse_raw_event(&event.payload)?;
-    let deadline = deadline(app, &event.context);
-    drop(event);
-    process_parsed(app, parsed, deadline)
-        .await
-        .map(|(response, _)| response)
-}
-
-/// When to stop starting work: the invocation's deadline less the margin. `Context::default()` has
-/// no deadline (0): tests and `ddb replay` run unbounded.
-fn deadline(app: &App, context: &lambda_runtime::Context) -> Option<Instant> {
-    (context.deadline > 0)
-        .then(|| context.deadline())
-        .map(|at| {
-            let left = at.duration_since(SystemTime::now()).unwrap_or_default();
-            Instant::now() + left.saturating_sub(app.config.deadline_margin)
-        })
-}
-
-/// Processes one batch with no deadline; returns the response and the counts it logged.
-pub async fn process(
-    app: &App,
-    payload: &Value,
-) -> Result<(DynamoDbEventResponse, Summary), HandlerError> {
-    process_until(app, payload, None).await
-}
-
-/// Processes one batch; a group not done by `deadline` counts as failed, so the batch response
-/// names its record before Lambda's timeout would throw the whole invocation away. (A move cut
-/// short is atomic: it happened or it did not, and the retry finds out which.)
-pub async fn process_until(
-    app: &App,
-    payload: &Value,
+    records: Vec<Parsed>,
     deadline: Option<Instant>,
-) -> Result<(DynamoDbEventResponse, Summary), HandlerError> {
-    process_parsed(app, event::parse_event(payload)?, deadline).await
-}
-
-/// Processes the batch and emits its metrics document (src/metrics.rs) from its summary.
-async fn process_parsed(
-    app: &App,
-    parsed: Vec<Parsed>,
-    deadline: Option<Instant>,
-) -> Result<(DynamoDbEventResponse, Summary), HandlerError> {
-    let started = Instant::now();
-    let (result, requests) =
-        crate::request_count::count_requests(process_batch(app, parsed, deadline)).await;
-    if let Ok((response, summary)) = &result {
-        app.metrics
-            .emit(summary, response, started.elapsed(), requests);
-    }
-    result
-}
-
-/// Coalesces the parsed records, brings each group up to date, and builds the response.
-async fn process_batch(
-    app: &App,
-    parsed: Vec<Parsed>,
-    deadline: Option<Instant>,
-) -> Result<(DynamoDbEventResponse, Summary), HandlerError> {
+) -> Result<(DynamoDbEventResponse, Summary), NoSequenceNumber> {
     let started = Instant::now();
     let mut summary = Summary::default();
-    summary.counts.records = parsed.len();
+    let updates = sort_and_coalesce(records, &mut summary);
+    let results = schedule(app, &updates, deadline).await;
+    let earliest_failed = fold(&mut summary, results);
+    summary.counts.log_batch(
+        earliest_failed.and_then(|r| r.sequence_number.as_deref()),
+        started.elapsed().as_millis() as u64,
+    );
+    let response = response::batch_response(earliest_failed)?;
+    Ok((response, summary))
+}
+
+/// Counts the records by kind (logging each skip, by id only) and coalesces the relevant ones
+/// into one update per group.
+fn sort_and_coalesce(records: Vec<Parsed>, summary: &mut Summary) -> Vec<GroupUpdate> {
+    summary.counts.records = records.len();
     let mut messages = Vec::new();
-    for record in parsed {
+    for record in records {
         match record {
             Parsed::Relevant(message) => messages.push(message),
             Parsed::Ignored { record, reason } => {
@@ -189,35 +168,47 @@ async fn process_batch(
     summary.counts.relevant = messages.len();
     let updates = plan::coalesce(messages);
     summary.counts.groups = updates.len();
+    updates
+}
 
+/// Brings the groups up to date, `GROUP_CONCURRENCY` at a time; a group still running at
+/// `deadline` is cut short as [`GroupError::DeadlineReached`]. Results come in completion order.
+async fn schedule<'u>(
+    app: &App,
+    updates: &'u [GroupUpdate],
+    deadline: Option<Instant>,
+) -> Vec<(&'u GroupUpdate, Result<GroupOutcome, GroupError>)> {
     // Collected first: with the closure's type inside the stream combinator, the compiler cannot
     // prove the handler's future `Send` in generic code (rust-lang/rust#102211).
     let groups: Vec<_> = updates
         .iter()
         .map(|update| async move {
-            (
-                update,
-                match deadline {
-                    Some(at) => {
-                        tokio::time::timeout_at(at.into(), apply_and_invalidate(app, update))
-                            .await
-                            .unwrap_or_else(|_| {
-                                Err(GroupError::DeadlineReached {
-                                    group: update.group_uuid.clone(),
-                                })
-                            })
-                    }
-                    None => apply_and_invalidate(app, update).await,
-                },
-            )
+            let result = match deadline {
+                Some(at) => tokio::time::timeout_at(at.into(), apply_and_invalidate(app, update))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(GroupError::DeadlineReached {
+                            group: update.group_uuid.clone(),
+                        })
+                    }),
+                None => apply_and_invalidate(app, update).await,
+            };
+            (update, result)
         })
         .collect();
-    let results: Vec<_> = futures::stream::iter(groups)
+    futures::stream::iter(groups)
         .buffer_unordered(app.config.group_concurrency)
         .collect()
-        .await;
+        .await
+}
 
-    let mut earliest_failed = None;
+/// Adds each group's result to the summary (logging each failure) and returns the earliest
+/// failed record in batch order: where Lambda retries from.
+fn fold<'u>(
+    summary: &mut Summary,
+    results: Vec<(&'u GroupUpdate, Result<GroupOutcome, GroupError>)>,
+) -> Option<&'u RecordRef> {
+    let mut earliest_failed: Option<&RecordRef> = None;
     for (update, result) in results {
         match result {
             Ok(outcome) => summary.add_group(outcome),
@@ -230,20 +221,13 @@ async fn process_batch(
                     "group failed"
                 );
                 let record = &update.first_record;
-                if earliest_failed.is_none_or(|earliest: &crate::event::RecordRef| {
-                    record.position < earliest.position
-                }) {
+                if earliest_failed.is_none_or(|earliest| record.position < earliest.position) {
                     earliest_failed = Some(record);
                 }
             }
         }
     }
-    summary.counts.log_batch(
-        earliest_failed.and_then(|r| r.sequence_number.as_deref()),
-        started.elapsed().as_millis() as u64,
-    );
-    let response = response::batch_response(earliest_failed)?;
-    Ok((response, summary))
+    earliest_failed
 }
 
 /// Brings one group up to date, then, when the app has a cache, invalidates the lists it made stale:
@@ -251,10 +235,7 @@ async fn process_batch(
 /// already showing the batch's change: a retry after a failed invalidation must invalidate again),
 /// in one request per 25 keys. An invalidation that still fails fails the group, so Lambda
 /// retries it.
-pub async fn apply_and_invalidate(
-    app: &App,
-    update: &plan::GroupUpdate,
-) -> Result<GroupOutcome, GroupError> {
+async fn apply_and_invalidate(app: &App, update: &GroupUpdate) -> Result<GroupOutcome, GroupError> {
     let outcome = apply::apply_group(&app.store, &app.config, update).await?;
     if let Some(cache) = &app.cache {
         let keys = cache::invalidation_keys(&update.group_uuid, &outcome.changed_owners);
@@ -270,15 +251,136 @@ pub async fn apply_and_invalidate(
     Ok(outcome)
 }
 
-impl From<HandlerError> for lambda_runtime::Diagnostic {
-    fn from(error: HandlerError) -> Self {
-        let error_type = match error {
-            HandlerError::NotAStreamEvent(_) => "NotAStreamEvent",
-            HandlerError::NoSequenceNumber(_) => "NoSequenceNumber",
-        };
-        lambda_runtime::Diagnostic {
-            error_type: error_type.to_owned(),
-            error_message: error.to_string(),
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{IgnoreReason, MessageChange, MessageText};
+
+    fn record(position: usize) -> RecordRef {
+        RecordRef {
+            position,
+            event_id: Some(format!("e{position}")),
+            sequence_number: Some(format!("{}", 100 + position)),
         }
+    }
+
+    fn write(position: usize, group: &str, created_at: &str) -> Parsed {
+        Parsed::Relevant(MessageChange::write(
+            record(position),
+            group,
+            created_at,
+            MessageText::new("hi"),
+        ))
+    }
+
+    #[test]
+    fn the_lambda_deadline_is_the_contexts_less_the_margin() {
+        let none = lambda_runtime::Context::default();
+        assert_eq!(lambda_deadline(&none, Duration::from_secs(1)), None);
+
+        let now_ms = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let mut context = lambda_runtime::Context::default();
+        context.deadline = now_ms + 10_000;
+        let at = lambda_deadline(&context, Duration::from_secs(2)).unwrap();
+        let left = at.saturating_duration_since(Instant::now());
+        assert!(
+            left > Duration::from_millis(7_500) && left <= Duration::from_secs(8),
+            "{left:?}"
+        );
+
+        // Already within the margin: stop starting work now.
+        context.deadline = now_ms + 1_000;
+        let at = lambda_deadline(&context, Duration::from_secs(2)).unwrap();
+        assert!(at <= Instant::now());
+    }
+
+    #[test]
+    fn sorting_counts_each_kind_and_coalesces_one_update_per_group() {
+        let records = vec![
+            write(0, "g1", "2026-01-01T00:00:01Z"),
+            Parsed::Ignored {
+                record: record(1),
+                reason: IgnoreReason::NotAMessage,
+            },
+            write(2, "g2", "2026-01-01T00:00:02Z"),
+            Parsed::Malformed {
+                record: record(3),
+                reason: "no keys".to_owned(),
+            },
+            write(4, "g1", "2026-01-01T00:00:03Z"),
+        ];
+        let mut summary = Summary::default();
+        let updates = sort_and_coalesce(records, &mut summary);
+
+        let counts = summary.counts;
+        assert_eq!(
+            (
+                counts.records,
+                counts.relevant,
+                counts.ignored,
+                counts.malformed,
+                counts.groups
+            ),
+            (5, 3, 1, 1, 2)
+        );
+        let mut groups: Vec<_> = updates
+            .iter()
+            .map(|u| (u.group_uuid.as_str(), u.first_record.position))
+            .collect();
+        groups.sort();
+        assert_eq!(groups, vec![("g1", 0), ("g2", 2)]);
+    }
+
+    #[test]
+    fn folding_answers_the_earliest_failed_record_in_batch_order() {
+        let updates = plan::coalesce([(0, "g1"), (1, "g2"), (2, "g3")].map(|(position, group)| {
+            MessageChange::write(
+                record(position),
+                group,
+                "2026-01-01T00:00:01Z",
+                MessageText::new("hi"),
+            )
+        }));
+        let by_group = |group: &str| updates.iter().find(|u| u.group_uuid == group).unwrap();
+        let failed = |group: &str| {
+            Err(GroupError::DeadlineReached {
+                group: group.to_owned(),
+            })
+        };
+        // Completion order: g3 failed first, then g1 succeeded, then g2 failed.
+        let results = vec![
+            (by_group("g3"), failed("g3")),
+            (by_group("g1"), Ok(GroupOutcome::default())),
+            (by_group("g2"), failed("g2")),
+        ];
+        let mut summary = Summary::default();
+
+        let earliest = fold(&mut summary, results).unwrap();
+
+        assert_eq!(earliest.position, 1);
+        assert_eq!(summary.counts.failed_groups, 2);
+        assert_eq!(summary.failed_group_ids, vec!["g3", "g2"]);
+        let response = response::batch_response(Some(earliest)).unwrap();
+        assert_eq!(
+            response.batch_item_failures[0].item_identifier.as_deref(),
+            Some("101")
+        );
+    }
+
+    #[test]
+    fn folding_nothing_failed_answers_nothing() {
+        let updates = plan::coalesce([MessageChange::remove(record(0), "g", "t")]);
+        let mut summary = Summary::default();
+        assert_eq!(
+            fold(
+                &mut summary,
+                vec![(&updates[0], Ok(GroupOutcome::default()))]
+            ),
+            None
+        );
+        assert_eq!(summary.counts.failed_groups, 0);
     }
 }

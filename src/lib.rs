@@ -3,11 +3,12 @@
 //! The pipeline, one module per step:
 //! [`event`] (parse each record) -> [`plan`] (pure: coalesce per group, decide moves) ->
 //! [`store`] (the table's requests; with `cache::dynamo`, the function's only DynamoDB callers) driven per group by [`apply`] ->
-//! [`handler`] (bounded concurrency, summary log) -> [`response`] (the batch response).
+//! [`handler`] (one entry, `handle`: bounded concurrency, deadline, summary log) -> [`response`]
+//! (the batch response).
 //! [`model`] names the table's keys and attributes (the bottom: it imports nothing of ours);
 //! [`config`] is read and checked once at start-up; [`aws`] builds the SDK clients from it;
 //! [`summary`] holds a batch's counts, from which [`metrics`] writes one CloudWatch EMF document
-//! per invocation ([`request_count`] counts its DynamoDB requests). [`timestamp`] orders and nudges
+//! per invocation, around the handler ([`request_count`] counts its DynamoDB requests). [`timestamp`] orders and nudges
 //! sort keys by instant; [`size`] is DynamoDB's item-size arithmetic. Imports go one way:
 //! tests/shape.rs fails on a circle.
 

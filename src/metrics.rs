@@ -17,10 +17,11 @@ use metrique::unit::{Count, Millisecond};
 use metrique::unit_of_work::metrics;
 use metrique::writer::format::Format;
 use metrique::{CloseValue, RootEntry};
+use std::future::Future;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// The namespace when `METRICS_NAMESPACE` is not set.
 pub const DEFAULT_NAMESPACE: &str = "Cruddur/MessagingStream";
@@ -225,6 +226,21 @@ impl Metrics {
 
     pub fn is_on(&self) -> bool {
         self.0.is_some()
+    }
+
+    /// Runs `handling` (the handler on one batch), counting its DynamoDB requests and timing it,
+    /// and writes the batch's document when it answers. Callers wrap the handler in it: the
+    /// Lambda's main, `ddb replay`, `ddb watch` and `ddb redrive`.
+    pub async fn measure<E>(
+        &self,
+        handling: impl Future<Output = Result<(DynamoDbEventResponse, Summary), E>>,
+    ) -> Result<(DynamoDbEventResponse, Summary), E> {
+        let started = Instant::now();
+        let (result, requests) = crate::request_count::count_requests(handling).await;
+        if let Ok((response, summary)) = &result {
+            self.emit(summary, response, started.elapsed(), requests);
+        }
+        result
     }
 
     /// Writes the document of one invocation. The first document of this writer (the process's

@@ -5,7 +5,6 @@
 //! REMOVE, lists the keys an owner holds around an instant (to find a free one), and writes rows in
 //! one transaction: a move is a conditional Delete of the old key plus a conditional Put of the
 //! new one (a row is never lost and never doubled), an in-place rewrite is a conditional Update.
-//! Every request asks for its consumed capacity, which the store adds up ([`Store::consumed`]).
 //! Retrying throttling and 5xx is the SDK's job (see [`crate::config::Config::retry_config`]);
 //! deciding what to do about a cancelled transaction is the caller's.
 //!
@@ -22,16 +21,10 @@ use crate::model::{
     TRUNCATED_ATTR,
 };
 use crate::plan::{Fallback, GroupRow, Item, Message, RowWrite};
-use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
-use aws_sdk_dynamodb::operation::query::QueryError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, ConsumedCapacity, Delete, Put, ReturnConsumedCapacity, TransactWriteItem,
-    Update,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
-use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -103,29 +96,12 @@ pub enum WriteOutcome {
     Cancelled(Vec<Option<RowFailure>>),
 }
 
-/// Capacity units consumed, as DynamoDB reports them (`ReturnConsumedCapacity: TOTAL`).
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Capacity {
-    pub read_units: f64,
-    pub write_units: f64,
-    /// Requests whose response carried no figure (DynamoDB Local may leave it out).
-    pub unreported: u64,
-}
-
-/// Whether a request reads or writes, for a capacity report without the split.
-#[derive(Debug, Clone, Copy)]
-enum UnitKind {
-    Read,
-    Write,
-}
-
 /// DynamoDB access for one table and its group index.
 #[derive(Debug, Clone)]
 pub struct Store {
     client: Client,
     table: String,
     index: String,
-    consumed: Arc<Mutex<Capacity>>,
     /// A dry run's writes (`None`: writes go to DynamoDB).
     draft: Option<Arc<Mutex<Draft>>>,
 }
@@ -177,7 +153,6 @@ impl Store {
             client,
             table: config.table_name.clone(),
             index: config.group_index_name.clone(),
-            consumed: Arc::default(),
             draft: None,
         }
     }
@@ -202,42 +177,6 @@ impl Store {
 
     pub fn table(&self) -> &str {
         &self.table
-    }
-
-    /// Capacity consumed by this store's requests so far (all clones share it).
-    pub fn consumed(&self) -> Capacity {
-        *self.consumed.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Sets the consumed capacity back to zero.
-    pub fn reset_consumed(&self) {
-        *self.consumed.lock().unwrap_or_else(|e| e.into_inner()) = Capacity::default();
-    }
-
-    /// Adds the capacity of `reports`; a report with only the total `CapacityUnits` (no read/write
-    /// split, as DynamoDB Local answers some requests) is counted as `kind`.
-    fn count<'a>(
-        &self,
-        kind: UnitKind,
-        reports: impl IntoIterator<Item = Option<&'a ConsumedCapacity>>,
-    ) {
-        let mut total = self.consumed.lock().unwrap_or_else(|e| e.into_inner());
-        for report in reports {
-            let Some(c) = report else {
-                total.unreported += 1;
-                continue;
-            };
-            match (c.read_capacity_units(), c.write_capacity_units()) {
-                (None, None) => match kind {
-                    UnitKind::Read => total.read_units += c.capacity_units().unwrap_or_default(),
-                    UnitKind::Write => total.write_units += c.capacity_units().unwrap_or_default(),
-                },
-                (read, write) => {
-                    total.read_units += read.unwrap_or_default();
-                    total.write_units += write.unwrap_or_default();
-                }
-            }
-        }
     }
 
     /// Every row of a group, from the GSI (eventually consistent: may lag the table briefly).
@@ -341,23 +280,18 @@ impl Store {
             .collect())
     }
 
-    /// Every page of `query`, its consumed capacity counted; a failure becomes `error(detail)`.
+    /// Every page of `query`; a failure becomes `error(detail)`.
     async fn all_pages(
         &self,
         query: QueryFluentBuilder,
         error: impl Fn(Failure) -> StoreError,
     ) -> Result<Vec<Item>, StoreError> {
         let pages = query
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .into_paginator()
             .send()
             .collect::<Result<Vec<_>, _>>()
             .await
             .map_err(|e| error(Failure::of(&e)))?;
-        self.count(
-            UnitKind::Read,
-            pages.iter().map(|page| page.consumed_capacity()),
-        );
         Ok(pages
             .into_iter()
             .flat_map(|page| page.items.unwrap_or_default())
@@ -376,14 +310,12 @@ impl Store {
             .expression_attribute_values(":pk", AttributeValue::S(message_pk(group)))
             .scan_index_forward(false)
             .limit(FALLBACK_CANDIDATES)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(|error| StoreError::ReadMessages {
                 group: group.to_owned(),
                 detail: Failure::of(&error),
             })?;
-        self.count(UnitKind::Read, [output.consumed_capacity()]);
         Ok(output
             .items
             .unwrap_or_default()
@@ -455,34 +387,17 @@ impl Store {
             .transact_write_items()
             .set_transact_items(Some(actions))
             .client_request_token(uuid::Uuid::new_v4().to_string())
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
-        match result {
-            Ok(output) => {
-                let reports = output.consumed_capacity();
-                if reports.is_empty() {
-                    self.count(UnitKind::Write, [None]);
-                } else {
-                    self.count(UnitKind::Write, reports.iter().map(Some));
-                }
-                Ok(WriteOutcome::Written)
-            }
-            Err(SdkError::ServiceError(service))
-                if service.err().is_transaction_canceled_exception() =>
-            {
-                // A cancelled transaction consumes no write capacity.
-                let TransactWriteItemsError::TransactionCanceledException(cancelled) =
-                    service.err()
-                else {
-                    unreachable!("checked just above")
-                };
-                Ok(WriteOutcome::Cancelled(row_failures(
-                    cancelled.cancellation_reasons(),
-                    rows,
-                )))
-            }
-            Err(error) => Err(StoreError::Transaction {
+        let error = match result {
+            Ok(_) => return Ok(WriteOutcome::Written),
+            Err(error) => error,
+        };
+        match error.as_service_error() {
+            Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => Ok(
+                WriteOutcome::Cancelled(row_failures(cancelled.cancellation_reasons(), rows)),
+            ),
+            _ => Err(StoreError::Transaction {
                 group: group.to_owned(),
                 rows: rows.len(),
                 detail: Failure::of(&error),
@@ -666,38 +581,6 @@ fn row_failures(
                 })
         })
         .collect()
-}
-
-/// A partition newest first, page by page, strongly consistent, at most `limit` items: the app's
-/// read path (the cache's readers, `ddb::reads`: the lease protocol needs a read that
-/// sees every write acknowledged before it started). Here because only the store queries the table.
-pub async fn newest_first(
-    client: &Client,
-    table: &str,
-    pk: &str,
-    limit: Option<u32>,
-) -> Result<Vec<Item>, SdkError<QueryError, HttpResponse>> {
-    let mut items = Vec::new();
-    let mut start = None;
-    loop {
-        let left = limit.map(|l| (l as usize - items.len()).min(1000) as i32);
-        let page = client
-            .query()
-            .table_name(table)
-            .consistent_read(true)
-            .key_condition_expression(format!("{PK_ATTR} = :pk"))
-            .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
-            .scan_index_forward(false)
-            .set_limit(left)
-            .set_exclusive_start_key(start)
-            .send()
-            .await?;
-        items.extend(page.items().iter().cloned());
-        start = page.last_evaluated_key().cloned();
-        if start.is_none() || limit.is_some_and(|l| items.len() >= l as usize) {
-            return Ok(items);
-        }
-    }
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use messaging_stream::cache::dynamo::{DynamoCache, CACHED_VALUE, EXPIRES_AT, ID}
 use messaging_stream::cache::{
     Cache, CacheError, CacheFuture, CacheKey, Cached, Filled, Lease, ManualClock, DEFAULT_TTL,
 };
+use messaging_stream::event::parse_event;
 use messaging_stream::plan::Item;
 use messaging_stream::App;
 use std::collections::BTreeMap;
@@ -72,12 +73,11 @@ impl Fixture {
         app: &App,
         payload: serde_json::Value,
     ) -> aws_lambda_events::streams::DynamoDbEventResponse {
-        messaging_stream::handle(
-            app,
-            lambda_runtime::LambdaEvent::new(payload, lambda_runtime::Context::default()),
-        )
-        .await
-        .expect("the handler answers")
+        let records = parse_event(&payload).expect("a stream event");
+        let (response, _) = messaging_stream::handle(app, records, None)
+            .await
+            .expect("the handler answers");
+        response
     }
 
     /// The cache item as stored, expired or not.
@@ -485,11 +485,10 @@ async fn a_fill_never_lands_after_an_invalidation_in_any_interleaving() {
                     let app = consumer_app.clone();
                     let batch = event(vec![message_record(&older, T2, "new", "1")]);
                     consumer = Some(tokio::spawn(async move {
-                        messaging_stream::handle(
-                            &app,
-                            lambda_runtime::LambdaEvent::new(batch, Default::default()),
-                        )
-                        .await
+                        let records = parse_event(&batch).expect("a stream event");
+                        messaging_stream::handle(&app, records, None)
+                            .await
+                            .map(|(response, _)| response)
                     }));
                     // The handler reaches the invalidation only once the rows have moved.
                     assert_eq!(consumer_arrivals.recv().await, Some("invalidate"));

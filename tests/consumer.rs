@@ -1,11 +1,13 @@
 //! The consumer on DynamoDB Local: every numbered point of the function's job, through the real SDK.
 
+use aws_sdk_dynamodb::operation::query::QueryInput;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput;
+use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_types::config_bag::ConfigBag;
-use messaging_stream::event::{MessageChange, MessageText, RecordRef};
+use messaging_stream::event::{parse_event, EventError, MessageChange, MessageText, RecordRef};
 use messaging_stream::plan::{self, GroupUpdate};
 use messaging_stream::{apply, store::Store};
 use serde_json::json;
@@ -13,6 +15,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 use testkit::items::{event, group_row, message_record, s};
 use testkit::local::TestTable;
+use testkit::request_log::{Capacity, RequestLog};
 use testkit::{items, local};
 
 const T0: &str = "2024-05-06T09:00:00.000001+00:00";
@@ -277,9 +280,10 @@ async fn ignored_and_malformed_records_never_fail_the_batch() {
         message_record("g", T1, "ok", "4"),
     ]);
 
-    let (response, summary) = messaging_stream::handler::process(&table.app, &batch)
-        .await
-        .unwrap();
+    let (response, summary) =
+        messaging_stream::handle(&table.app, parse_event(&batch).unwrap(), None)
+            .await
+            .unwrap();
 
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(
@@ -429,7 +433,9 @@ async fn concurrent_invocations_on_one_group_leave_one_row_per_owner_at_the_newe
     let invocations = stamps.iter().enumerate().map(|(i, stamp)| {
         let app = app.clone();
         let batch = event(vec![message_record("g", stamp, stamp, &i.to_string())]);
-        tokio::spawn(async move { messaging_stream::handler::process(&app, &batch).await })
+        tokio::spawn(async move {
+            messaging_stream::handle(&app, parse_event(&batch).unwrap(), None).await
+        })
     });
     let mut lost_races = 0;
     for result in futures::future::join_all(invocations).await {
@@ -501,12 +507,9 @@ async fn dynamodb_unreachable_fails_from_the_earliest_relevant_record() {
         message_record("g2", T3, "x", "103"),
     ]);
 
-    let response = messaging_stream::handle(
-        &app,
-        lambda_runtime::LambdaEvent::new(batch, Default::default()),
-    )
-    .await
-    .unwrap();
+    let (response, _) = messaging_stream::handle(&app, parse_event(&batch).unwrap(), None)
+        .await
+        .unwrap();
 
     // The REMOVE is relevant (a deleted message), so it is where the retry starts.
     assert_eq!(response_ids(&response), vec!["100".to_owned()]);
@@ -528,18 +531,21 @@ async fn a_failed_record_without_sequence_number_is_an_invocation_error() {
         .unwrap()
         .remove("SequenceNumber");
 
-    let result = messaging_stream::handle(
-        &app,
-        lambda_runtime::LambdaEvent::new(event(vec![record]), Default::default()),
-    )
-    .await;
+    let result =
+        messaging_stream::handle(&app, parse_event(&event(vec![record])).unwrap(), None).await;
 
     assert!(
         matches!(
             result,
-            Err(messaging_stream::handler::HandlerError::NoSequenceNumber(_))
+            Err(messaging_stream::response::NoSequenceNumber { position: 0, .. })
         ),
         "{result:?}"
+    );
+    // As Lambda sees it: an invocation error, the whole batch retried.
+    let invocation = messaging_stream::handler::HandlerError::from(result.unwrap_err());
+    assert_eq!(
+        lambda_runtime::Diagnostic::from(invocation).error_type,
+        "NoSequenceNumber"
     );
 }
 
@@ -551,10 +557,14 @@ async fn an_event_without_records_is_an_invocation_error() {
         matches!(
             result,
             Err(messaging_stream::handler::HandlerError::NotAStreamEvent(
-                messaging_stream::event::EventError::NoRecords
+                EventError::NoRecords
             ))
         ),
         "{result:?}"
+    );
+    assert_eq!(
+        lambda_runtime::Diagnostic::from(result.unwrap_err()).error_type,
+        "NotAStreamEvent"
     );
     assert!(table
         .invoke(event(vec![]))
@@ -604,6 +614,83 @@ async fn a_100_record_batch_over_20_groups_makes_at_most_40_requests() {
             .iter()
             .all(|(_, sk, _)| sk == "2025-01-15T10:04:00+00:00"));
     }
+}
+
+/// What a Query or TransactWriteItems of the function asks for, as the function built it (before
+/// any interceptor changes it): its `ReturnConsumedCapacity`.
+#[derive(Debug, Clone, Default)]
+struct CapacityAsked(Arc<Mutex<Vec<Option<ReturnConsumedCapacity>>>>);
+
+impl Intercept for CapacityAsked {
+    fn name(&self) -> &'static str {
+        "CapacityAsked"
+    }
+
+    fn read_before_execution(
+        &self,
+        context: &BeforeSerializationInterceptorContextRef<'_>,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let input = context.input();
+        let asked = if let Some(query) = input.downcast_ref::<QueryInput>() {
+            query.return_consumed_capacity().cloned()
+        } else if let Some(transaction) = input.downcast_ref::<TransactWriteItemsInput>() {
+            transaction.return_consumed_capacity().cloned()
+        } else {
+            return Ok(());
+        };
+        self.0.lock().unwrap().push(asked);
+        Ok(())
+    }
+}
+
+/// The function's requests ask for no consumed capacity (nothing in it reads the figure); the test
+/// kit's request log asks for it on one table's requests and adds up what DynamoDB Local reports.
+#[tokio::test]
+async fn the_request_log_counts_the_capacity_of_one_tables_requests() {
+    let table = TestTable::new().await;
+    table
+        .put([group_row("a", "g", T0, "x"), group_row("b", "g", T0, "x")])
+        .await;
+    let asked = CapacityAsked::default();
+    let ours = RequestLog::new().counting_capacity_of(table.table());
+    let other = RequestLog::new().counting_capacity_of("another-table");
+    let sdk = messaging_stream::aws::sdk_config(&table.config).await;
+    let client = aws_sdk_dynamodb::Client::from_conf(
+        messaging_stream::aws::dynamodb_config(&sdk)
+            .interceptor(asked.clone())
+            .interceptor(ours.clone())
+            .interceptor(other.clone())
+            .build(),
+    );
+    let app = messaging_stream::App::new(Store::new(client, &table.config), table.config.clone());
+    let batch = event(vec![message_record("g", T1, "hi", "1")]);
+
+    let (response, summary) = messaging_stream::handle(&app, parse_event(&batch).unwrap(), None)
+        .await
+        .unwrap();
+
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(summary.counts.rows_moved, 2);
+    // One Query of the group's rows, one transaction moving both: neither asked by the function.
+    assert_eq!(*asked.0.lock().unwrap(), vec![None, None]);
+    let moved = ours.consumed();
+    assert_eq!(moved.unreported, 0, "{moved:?}");
+    assert!(
+        moved.read_units > 0.0 && moved.write_units > 0.0,
+        "{moved:?}"
+    );
+    assert_eq!(other.consumed(), Capacity::default());
+
+    // A replay finds both rows current: one more Query, nothing written.
+    messaging_stream::handle(&app, parse_event(&batch).unwrap(), None)
+        .await
+        .unwrap();
+    let replayed = ours.consumed();
+    assert!(replayed.read_units > moved.read_units, "{replayed:?}");
+    assert_eq!(replayed.write_units, moved.write_units);
+    ours.reset();
+    assert_eq!(ours.consumed(), Capacity::default());
 }
 
 /// The execution policy (policies/execution-dynamodb.json) allows exactly the DynamoDB data-plane
@@ -752,7 +839,9 @@ async fn groups_unfinished_near_the_deadline_are_reported_before_lambda_times_ou
     ]);
 
     let started = std::time::Instant::now();
-    let response = messaging_stream::handle(&app, lambda_runtime::LambdaEvent::new(batch, context))
+    // As the Lambda's main calls it: the deadline from the invocation's context.
+    let deadline = messaging_stream::handler::lambda_deadline(&context, app.config.deadline_margin);
+    let (response, _) = messaging_stream::handle(&app, parse_event(&batch).unwrap(), deadline)
         .await
         .unwrap();
 

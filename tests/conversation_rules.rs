@@ -7,6 +7,7 @@ use testkit::items::{
     edit_record, event, group_row, message_item, message_record, remove_record, s,
 };
 
+use messaging_stream::event::parse_event;
 use messaging_stream::model::{MESSAGE_SK_ATTR, TRUNCATED_ATTR};
 use messaging_stream::size::{item_size, MAX_ITEM_BYTES};
 use messaging_stream::timestamp;
@@ -117,10 +118,13 @@ async fn a_delete_of_the_newest_falls_back_to_the_newest_remaining_message() {
     // The table as it is after the REMOVE: T2's message is gone, T0 and T1 remain.
     let table = conversation(T2, "regret this", &[(T0, "first"), (T1, "second")]).await;
 
-    let (response, summary) =
-        messaging_stream::handler::process(&table.app, &event(vec![remove_record("g", T2, "10")]))
-            .await
-            .unwrap();
+    let (response, summary) = messaging_stream::handle(
+        &table.app,
+        parse_event(&event(vec![remove_record("g", T2, "10")])).unwrap(),
+        None,
+    )
+    .await
+    .unwrap();
 
     no_failures(&response);
     assert_eq!(table.row_summaries("g").await, both(T1, "second"));
@@ -316,9 +320,10 @@ async fn two_conversations_at_the_same_instant_in_one_batch_are_both_listed() {
         message_record("g2", T3, "hello g2", "11"),
     ]);
 
-    let (response, summary) = messaging_stream::handler::process(&table.app, &batch)
-        .await
-        .unwrap();
+    let (response, summary) =
+        messaging_stream::handle(&table.app, parse_event(&batch).unwrap(), None)
+            .await
+            .unwrap();
 
     no_failures(&response);
     assert_eq!(
@@ -418,9 +423,10 @@ async fn a_row_pushed_over_the_item_limit_is_truncated_flagged_and_unflagged_lat
     table.put([row]).await;
     let text = "ü".repeat(195_000); // 390,000 bytes: fits a message item, not this row with it
 
-    let (response, summary) = messaging_stream::handler::process(
+    let (response, summary) = messaging_stream::handle(
         &table.app,
-        &event(vec![message_record("g", T1, &text, "10")]),
+        parse_event(&event(vec![message_record("g", T1, &text, "10")])).unwrap(),
+        None,
     )
     .await
     .unwrap();
@@ -490,10 +496,13 @@ async fn a_fallback_onto_another_conversations_instant_is_nudged_too() {
     let table = conversation(T2, "deleted", &[(T1, "kept")]).await;
     table.put([group_row("a", "g-other", T1, "other")]).await;
 
-    let (response, summary) =
-        messaging_stream::handler::process(&table.app, &event(vec![remove_record("g", T2, "10")]))
-            .await
-            .unwrap();
+    let (response, summary) = messaging_stream::handle(
+        &table.app,
+        parse_event(&event(vec![remove_record("g", T2, "10")])).unwrap(),
+        None,
+    )
+    .await
+    .unwrap();
 
     no_failures(&response);
     assert_eq!(

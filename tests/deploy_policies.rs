@@ -564,15 +564,11 @@ async fn the_execution_role_equals_the_calls_made_in_each_read_cache_choice() {
         let invoke = |records: Vec<Json>| {
             let app = app.clone();
             async move {
-                let response = messaging_stream::handle(
-                    &app,
-                    lambda_runtime::LambdaEvent::new(
-                        items::event(records),
-                        lambda_runtime::Context::default(),
-                    ),
-                )
-                .await
-                .expect("the handler answers");
+                let records = messaging_stream::event::parse_event(&items::event(records))
+                    .expect("a stream event");
+                let (response, _) = messaging_stream::handle(&app, records, None)
+                    .await
+                    .expect("the handler answers");
                 assert!(response.batch_item_failures.is_empty(), "{response:?}");
             }
         };

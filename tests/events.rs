@@ -2,6 +2,7 @@
 
 use ddb::commands::{replay, seed};
 use local::TestTable;
+use messaging_stream::event::{parse_event, parse_raw_event, RawEvent};
 use std::path::Path;
 use testkit::{items, local};
 
@@ -110,9 +111,10 @@ async fn batch_mixed_moves_two_groups_and_skips_the_rest() {
     let londo_before = table.row_summaries(seed::GROUP_ANDREW_LONDO).await;
     let payload = read_event("batch-mixed.json");
 
-    let (response, summary) = messaging_stream::handler::process(&table.app, &payload)
-        .await
-        .unwrap();
+    let (response, summary) =
+        messaging_stream::handle(&table.app, parse_event(&payload).unwrap(), None)
+            .await
+            .unwrap();
 
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(
@@ -231,7 +233,8 @@ async fn delete_message_falls_back_to_the_previous_message() {
     assert!(before.iter().all(|(_, sk, _)| *sk == removed.created_at));
 }
 
-/// The Lambda binary's entry point (records kept as raw JSON text) does exactly what `handle` does.
+/// The Lambda binary's adapter (records kept as raw JSON text) does exactly what the JSON
+/// adapter does, through the handler.
 #[tokio::test]
 async fn the_binary_entry_point_matches_the_handler_on_every_file() {
     for file in ALL_FILES {
@@ -242,19 +245,15 @@ async fn the_binary_entry_point_matches_the_handler_on_every_file() {
         )
         .unwrap();
         let (tree, raw) = (seeded_for(file).await, seeded_for(file).await);
-        let context = lambda_runtime::Context::default;
-        let by_tree = messaging_stream::handle(
-            &tree.app,
-            lambda_runtime::LambdaEvent::new(serde_json::from_str(&text).unwrap(), context()),
-        )
-        .await
-        .unwrap();
-        let by_raw = messaging_stream::handler::handle_raw(
-            &raw.app,
-            lambda_runtime::LambdaEvent::new(serde_json::from_str(&text).unwrap(), context()),
-        )
-        .await
-        .unwrap();
+        let records = parse_event(&serde_json::from_str(&text).unwrap()).unwrap();
+        let (by_tree, _) = messaging_stream::handle(&tree.app, records, None)
+            .await
+            .unwrap();
+        let raw_event: RawEvent = serde_json::from_str(&text).unwrap();
+        let records = parse_raw_event(&raw_event).unwrap();
+        let (by_raw, _) = messaging_stream::handle(&raw.app, records, None)
+            .await
+            .unwrap();
         assert_eq!(by_tree, by_raw, "{file}");
         for group in [
             seed::GROUP_ANDREW_BAYKO,
@@ -277,6 +276,6 @@ async fn the_binary_entry_point_matches_the_handler_on_every_file() {
             changed +=
                 usize::from(raw.row_summaries(group).await != fresh.row_summaries(group).await);
         }
-        assert!(changed > 0, "{file} moved nothing through handle_raw");
+        assert!(changed > 0, "{file} moved nothing through the raw adapter");
     }
 }

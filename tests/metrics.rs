@@ -5,11 +5,13 @@
 //! two metric names swapped cannot pass; `DynamoDbRequests` is the count of the requests the client
 //! really sent. An invocation error writes no document.
 
+use aws_lambda_events::streams::DynamoDbEventResponse;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_types::config_bag::ConfigBag;
+use messaging_stream::event::parse_event;
 use messaging_stream::handler::{self, HandlerError};
 use messaging_stream::metrics::{metric_names, Metrics, MetricsConfig, DIMENSIONS};
 use serde_json::Value;
@@ -18,6 +20,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use testkit::items::*;
 use testkit::local::*;
 use testkit::request_log::RequestLog;
+
+/// One invocation as the Lambda's main makes it: the records parsed, then the handler inside the
+/// metrics' measure (the payload's JSON adapter in place of the binary's raw one).
+async fn invoke(
+    app: &messaging_stream::App,
+    payload: &Value,
+) -> Result<(DynamoDbEventResponse, handler::Summary), HandlerError> {
+    let records = parse_event(payload)?;
+    Ok(app
+        .metrics
+        .measure(handler::handle(app, records, None))
+        .await?)
+}
 
 const GROUP: &str = "5ae290ed-55d1-47a0-bc6d-fe2bc2700399";
 const SECRET: &str = "the text nobody may read in a log";
@@ -329,7 +344,7 @@ async fn one_invocation_writes_one_valid_document_with_its_batch_counts() {
     let (metrics, captured) = Metrics::captured(metrics_config);
     let app = messaging_stream::App::on_client(client, config).with_metrics(metrics);
 
-    let (response, _) = handler::process(&app, &payload).await.unwrap();
+    let (response, _) = invoke(&app, &payload).await.unwrap();
     assert_eq!(
         response.batch_item_failures[0].item_identifier.as_deref(),
         Some(first_failed.as_str())
@@ -372,7 +387,7 @@ async fn one_invocation_writes_one_valid_document_with_its_batch_counts() {
     // The next invocation of the same process is warm, and a replay moves nothing: every row of
     // the 6 updated groups is current (7 + 3 + 4 + 5 + 2 + 7), the bad groups fail again.
     requests.reset();
-    handler::process(&app, &payload).await.unwrap();
+    invoke(&app, &payload).await.unwrap();
     let docs = parse(&captured.lines());
     assert_eq!(docs.len(), 2);
     let again = &docs[1];
@@ -404,7 +419,7 @@ async fn a_failed_group_is_counted_and_its_retry_point_is_a_property() {
         message_record("other", "2026-01-02T00:00:00+00:00", SECRET, "4101"),
         message_record(GROUP, "2026-01-01T00:00:00+00:00", SECRET, "4102"),
     ]);
-    let (response, _) = handler::process(&app, &payload).await.unwrap();
+    let (response, _) = invoke(&app, &payload).await.unwrap();
     assert_eq!(
         response.batch_item_failures[0].item_identifier.as_deref(),
         Some("4100")
@@ -432,7 +447,7 @@ async fn an_invocation_error_writes_no_document() {
     let table = TestTable::new().await;
     let (metrics, captured) = Metrics::captured(MetricsConfig::default());
     let app = table.app.clone().with_metrics(metrics);
-    let no_records = handler::process(&app, &serde_json::json!({"detail": "not a stream"})).await;
+    let no_records = invoke(&app, &serde_json::json!({"detail": "not a stream"})).await;
     assert!(
         matches!(no_records, Err(HandlerError::NotAStreamEvent(_))),
         "{no_records:?}"
@@ -449,7 +464,7 @@ async fn an_invocation_error_writes_no_document() {
         .as_object_mut()
         .unwrap()
         .remove("SequenceNumber");
-    let no_sequence_number = handler::process(&failing, &event(vec![record])).await;
+    let no_sequence_number = invoke(&failing, &event(vec![record])).await;
     assert!(
         matches!(no_sequence_number, Err(HandlerError::NoSequenceNumber(_))),
         "{no_sequence_number:?}"
@@ -462,7 +477,7 @@ async fn an_invocation_error_writes_no_document() {
         captured_missing.lines()
     );
     // The same app writes its document for a batch that goes through.
-    handler::process(&app, &event(vec![])).await.unwrap();
+    invoke(&app, &event(vec![])).await.unwrap();
     assert_eq!(captured.lines().len(), 1);
 }
 
@@ -480,7 +495,7 @@ async fn metrics_off_writes_nothing_and_the_default_app_has_none() {
         "hi",
         "1",
     )]);
-    handler::process(&app, &payload).await.unwrap();
+    invoke(&app, &payload).await.unwrap();
     assert!(captured.lines().is_empty());
     assert!(
         !table.app.metrics.is_on(),

@@ -1,21 +1,22 @@
-//! The read-through functions of the app's two lists: a user's conversations (pattern B) and a
-//! group's messages (pattern A), served from the cache or read from the table and filled.
+//! The app's two reads, written once: a user's conversations (pattern B) and a group's messages
+//! (pattern A), read from the table ([`List::rows`], every page through the SDK's paginator), or
+//! served from the cache and filled.
 //!
 //! Rendering an item into the JSON the app returns is pure ([`conversation_entry`],
 //! [`message_entry`]); [`read_through`] is the protocol (get; on a miss take the lease, *then* read
 //! the table strongly consistently, then set on the lease); [`Reader`] ties both to a table. A reader
 //! never fails because of the cache: only the table's own read can fail it.
 
-use aws_sdk_dynamodb::error::DisplayErrorContext;
+use crate::output::LocalError;
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use messaging_stream::cache::{Cache, CacheKey, Cached, Filled};
 use messaging_stream::config::ConfigError;
 use messaging_stream::model::{
-    group_pk, message_pk, GROUP_ATTR, MESSAGE_ATTR, MESSAGE_UUID_ATTR, SK_ATTR,
+    group_pk, message_pk, GROUP_ATTR, MESSAGE_ATTR, MESSAGE_UUID_ATTR, PK_ATTR, SK_ATTR,
     USER_DISPLAY_NAME_ATTR, USER_HANDLE_ATTR,
 };
 use messaging_stream::plan::Item;
-use messaging_stream::store;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::future::Future;
@@ -146,14 +147,9 @@ pub struct Read {
     pub served: Served,
 }
 
-/// The table's read failed (the cache never fails a read).
-#[derive(Debug, thiserror::Error)]
-#[error("querying {pk} in {table}: {detail}")]
-pub struct ReadError {
-    pub table: String,
-    pub pk: String,
-    pub detail: String,
-}
+/// The table's read failed (the cache never fails a read): the failed Query, said as `ddb` says
+/// any failed request.
+pub type ReadError = LocalError;
 
 /// Serves `key` from `cache`, or loads it with `load` and fills the cache under a lease.
 ///
@@ -206,6 +202,104 @@ where
     })
 }
 
+/// DynamoDB's largest page of a Scan or Query is 1 MB; ask for no more than this many items a page.
+const PAGE: usize = 1000;
+
+/// The page size for a read of at most `limit` items (none: DynamoDB's own, 1 MB).
+pub fn page_size(limit: Option<usize>) -> Option<i32> {
+    limit.map(|l| l.min(PAGE) as i32)
+}
+
+/// Which of the app's two lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum List {
+    /// Pattern B: a user's `GRP#<user>` rows.
+    Conversations,
+    /// Pattern A: a group's `MSG#<group>` items.
+    Messages,
+}
+
+/// How a table read reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consistency {
+    /// As the app reads its lists today (half the capacity).
+    Eventual,
+    /// What a fill needs: every write acknowledged before the read began (the lease protocol).
+    Strong,
+}
+
+impl List {
+    /// The partition key of `id`'s list.
+    pub fn pk(self, id: &str) -> String {
+        match self {
+            Self::Conversations => group_pk(id),
+            Self::Messages => message_pk(id),
+        }
+    }
+
+    /// The list's key in the cache (`conversations#<user>`, `messages#<group>`).
+    pub fn cache_key(self, id: &str) -> CacheKey {
+        match self {
+            Self::Conversations => CacheKey::Conversations(id.to_owned()),
+            Self::Messages => CacheKey::Messages(id.to_owned()),
+        }
+    }
+
+    /// An item of the list as the app returns it.
+    pub fn entry(self, item: &Item) -> Entry {
+        match self {
+            Self::Conversations => conversation_entry(item),
+            Self::Messages => message_entry(item),
+        }
+    }
+
+    /// `id`'s items, newest first (by sort key, descending), at most `limit`: the one table read
+    /// of both lists, every page through the SDK's paginator.
+    pub async fn rows(
+        self,
+        client: &Client,
+        table: &str,
+        id: &str,
+        limit: Option<usize>,
+        consistency: Consistency,
+    ) -> Result<Vec<Item>, ReadError> {
+        let mut pages = client
+            .query()
+            .table_name(table)
+            .set_consistent_read((consistency == Consistency::Strong).then_some(true))
+            .key_condition_expression(format!("{PK_ATTR} = :pk"))
+            .expression_attribute_values(":pk", AttributeValue::S(self.pk(id)))
+            .scan_index_forward(false)
+            .set_limit(page_size(limit))
+            .into_paginator()
+            .items()
+            .send();
+        let mut items = Vec::new();
+        while limit.is_none_or(|l| items.len() < l) {
+            match pages.next().await {
+                Some(item) => items.push(item.map_err(|e| LocalError::sdk("Query", e).on(table))?),
+                None => break,
+            }
+        }
+        Ok(items)
+    }
+
+    /// `id`'s entries from the table, newest first, read strongly consistently (a fill's read).
+    pub async fn load(
+        self,
+        client: &Client,
+        table: &str,
+        id: &str,
+        limit: Option<u32>,
+    ) -> Result<Vec<Entry>, ReadError> {
+        let limit = limit.map(|l| l as usize);
+        let items = self
+            .rows(client, table, id, limit, Consistency::Strong)
+            .await?;
+        Ok(items.iter().map(|item| self.entry(item)).collect())
+    }
+}
+
 /// Pattern B from the table: `GRP#<user>` rows newest first, read strongly consistently.
 pub async fn load_conversations(
     client: &Client,
@@ -213,8 +307,9 @@ pub async fn load_conversations(
     user_uuid: &str,
     limit: Option<u32>,
 ) -> Result<Vec<Entry>, ReadError> {
-    let items = newest_first(client, table, &group_pk(user_uuid), limit).await?;
-    Ok(items.iter().map(conversation_entry).collect())
+    List::Conversations
+        .load(client, table, user_uuid, limit)
+        .await
 }
 
 /// Pattern A from the table: `MSG#<group>` items newest first, read strongly consistently.
@@ -224,24 +319,7 @@ pub async fn load_messages(
     group_uuid: &str,
     limit: Option<u32>,
 ) -> Result<Vec<Entry>, ReadError> {
-    let items = newest_first(client, table, &message_pk(group_uuid), limit).await?;
-    Ok(items.iter().map(message_entry).collect())
-}
-
-/// [`store::newest_first`], its error said with the table and partition.
-async fn newest_first(
-    client: &Client,
-    table: &str,
-    pk: &str,
-    limit: Option<u32>,
-) -> Result<Vec<Item>, ReadError> {
-    store::newest_first(client, table, pk, limit)
-        .await
-        .map_err(|error| ReadError {
-            table: table.to_owned(),
-            pk: pk.to_owned(),
-            detail: DisplayErrorContext(error).to_string(),
-        })
+    List::Messages.load(client, table, group_uuid, limit).await
 }
 
 /// The app's two reads against one table, through a cache when there is one.
@@ -277,30 +355,21 @@ impl Reader {
         user_uuid: &str,
         limit: Option<u32>,
     ) -> Result<Read, ReadError> {
-        let load = || load_conversations(&self.client, &self.table, user_uuid, limit);
-        self.read(CacheKey::Conversations(user_uuid.to_owned()), limit, load)
-            .await
+        self.read(List::Conversations, user_uuid, limit).await
     }
 
     /// A group's messages, newest first, at most `limit`.
     pub async fn messages(&self, group_uuid: &str, limit: Option<u32>) -> Result<Read, ReadError> {
-        let load = || load_messages(&self.client, &self.table, group_uuid, limit);
-        self.read(CacheKey::Messages(group_uuid.to_owned()), limit, load)
-            .await
+        self.read(List::Messages, group_uuid, limit).await
     }
 
-    async fn read<F, Fut>(
-        &self,
-        key: CacheKey,
-        limit: Option<u32>,
-        load: F,
-    ) -> Result<Read, ReadError>
-    where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Vec<Entry>, ReadError>>,
-    {
+    /// `id`'s `list`, newest first, at most `limit`: through the cache when there is one.
+    pub async fn read(&self, list: List, id: &str, limit: Option<u32>) -> Result<Read, ReadError> {
+        let load = || list.load(&self.client, &self.table, id, limit);
         match &self.cache {
-            Some(cache) => read_through(cache.as_ref(), &key, limit, self.ttl, load).await,
+            Some(cache) => {
+                read_through(cache.as_ref(), &list.cache_key(id), limit, self.ttl, load).await
+            }
             None => Ok(Read {
                 entries: load().await?,
                 served: Served::NoCache,
@@ -354,6 +423,121 @@ mod tests {
             assert_eq!(error.variable, "CACHE_TTL_SECONDS", "{bad:?}");
             assert!(error.to_string().contains("1 to 86400"), "{error}");
         }
+    }
+
+    /// A client whose requests the `rules` answer, in order, and no server.
+    fn mocked(rules: &[&aws_smithy_mocks::Rule]) -> Client {
+        use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+        use aws_smithy_mocks::{create_mock_http_client, MockResponseInterceptor, RuleMode};
+        let interceptor = rules.iter().fold(
+            MockResponseInterceptor::new().rule_mode(RuleMode::Sequential),
+            |interceptor, rule| interceptor.with_rule(rule),
+        );
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("mock", "mock", None, None, "mock"))
+            .http_client(create_mock_http_client())
+            .interceptor(interceptor)
+            .build();
+        Client::from_conf(config)
+    }
+
+    /// A Query answered with `n` items (sort keys `prefix0`...) and, when `more`, a next page;
+    /// each request's key, Limit and ConsistentRead go to `asked`.
+    fn page(
+        asked: &std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+        prefix: &str,
+        n: usize,
+        more: bool,
+    ) -> aws_smithy_mocks::Rule {
+        use aws_sdk_dynamodb::operation::query::QueryOutput;
+        let asked = asked.clone();
+        let items: Vec<Item> = (0..n)
+            .map(|i| item(&[("pk", "GRP#u"), ("sk", &format!("{prefix}{i}"))]))
+            .collect();
+        let next = more.then(|| item(&[("pk", "GRP#u"), ("sk", prefix)]));
+        aws_smithy_mocks::mock!(Client::query)
+            .match_requests(move |input| {
+                asked.lock().unwrap().push(format!(
+                    "{:?} {:?} {:?} start {}",
+                    input
+                        .expression_attribute_values()
+                        .and_then(|v| v.get(":pk")),
+                    input.limit(),
+                    input.consistent_read(),
+                    input.exclusive_start_key().is_some()
+                ));
+                true
+            })
+            .then_output(move || {
+                QueryOutput::builder()
+                    .set_items(Some(items.clone()))
+                    .set_last_evaluated_key(next.clone())
+                    .build()
+            })
+    }
+
+    #[tokio::test]
+    async fn the_table_read_follows_the_pages_and_stops_at_the_limit() {
+        let asked = std::sync::Arc::default();
+        let (first, second) = (page(&asked, "b", 2, true), page(&asked, "a", 2, true));
+        let client = mocked(&[&first, &second]);
+        let rows = List::Conversations
+            .rows(&client, "t", "u", Some(3), Consistency::Eventual)
+            .await
+            .unwrap();
+        let sks: Vec<&str> = rows
+            .iter()
+            .map(|r| r["sk"].as_s().unwrap().as_str())
+            .collect();
+        assert_eq!(sks, ["b0", "b1", "a0"]);
+        assert_eq!(
+            *asked.lock().unwrap(),
+            [
+                r#"Some(S("GRP#u")) Some(3) None start false"#,
+                r#"Some(S("GRP#u")) Some(3) None start true"#
+            ]
+        );
+        // A fill's read is strongly consistent, and reads every page without a limit.
+        let asked = std::sync::Arc::default();
+        let (first, last) = (page(&asked, "b", 2, true), page(&asked, "a", 1, false));
+        let client = mocked(&[&first, &last]);
+        let entries = List::Messages.load(&client, "t", "g", None).await.unwrap();
+        assert_eq!(entries.len(), 3);
+        assert_eq!(
+            asked.lock().unwrap()[0],
+            r#"Some(S("MSG#g")) None Some(true) start false"#
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_read_is_said_as_ddb_says_a_failed_request() {
+        use aws_sdk_dynamodb::operation::query::QueryError;
+        use aws_sdk_dynamodb::types::error::ResourceNotFoundException;
+        let missing = aws_smithy_mocks::mock!(Client::query).then_error(|| {
+            QueryError::ResourceNotFoundException(
+                ResourceNotFoundException::builder()
+                    .message("Cannot do operations on a non-existent table")
+                    .meta(
+                        aws_sdk_dynamodb::error::ErrorMetadata::builder()
+                            .code("ResourceNotFoundException")
+                            .message("Cannot do operations on a non-existent table")
+                            .build(),
+                    )
+                    .build(),
+            )
+        });
+        let client = mocked(&[&missing]);
+        let error = List::Conversations
+            .rows(&client, "mine", "u", None, Consistency::Eventual)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "Query on table mine failed (ResourceNotFoundException): Cannot do operations on a \
+             non-existent table\n  create it with ddb schema-load --table mine"
+        );
     }
 
     #[test]

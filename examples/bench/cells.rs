@@ -10,7 +10,9 @@ use crate::report::{self, Cell, Runner};
 use crate::workloads::{self, Workload};
 use crate::{table, Args};
 use anyhow::{bail, ensure};
-use messaging_stream::handler::{process as handle_batch, Summary};
+use aws_lambda_events::streams::DynamoDbEventResponse;
+use messaging_stream::event;
+use messaging_stream::handler::{self, Summary};
 use messaging_stream::App;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -32,7 +34,8 @@ pub struct Side {
 /// The Rust app (the function's default config, this table) and a Python worker, both on `proxy`.
 pub async fn side(proxy: Proxy, python: &Python) -> anyhow::Result<Side> {
     let config = local::config_for(&proxy.endpoint_url(), table::TABLE);
-    let log = RequestLog::new();
+    // Its requests ask for their consumed capacity, as the cost cells report it (cost.rs).
+    let log = RequestLog::new().counting_capacity_of(table::TABLE);
     let client = local::client_for(&config, &log).await;
     let app = App::on_client(client.clone(), config);
     let worker = python.worker(&proxy.endpoint_url()).await?;
@@ -96,6 +99,16 @@ pub fn since(proxy: &Proxy, before: &BTreeMap<String, u64>) -> BTreeMap<String, 
         })
         .filter(|(_, n)| *n > 0)
         .collect()
+}
+
+/// The handler on one event's JSON, as `ddb replay` runs it: the JSON adapter, then the one entry
+/// with no deadline. Timed runs time both.
+pub async fn handle_batch(
+    app: &App,
+    payload: &serde_json::Value,
+) -> anyhow::Result<(DynamoDbEventResponse, Summary)> {
+    let records = event::parse_event(payload)?;
+    Ok(handler::handle(app, records, None).await?)
 }
 
 /// One timed run of the Rust handler: wall time, requests (proxy), and the handler's summary.

@@ -5,7 +5,8 @@
 //! table reset to the workload's rows. Two figures per run:
 //!
 //! - **reported**: what DynamoDB Local answered to `ReturnConsumedCapacity: TOTAL` on every request,
-//!   summed (the Rust side's `Store::consumed`; the seed's botocore hook in bench/seed_baseline.py).
+//!   summed (the Rust side's request log, testkit's `RequestLog::consumed`, which asks for it on the
+//!   table's requests; the seed's botocore hook in bench/seed_baseline.py).
 //! - **AWS rules**: the same requests priced from the item sizes they touch by the rules AWS
 //!   documents ([`Ledger`]): a write unit per started KB of each item written or deleted, twice for
 //!   an item of a transaction; the index's entry of each such item once more (every row is in the
@@ -25,7 +26,7 @@
 //! the check that the item sizes and requests priced here are the ones the run made.
 
 use crate::baseline::Variant;
-use crate::cells::{since, Side};
+use crate::cells::{handle_batch, since, Side};
 use crate::report::Runner;
 use crate::table;
 use crate::workloads::Workload;
@@ -37,7 +38,6 @@ use aws_sdk_dynamodb::types::{
 };
 use ddb::commands::schema;
 use messaging_stream::cache::MAX_BATCH_WRITE;
-use messaging_stream::handler::process as handle_batch;
 use messaging_stream::model::{GROUP_ATTR, MESSAGE_ATTR};
 use messaging_stream::plan::{Item, MAX_ACTIONS_PER_TRANSACTION};
 use messaging_stream::size::item_size;
@@ -423,7 +423,7 @@ pub async fn rust_cost(
         w.name,
         side.log.counts()
     );
-    let consumed = app.store.consumed();
+    let consumed = side.log.consumed();
 
     // Priced from the rows before (the workload's) and after (the table's): per group, one Query
     // of its rows, then its moves (Delete of the old row, Put of the new) 50 to a transaction.

@@ -2,7 +2,7 @@
 //! one DynamoDB Local, through a delay proxy adding 0, 2 and 5 ms per request.
 //!
 //! For each round-trip latency (latency.rs tunes the proxy) and workload (workloads.rs), the Rust
-//! handler (`handler::process`, in this process) and the seed (bench/seed_baseline.py in a Python
+//! handler (`event::parse_event`, then `handler::handle`, in this process) and the seed (bench/seed_baseline.py in a Python
 //! worker, baseline.rs) each run the batch several times (cells.rs), every run on a table reset to
 //! the workload's starting state (table.rs). Then the real Lambda binary is started against a stub
 //! runtime API (process.rs) for its initialisation and memory (footprint.rs). The cost cells

@@ -379,7 +379,7 @@ async fn soak(endpoint: &str, reads_per_message: usize, operations: usize) -> an
             clock += 1;
             let record = items::message_record(group, &timestamp(clock), "soak", &op.to_string());
             let (response, _) =
-                messaging_stream::handler::process(&app, &items::event(vec![record])).await?;
+                crate::cells::handle_batch(&app, &items::event(vec![record])).await?;
             ensure!(
                 response.batch_item_failures.is_empty(),
                 "a failed group in the soak"

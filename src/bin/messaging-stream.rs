@@ -1,12 +1,14 @@
 //! The Lambda: reads the config and builds the DynamoDB client once, then serves invocations.
-//! Each invocation writes one EMF metrics document to stdout (`METRICS=off` turns it off).
+//! Each invocation parses its records, runs the handler, and writes one EMF metrics document to
+//! stdout around it (`METRICS=off` turns it off).
 //!
 //! A setting that cannot be used stops it at start-up with one sentence on stderr (the variable,
 //! its value and what is allowed) and exit status 1, before any invocation.
 
+use aws_lambda_events::streams::DynamoDbEventResponse;
 use lambda_runtime::{service_fn, LambdaEvent};
-use messaging_stream::event::RawEvent;
-use messaging_stream::handler::handle_raw;
+use messaging_stream::event::{self, RawEvent};
+use messaging_stream::handler::{self, HandlerError};
 use messaging_stream::logging::LogSettings;
 use messaging_stream::metrics::{Metrics, MetricsConfig, Output};
 use messaging_stream::{App, Config};
@@ -39,7 +41,7 @@ async fn main() -> ExitCode {
     }
     let app = App::from_config(config).await.with_metrics(metrics);
     let served = lambda_runtime::run(service_fn(|event: LambdaEvent<RawEvent>| {
-        handle_raw(&app, event)
+        invoke(&app, event)
     }))
     .await;
     match served {
@@ -49,6 +51,23 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// One invocation: the records parsed one by one from the raw event (each stays JSON text until
+/// its turn, which keeps a large batch's memory near its JSON size), the handler run within the
+/// invocation's deadline, its metrics document written around it.
+async fn invoke(
+    app: &App,
+    event: LambdaEvent<RawEvent>,
+) -> Result<DynamoDbEventResponse, HandlerError> {
+    let deadline = handler::lambda_deadline(&event.context, app.config.deadline_margin);
+    let records = event::parse_raw_event(&event.payload)?;
+    drop(event);
+    let (response, _) = app
+        .metrics
+        .measure(handler::handle(app, records, deadline))
+        .await?;
+    Ok(response)
 }
 
 /// The variables `lambda_runtime` reads with `expect`: the first one missing (or, for the memory

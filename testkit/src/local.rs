@@ -149,6 +149,23 @@ pub async fn streams_client_for(
     )
 }
 
+/// Runs `app`'s handler on `payload` as `ddb replay` does, and as Lambda would with a default
+/// context (no deadline): the records parsed by the JSON adapter, then the one entry. Its error is
+/// the invocation's: not a stream event, or a failed record without a sequence number.
+pub async fn invoke(
+    app: &messaging_stream::App,
+    payload: &serde_json::Value,
+) -> Result<
+    (
+        aws_lambda_events::streams::DynamoDbEventResponse,
+        messaging_stream::handler::Summary,
+    ),
+    messaging_stream::handler::HandlerError,
+> {
+    let records = messaging_stream::event::parse_event(payload)?;
+    Ok(messaging_stream::handle(app, records, None).await?)
+}
+
 /// A test's own table on the shared server, with the handler's app (wired as the Lambda wires it,
 /// `App::on_client`) and a request counter.
 pub struct TestTable {
@@ -254,7 +271,7 @@ impl TestTable {
         rows
     }
 
-    /// Runs the handler on `payload` as Lambda would.
+    /// Runs the handler on `payload` as Lambda would with a default context ([`invoke`]).
     pub async fn invoke(
         &self,
         payload: serde_json::Value,
@@ -262,10 +279,8 @@ impl TestTable {
         aws_lambda_events::streams::DynamoDbEventResponse,
         messaging_stream::handler::HandlerError,
     > {
-        messaging_stream::handle(
-            &self.app,
-            lambda_runtime::LambdaEvent::new(payload, lambda_runtime::Context::default()),
-        )
-        .await
+        invoke(&self.app, &payload)
+            .await
+            .map(|(response, _)| response)
     }
 }

@@ -6,10 +6,9 @@
 
 use crate::support::{self, Key, Ledger, Sent, Tally, TEXT_MARKER};
 use aws_sdk_dynamodb::types::AttributeValue;
-use messaging_stream::handler;
 use messaging_stream::plan::Item;
 use testkit::items;
-use testkit::local::TestTable;
+use testkit::local::{self, TestTable};
 
 /// A world of `groups` groups in `table` (rows and message items loaded), checked clean once.
 async fn world(table: &TestTable, prefix: &str, groups: usize) -> (Vec<support::Group>, Ledger) {
@@ -67,7 +66,7 @@ async fn in_table(table: &TestTable, ledger: &mut Ledger, messages: &[&Sent]) {
 /// The real handler on `batch`, without faults: every group succeeds.
 async fn run(table: &TestTable, batch: &[&Sent]) {
     let payload = items::event(batch.iter().map(|s| s.record.clone()).collect());
-    let (response, summary) = handler::process(&table.app, &payload)
+    let (response, summary) = local::invoke(&table.app, &payload)
         .await
         .expect("no invocation error");
     assert!(response.batch_item_failures.is_empty(), "{summary:?}");

@@ -7,14 +7,13 @@
 use crate::support::{self, Captured};
 use ddb::commands::replay::{self, ReplayError};
 use messaging_stream::event::{self, Change, MessageChange, Parsed};
-use messaging_stream::handler;
 use messaging_stream::model::TRUNCATED_ATTR;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use testkit::items;
 use testkit::items::group_row;
-use testkit::local::TestTable;
+use testkit::local::{self, TestTable};
 use tracing_subscriber::filter::LevelFilter;
 
 const T0: &str = "2024-05-06T09:00:00.000001+00:00";
@@ -146,7 +145,7 @@ async fn run_file(
     let Some(want) = expected.get(&name) else {
         return Err(format!("{name} has no entry in expected.json"));
     };
-    let result = handler::process(&table.app, &payload).await;
+    let result = local::invoke(&table.app, &payload).await;
     // The text format's lines (the capture has each line in JSON, too).
     let logs: String = capture
         .take()
@@ -263,7 +262,7 @@ async fn messages_at_and_near_the_item_size_limit() {
         let text = "x".repeat(kb * 1024 - others);
         let mut record = record;
         record["dynamodb"]["NewImage"]["message"]["S"] = text.clone().into();
-        let (response, summary) = handler::process(&table.app, &items::event(vec![record]))
+        let (response, summary) = local::invoke(&table.app, &items::event(vec![record]))
             .await
             .expect("a response");
         let rows = table.row_summaries("corpus-g").await;
@@ -319,7 +318,7 @@ async fn a_huge_batch_is_applied_whole() {
     let sent = support::messages(&world, records, 1, &mut rng);
     let payload = items::event(sent.iter().map(|s| s.record.clone()).collect());
     let started = std::time::Instant::now();
-    let (response, summary) = handler::process(&table.app, &payload).await.unwrap();
+    let (response, summary) = local::invoke(&table.app, &payload).await.unwrap();
     let seconds = started.elapsed().as_secs_f64();
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(summary.counts.relevant, records);
@@ -351,7 +350,7 @@ async fn two_conversations_of_one_owner_at_the_same_instant() {
             group_row("alice", "crew", at, "crew text"),
         ])
         .await;
-    let (response, summary) = handler::process(
+    let (response, summary) = local::invoke(
         &table.app,
         &items::event(vec![items::message_record("dm", at, "dm text", "42")]),
     )

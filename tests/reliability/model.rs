@@ -256,7 +256,7 @@ async fn invoke(
     let payload = serde_json::json!({
         "Records": records.iter().map(|(_, r)| r.clone()).collect::<Vec<_>>()
     });
-    let (response, _) = messaging_stream::handler::process(&table.app, &payload)
+    let (response, _) = local::invoke(&table.app, &payload)
         .await
         .map_err(|e| format!("invocation error without any fault: {e}"))?;
     if !response.batch_item_failures.is_empty() {

@@ -10,7 +10,7 @@
 use crate::support;
 use ddb::commands::{replay, seed};
 use messaging_stream::event::{MessageChange, MessageText, RecordRef};
-use messaging_stream::{apply, handler, plan, App};
+use messaging_stream::{apply, plan, App};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -89,7 +89,7 @@ async fn no_log_line_ever_contains_message_text() {
         let text = std::fs::read_to_string(&path).unwrap_or_default();
         if let Ok(value) = serde_json::from_str::<Value>(&text) {
             texts_in(&value, &mut texts);
-            let _ = handler::process(&table.app, &value).await;
+            let _ = local::invoke(&table.app, &value).await;
         } else {
             let _ = replay::replay_file(&table.app, &path).await;
         }
@@ -141,9 +141,9 @@ async fn no_log_line_ever_contains_message_text() {
     )
     .await;
     let down = App::on_client(client, unreachable.clone());
-    let _ = handler::process(&down, &batch(&mut texts, "unreachable", true)).await;
+    let _ = local::invoke(&down, &batch(&mut texts, "unreachable", true)).await;
     // ... and a failed record without a sequence number: an invocation error.
-    let error = handler::process(&down, &batch(&mut texts, "no-seq", false))
+    let error = local::invoke(&down, &batch(&mut texts, "no-seq", false))
         .await
         .unwrap_err();
     assert!(error.to_string().contains("SequenceNumber"), "{error}");
@@ -169,7 +169,7 @@ async fn no_log_line_ever_contains_message_text() {
         .await;
         let app = App::on_client(client, config.clone());
         for _ in 0..3 {
-            let _ = handler::process(&app, &batch(&mut texts, fault.name(), true)).await;
+            let _ = local::invoke(&app, &batch(&mut texts, fault.name(), true)).await;
         }
     }
 
@@ -178,7 +178,7 @@ async fn no_log_line_ever_contains_message_text() {
     let big = "y".repeat(400 * 1024);
     texts.push(big[..64].to_owned());
     let record = items::message_record("pg", "2030-01-01T00:00:00+00:00", &big, "900");
-    let (response, summary) = handler::process(&table.app, &items::event(vec![record]))
+    let (response, summary) = local::invoke(&table.app, &items::event(vec![record]))
         .await
         .expect("a response");
     assert!(
@@ -189,7 +189,7 @@ async fn no_log_line_ever_contains_message_text() {
     // A stale read (condition failures and re-reads) and concurrent invocations (conflicts).
     let stale = table.app.store.group_rows("pg").await.unwrap();
     let newer = batch(&mut texts, "newer", true);
-    handler::process(&table.app, &newer).await.unwrap();
+    local::invoke(&table.app, &newer).await.unwrap();
     let stale_text = secret("stale");
     texts.push(stale_text.clone());
     apply::move_rows(
@@ -204,10 +204,7 @@ async fn no_log_line_ever_contains_message_text() {
         batch(&mut texts, "concurrent-a", true),
         batch(&mut texts, "concurrent-b", true),
     );
-    let (ra, rb) = tokio::join!(
-        handler::process(&table.app, &a),
-        handler::process(&table.app, &b)
-    );
+    let (ra, rb) = tokio::join!(local::invoke(&table.app, &a), local::invoke(&table.app, &b));
     ra.unwrap();
     rb.unwrap();
 

@@ -1038,7 +1038,7 @@ pub async fn deliver(
         if retrying {
             delivery.retries += 1;
         }
-        let answer = match messaging_stream::handler::process(app, &payload).await {
+        let answer = match local::invoke(app, &payload).await {
             Ok((response, _)) => Answer::Response(
                 response
                     .batch_item_failures

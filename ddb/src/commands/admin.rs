@@ -1,26 +1,21 @@
-//! Table chores of the developer CLI: list the tables, drop one, scan a table or an index.
+//! Table chores of the developer CLI: list the tables, drop one, scan a table or an index, each
+//! over every page with the SDK's paginators.
 
-use super::LocalError;
+use crate::output::LocalError;
+use crate::reads::page_size;
 use aws_sdk_dynamodb::Client;
 use messaging_stream::plan::Item;
 
 /// Every table name at the endpoint (all pages).
 pub async fn list_tables(client: &Client) -> Result<Vec<String>, LocalError> {
-    let mut names = Vec::new();
-    let mut start = None;
-    loop {
-        let page = client
-            .list_tables()
-            .set_exclusive_start_table_name(start)
-            .send()
-            .await
-            .map_err(|e| LocalError::sdk("ListTables", e))?;
-        names.extend(page.table_names().iter().cloned());
-        start = page.last_evaluated_table_name().map(str::to_owned);
-        if start.is_none() {
-            return Ok(names);
-        }
-    }
+    client
+        .list_tables()
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| LocalError::sdk("ListTables", e))
 }
 
 /// Deletes `table` and everything in it.
@@ -41,22 +36,20 @@ pub async fn scan(
     index: Option<&str>,
     limit: Option<usize>,
 ) -> Result<Vec<Item>, LocalError> {
+    let mut pages = client
+        .scan()
+        .table_name(table)
+        .set_index_name(index.map(str::to_owned))
+        .set_limit(page_size(limit))
+        .into_paginator()
+        .items()
+        .send();
     let mut items = Vec::new();
-    let mut start = None;
-    loop {
-        let page = client
-            .scan()
-            .table_name(table)
-            .set_index_name(index.map(str::to_owned))
-            .set_limit(limit.map(|l| (l - items.len()).min(1000) as i32))
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(|e| LocalError::sdk("Scan", e).on(table))?;
-        items.extend(page.items().iter().cloned());
-        start = page.last_evaluated_key().cloned();
-        if start.is_none() || limit.is_some_and(|l| items.len() >= l) {
-            return Ok(items);
+    while limit.is_none_or(|l| items.len() < l) {
+        match pages.next().await {
+            Some(item) => items.push(item.map_err(|e| LocalError::sdk("Scan", e).on(table))?),
+            None => break,
         }
     }
+    Ok(items)
 }

@@ -25,7 +25,8 @@ use crate::template::{Template, TemplateError};
 use aws_lambda_events::streams::DynamoDbEventResponse;
 use messaging_stream::apply::{RowOutcome, RowResult};
 use messaging_stream::counts::Counts;
-use messaging_stream::handler::{self, App, Summary};
+use messaging_stream::event;
+use messaging_stream::handler::{self, App, HandlerError, Summary};
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap};
@@ -370,7 +371,15 @@ async fn redrive_one(
     for batch in lambda_records.chunks(options.batch_size.max(1)) {
         report.invocations += 1;
         let payload = json!({ "Records": batch });
-        match handler::process(app, &payload).await {
+        let handled = async {
+            let records = event::parse_event(&payload)?;
+            Ok::<_, HandlerError>(
+                app.metrics
+                    .measure(handler::handle(app, records, None))
+                    .await?,
+            )
+        };
+        match handled.await {
             Ok((response, summary)) => report.count(&mut tally, batch, summary, &response),
             Err(error) => {
                 report.records_failing += batch.len();
@@ -380,6 +389,72 @@ async fn redrive_one(
     }
     tally.into_report(&mut report);
     report
+}
+
+/// `ddb redrive`: one report line per failure record; fails when anything still fails.
+pub async fn run(
+    args: crate::cli::RedriveArgs,
+    target: &crate::connect::Target,
+    out: &crate::output::Output,
+) -> Result<(), super::CommandError> {
+    use crate::output::note;
+    let session = target.connect().await?;
+    if !args.dry_run {
+        session.say_writing();
+    }
+    let batch_size = match args.batch_size {
+        Some(size) => size as usize,
+        None => template_batch_size(
+            &Template::find(args.template.as_deref()).map_err(BatchSizeError::from)?,
+        )?,
+    };
+    let sources = crate::event_source_mapping::failure_records::read_sources(&args.sources).await?;
+    for skipped in &sources.skipped {
+        note(format_args!("skipped {skipped}"));
+    }
+    let options = RedriveOptions {
+        batch_size,
+        dry_run: args.dry_run,
+        table_given: session.table_given,
+    };
+    let reports = redrive(
+        &session.app(),
+        &session.streams(),
+        sources.records,
+        &options,
+    )
+    .await;
+    for report in &reports {
+        for warning in &report.warnings {
+            note(format_args!("warning: {warning}"));
+        }
+        out.result(report, report)?;
+    }
+    let sum = |count: fn(&RecordReport) -> usize| reports.iter().map(count).sum::<usize>();
+    let failed = reports.iter().filter(|r| r.failed()).count();
+    if failed > 0 {
+        return Err(super::CommandError::Said(format!(
+            "still failing in {failed} of {} failure records: {} records, {} groups, {} ranges not read (reasons above)",
+            reports.len(),
+            sum(|r| r.records_failing),
+            sum(|r| r.groups_failing),
+            sum(|r| usize::from(r.range_failing)),
+        )));
+    }
+    out.text(format_args!(
+        "{} {} failure records: rows {}moved {}, edited {}, fell back {}, already current {}",
+        if args.dry_run {
+            "dry run of"
+        } else {
+            "redrove"
+        },
+        reports.len(),
+        if args.dry_run { "that would be " } else { "" },
+        sum(|r| r.rows_moved),
+        sum(|r| r.rows_edited),
+        sum(|r| r.rows_fallen_back),
+        sum(|r| r.rows_already_current),
+    ))
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
-//! Replaying Lambda events through the very handler the Lambda runs, in-process: from files, or
+//! `ddb replay`: replaying Lambda events through the very handler the Lambda runs, in-process: from files, or
 //! from standard input (`-`), e.g. `ddb event insert ... | ddb replay -`.
 
 use aws_lambda_events::streams::DynamoDbEventResponse;
+use messaging_stream::event;
 use messaging_stream::handler::{self, App, HandlerError, Summary};
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
@@ -84,10 +85,72 @@ async fn replay_text_with_summary(
         path: path.to_owned(),
         source,
     })?;
-    handler::process(app, &payload)
-        .await
-        .map_err(|source| ReplayError::Handler {
-            path: path.to_owned(),
-            source,
-        })
+    let handled = async {
+        let records = event::parse_event(&payload)?;
+        Ok(app
+            .metrics
+            .measure(handler::handle(app, records, None))
+            .await?)
+    };
+    handled.await.map_err(|source| ReplayError::Handler {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// `ddb replay FILE...`: one JSON line per batch response. Exit 3 when a response names a failed
+/// record, 4 when an input cannot be read or is not JSON, 1 (with its fix) when the set-up failed
+/// the groups rather than a record.
+pub async fn run(
+    args: crate::cli::ReplayArgs,
+    target: &crate::connect::Target,
+    out: &crate::output::Output,
+) -> Result<(), super::CommandError> {
+    use super::CommandError;
+    use crate::cli::{EXIT_ERROR, EXIT_FAILED_RECORD, EXIT_UNREADABLE};
+    let session = target.connect().await?;
+    session.say_writing();
+    let app = session.app_with_metrics(args.metrics)?;
+    let mut failed_record = false;
+    for file in args.files {
+        let (response, summary) = match replay_file_with_summary(&app, &file).await {
+            Ok(replayed) => replayed,
+            Err(error) if error.is_unreadable() => {
+                return Err(CommandError::status(EXIT_UNREADABLE, error.to_string()))
+            }
+            Err(error) => return Err(error.into()),
+        };
+        failed_record |= !response.batch_item_failures.is_empty();
+        out.json_line(&response)?;
+        // A failure of the set-up says nothing about the records: 1 with its fix, not 3.
+        if let Some(&setup) = summary.setup_errors.first() {
+            let about = match setup {
+                messaging_stream::aws::Setup::MissingCacheTable => {
+                    session.config.cache_table_name.as_deref()
+                }
+                _ => Some(session.table()),
+            };
+            let input = if file.as_os_str() == "-" {
+                "standard input".to_owned()
+            } else {
+                file.display().to_string()
+            };
+            return Err(CommandError::status(
+                EXIT_ERROR,
+                format!(
+                    "{input}: {setup} ({} of {} groups failed on it; no record is at fault)\n  {}",
+                    summary.setup_errors.len(),
+                    summary.counts.groups,
+                    crate::output::hint(setup, about)
+                ),
+            ));
+        }
+    }
+    if failed_record {
+        return Err(CommandError::status(
+            EXIT_FAILED_RECORD,
+            "a response named a failed record (batchItemFailures): Lambda would retry from it",
+        ));
+    }
+    Ok(())
 }

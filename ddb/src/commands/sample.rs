@@ -17,8 +17,8 @@ use messaging_stream::model::{
 use serde_json::{json, Value};
 use std::collections::HashMap;
 
-/// Which change the records describe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which change the records describe (`ddb event`'s first argument: insert, modify, remove).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Change {
     Insert,
     Modify,

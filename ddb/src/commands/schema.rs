@@ -1,7 +1,11 @@
-//! The Cruddur single table: pk/sk, the group GSI, and a NEW_IMAGE stream; and the read-path cache's
-//! table: key `id`, time to live on `expires_at` (docs/CACHE.md).
+//! `ddb schema-load`: the Cruddur single table (pk/sk, the group GSI, and a NEW_IMAGE stream),
+//! created, or checked against what the function needs and fixed; and the read-path cache's table
+//! (key `id`, time to live on `expires_at`, docs/CACHE.md).
 
-use super::LocalError;
+use super::CommandError;
+use crate::cli::{SchemaLoadArgs, EXIT_ERROR};
+use crate::connect::{Session, Target};
+use crate::output::{self, LocalError, Output};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, ScalarAttributeType, SseSpecification, StreamSpecification, StreamViewType,
@@ -388,4 +392,145 @@ pub async fn time_to_live(
             d.attribute_name()?.to_owned(),
         ))
     }))
+}
+
+/// The cache table `schema-load --cache` creates when none is named.
+const LOCAL_CACHE_TABLE: &str = "cruddur-cache-local";
+
+/// What `schema-load` found the table to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// It was not there: made as the function needs it.
+    Created,
+    /// It was there, as the function needs it.
+    Matches,
+    /// It differed, and `--fix` repaired it.
+    Fixed,
+    /// It differs (not fixed: no `--fix`, or not fixable in place).
+    Differs,
+}
+
+impl Status {
+    /// From what [`check`] found and what [`fix`] did.
+    pub fn of(differences: &[Difference], fixed: &[String]) -> Self {
+        match (differences.is_empty(), fixed.is_empty()) {
+            (true, _) => Self::Matches,
+            (false, false) => Self::Fixed,
+            (false, true) => Self::Differs,
+        }
+    }
+}
+
+/// `ddb schema-load [--fix] [--cache]`: fails unless the table ends as the function needs it.
+pub async fn run(args: SchemaLoadArgs, target: &Target, out: &Output) -> Result<(), CommandError> {
+    let session = target.connect().await?;
+    session.say_writing();
+    if args.cache {
+        cache_table(&session, out).await?;
+    }
+    let (client, table, index) = (
+        &session.client,
+        session.table(),
+        &session.config.group_index_name,
+    );
+    if create_table(client, table, index).await? == Created::New {
+        return out.result(
+            serde_json::json!({"table": table, "status": Status::Created}),
+            format_args!("table {table}: created (pk/sk, index {index}, NEW_IMAGE stream)"),
+        );
+    }
+    let differences = check(client, table, index).await?;
+    let fixable = differences.iter().all(Difference::fixable);
+    let fixed = if args.fix && fixable && !differences.is_empty() {
+        fix(client, table, index, &differences).await?
+    } else {
+        Vec::new()
+    };
+    let status = Status::of(&differences, &fixed);
+    out.result(
+        serde_json::json!({
+            "table": table,
+            "status": status,
+            "differences": differences,
+            "fixed": fixed,
+        }),
+        Found {
+            table,
+            differences: &differences,
+            fixed: &fixed,
+        },
+    )?;
+    if status != Status::Differs {
+        return Ok(());
+    }
+    let message = if fixable {
+        format!("table {table} is not as the function needs it: run ddb schema-load --fix --table {table}")
+    } else {
+        format!("table {table} cannot be fixed in place: make another (--table NAME) or drop it and run schema-load again")
+    };
+    Err(CommandError::status(EXIT_ERROR, message))
+}
+
+/// `--cache`: the cache table, named or [`LOCAL_CACHE_TABLE`].
+async fn cache_table(session: &Session, out: &Output) -> Result<(), CommandError> {
+    let named = session.config.cache_table_name.as_deref();
+    let cache_table = named.unwrap_or(LOCAL_CACHE_TABLE);
+    let created = create_cache_table(&session.client, cache_table).await?;
+    out.result(
+        serde_json::json!({"cache_table": cache_table, "status": format!("{created:?}")}),
+        format_args!("cache table {cache_table}: {created:?} (time to live on expires_at)"),
+    )?;
+    if named.is_none() {
+        output::note(format_args!(
+            "reads use it with --cache-table {cache_table} or CACHE_TABLE_NAME={cache_table}"
+        ));
+    }
+    Ok(())
+}
+
+/// An existing table as a person reads it: whether it matches, each difference, each fix.
+struct Found<'a> {
+    table: &'a str,
+    differences: &'a [Difference],
+    fixed: &'a [String],
+}
+
+impl std::fmt::Display for Found<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let table = self.table;
+        if self.differences.is_empty() {
+            return write!(f, "table {table}: already there, as the function needs it");
+        }
+        write!(
+            f,
+            "table {table}: already there, and differs from what the function needs:"
+        )?;
+        for difference in self.differences {
+            write!(f, "\n  - {difference}")?;
+        }
+        for done in self.fixed {
+            write!(f, "\nfixed: {done}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_status_says_whether_the_table_ends_as_the_function_needs_it() {
+        let missing = [Difference::NoStream];
+        assert_eq!(Status::of(&[], &[]), Status::Matches);
+        assert_eq!(Status::of(&missing, &[]), Status::Differs);
+        assert_eq!(
+            Status::of(&missing, &["stream enabled".to_owned()]),
+            Status::Fixed
+        );
+        let json = |status: Status| serde_json::to_value(status).unwrap();
+        assert_eq!(json(Status::Differs), serde_json::json!("differs"));
+        assert_eq!(json(Status::Created), serde_json::json!("created"));
+    }
 }

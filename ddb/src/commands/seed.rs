@@ -1,11 +1,13 @@
-//! Deterministic Cruddur seed data: users, conversations and their messages.
+//! `ddb seed`: deterministic Cruddur seed data: users, conversations and their messages.
 //!
 //! Fixed ids and timestamps (spring 2024, mixing naive and offset forms as real data does), so
 //! `events/*.json` can name the groups and every run seeds the same table. Seeding is idempotent:
 //! a message is put only if absent, and a group row only if its owner has no row for that group yet
 //! (the function may have moved it to a newer sort key since).
 
-use super::LocalError;
+use super::CommandError;
+use crate::connect::Target;
+use crate::output::{LocalError, Output};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use chrono::{Duration, NaiveDate};
@@ -268,6 +270,26 @@ async fn put_if_absent(client: &Client, table: &str, item: Item) -> Result<bool,
         }
         Err(error) => Err(LocalError::sdk("PutItem", error).on(table)),
     }
+}
+
+/// `ddb seed`: writes the seed to the table (idempotent) and says what it added.
+pub async fn run(target: &Target, out: &Output) -> Result<(), CommandError> {
+    let session = target.connect().await?;
+    session.say_writing();
+    let table = session.table();
+    let seeded = seed(&session.client, table).await?;
+    out.result(
+        serde_json::json!({
+            "table": table,
+            "messages": seeded.messages,
+            "group_rows": seeded.group_rows,
+            "already_there": seeded.skipped,
+        }),
+        format_args!(
+            "seeded {table}: {} messages, {} group rows ({} already there)",
+            seeded.messages, seeded.group_rows, seeded.skipped
+        ),
+    )
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 //! (uuid, ULID, Cognito sub...); anyone else is refused, as a typo would be.
 
 use super::seed::{User, USERS};
-use super::LocalError;
+use crate::output::LocalError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 use messaging_stream::model::{
@@ -57,6 +57,8 @@ pub enum WriteError {
     },
     #[error("cannot read the message text from {from}: {reason}")]
     Text { from: String, reason: String },
+    #[error("no message text: give TEXT, --text or --text-file")]
+    NoText,
     #[error(transparent)]
     Request(#[from] LocalError),
 }
@@ -310,6 +312,21 @@ pub enum TextSource {
 }
 
 impl TextSource {
+    /// The one source `ddb send`'s flags give: the positional TEXT, `--text`, or `--text-file`
+    /// (clap lets only one through).
+    pub fn from_flags(
+        text: Option<String>,
+        text_flag: Option<String>,
+        text_file: Option<PathBuf>,
+    ) -> Result<Self, WriteError> {
+        match (text, text_flag, text_file) {
+            (Some(text), _, _) => Ok(Self::argument(text)),
+            (None, Some(text), _) => Ok(Self::Literal(text)),
+            (None, None, Some(path)) => Ok(Self::File(path)),
+            (None, None, None) => Err(WriteError::NoText),
+        }
+    }
+
     /// The positional argument: `-` is standard input, anything else the text itself. (`@file` is
     /// not special: `--text-file` reads a file.)
     pub fn argument(text: String) -> Self {
@@ -609,6 +626,27 @@ async fn is_member(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_text_comes_from_its_one_flag_and_a_dash_argument_is_stdin() {
+        let from = |text: Option<&str>, flag: Option<&str>, file: Option<&str>| {
+            TextSource::from_flags(
+                text.map(str::to_owned),
+                flag.map(str::to_owned),
+                file.map(PathBuf::from),
+            )
+        };
+        assert_eq!(from(Some("-"), None, None).unwrap(), TextSource::Stdin);
+        assert_eq!(
+            from(None, Some("-"), None).unwrap(),
+            TextSource::Literal("-".into())
+        );
+        assert_eq!(
+            from(None, None, Some("t.txt")).unwrap(),
+            TextSource::File("t.txt".into())
+        );
+        assert!(matches!(from(None, None, None), Err(WriteError::NoText)));
+    }
 
     #[test]
     fn users_by_uuid_or_handle() {

@@ -13,7 +13,8 @@ use crate::event_source_mapping::failures::{self, Origin};
 use crate::event_source_mapping::stream::Shard;
 use aws_lambda_events::streams::DynamoDbEventResponse;
 use futures::future::BoxFuture;
-use messaging_stream::handler::{self, App};
+use messaging_stream::event;
+use messaging_stream::handler::{self, App, HandlerError};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -53,21 +54,27 @@ pub trait Function: Send + Sync {
 /// The real handler, in-process, exactly as the Lambda runtime calls it.
 impl Function for App {
     fn invoke(&self, event: Value) -> BoxFuture<'_, Result<DynamoDbEventResponse, FunctionError>> {
-        let app = self.clone();
         Box::pin(async move {
-            let event = lambda_runtime::LambdaEvent::new(event, lambda_runtime::Context::default());
-            handler::handle(&app, event)
+            self.invoke_with_reasons(event)
                 .await
-                .map_err(|error| FunctionError(error.to_string()))
+                .map(|invoked| invoked.response)
         })
     }
 
-    /// The same call ([`handler::handle`] with a default context has no deadline either), keeping
-    /// the summary's reasons.
+    /// The same call (no deadline, as a default Lambda context has none), keeping the summary's
+    /// reasons.
     fn invoke_with_reasons(&self, event: Value) -> BoxFuture<'_, Result<Invoked, FunctionError>> {
         let app = self.clone();
         Box::pin(async move {
-            let (response, summary) = handler::process(&app, &event)
+            let handled = async {
+                let records = event::parse_event(&event)?;
+                Ok::<_, HandlerError>(
+                    app.metrics
+                        .measure(handler::handle(&app, records, None))
+                        .await?,
+                )
+            };
+            let (response, summary) = handled
                 .await
                 .map_err(|error| FunctionError(error.to_string()))?;
             Ok(Invoked {
