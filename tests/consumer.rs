@@ -655,15 +655,14 @@ async fn the_request_log_counts_the_capacity_of_one_tables_requests() {
     let asked = CapacityAsked::default();
     let ours = RequestLog::new().counting_capacity_of(table.table());
     let other = RequestLog::new().counting_capacity_of("another-table");
-    let sdk = messaging_stream::aws::sdk_config(&table.config).await;
-    let client = aws_sdk_dynamodb::Client::from_conf(
-        messaging_stream::aws::dynamodb_config(&sdk)
+    let client = local::client_with(&table.config, |dynamodb| {
+        dynamodb
             .interceptor(asked.clone())
             .interceptor(ours.clone())
             .interceptor(other.clone())
-            .build(),
-    );
-    let app = messaging_stream::App::new(Store::new(client, &table.config), table.config.clone());
+    })
+    .await;
+    let app = messaging_stream::App::on_client(client, table.config.clone());
     let batch = event(vec![message_record("g", T1, "hi", "1")]);
 
     let (response, summary) = messaging_stream::handle(&app, parse_event(&batch).unwrap(), None)
