@@ -3,7 +3,8 @@
 //! table's TTL specification, errors and throttling as misses, the lease protocol against the
 //! stale-fill race in every interleaving, and the consumer keeping both cached lists exact.
 
-use testkit::items::{event, group_row, message_record, s};
+use testkit::bin::{self, Flags as _};
+use testkit::items::{event, group_row, message_item_with_uuid, message_record, s};
 use testkit::{items, local};
 
 use ddb::commands::schema;
@@ -16,7 +17,6 @@ use messaging_stream::event::parse_event;
 use messaging_stream::plan::Item;
 use messaging_stream::App;
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use testkit::fault_proxy::{Fault, FaultPlan, Proxy};
@@ -113,13 +113,6 @@ fn cache_on(client: aws_sdk_dynamodb::Client, table: &str, clock: Arc<ManualCloc
     DynamoCache::new(client, table)
         .with_clock(clock)
         .with_read_attempt_timeout(Duration::from_secs(10))
-}
-
-fn local_addr() -> SocketAddr {
-    local::endpoint()
-        .trim_start_matches("http://")
-        .parse()
-        .expect("DynamoDB Local's address")
 }
 
 fn closed_port() -> String {
@@ -320,7 +313,7 @@ async fn throttling_on_get_is_a_miss_after_one_short_retry() {
     f.cache.set(&key, &lease, &value("[]"), DEFAULT_TTL).await;
     for fault in [Fault::Throttling, Fault::ProvisionedThroughputExceeded] {
         let proxy = Proxy::start(
-            local_addr(),
+            local::address(),
             FaultPlan::none().probability(fault, 1.0).only(&["GetItem"]),
         )
         .await
@@ -682,27 +675,14 @@ async fn a_new_conversations_first_message_invalidates_both_users_lists() {
     }
 }
 
-fn message_item(group: &str, created_at: &str, uuid: &str) -> Item {
-    use aws_sdk_dynamodb::types::AttributeValue::S;
-    Item::from([
-        ("pk".to_owned(), S(format!("MSG#{group}"))),
-        ("sk".to_owned(), S(created_at.to_owned())),
-        ("message_uuid".to_owned(), S(uuid.to_owned())),
-        ("message".to_owned(), S(format!("text {uuid}"))),
-        ("user_uuid".to_owned(), S("sender".to_owned())),
-        ("user_display_name".to_owned(), S("Sender".to_owned())),
-        ("user_handle".to_owned(), S("sender".to_owned())),
-    ])
-}
-
 #[tokio::test]
 async fn a_message_through_the_handler_invalidates_the_groups_message_list() {
     let f = Fixture::new().await;
     f.table
         .put([
             group_row("a", "g", T0, "m0"),
-            message_item("g", T0, "m0"),
-            message_item("g", T1, "m1"),
+            message_item_with_uuid("g", T0, "m0", "text m0"),
+            message_item_with_uuid("g", T1, "m1", "text m1"),
         ])
         .await;
     let reader = f.reader();
@@ -714,7 +694,9 @@ async fn a_message_through_the_handler_invalidates_the_groups_message_list() {
     );
 
     // The app writes the message; the stream brings it to the function.
-    f.table.put([message_item("g", T2, "m2")]).await;
+    f.table
+        .put([message_item_with_uuid("g", T2, "m2", "text m2")])
+        .await;
     assert_eq!(
         reader.messages("g", Some(20)).await.unwrap().served,
         Served::Hit,
@@ -739,10 +721,8 @@ async fn a_message_through_the_handler_invalidates_the_groups_message_list() {
 #[tokio::test]
 async fn an_edit_and_a_delete_through_the_handler_invalidate_both_lists() {
     let f = Fixture::new().await;
-    let mut first = message_item("g", T0, "m0");
-    first.insert("message".into(), items::attr("first"));
-    let mut last = message_item("g", T1, "m1");
-    last.insert("message".into(), items::attr("hi"));
+    let first = message_item_with_uuid("g", T0, "m0", "first");
+    let mut last = message_item_with_uuid("g", T1, "m1", "hi");
     f.table
         .put([group_row("a", "g", T1, "hi"), first, last.clone()])
         .await;
@@ -838,7 +818,7 @@ async fn an_invalidation_that_fails_fails_the_group_and_the_retry_completes_it()
     reader.conversations("a", None).await.unwrap();
     // The function's cache calls go through a proxy that fails both attempts of the invalidation.
     let proxy = Proxy::start(
-        local_addr(),
+        local::address(),
         FaultPlan::none()
             .first(2, Fault::InternalError)
             .only(&["BatchWriteItem"]),
@@ -1051,14 +1031,13 @@ async fn the_execution_policy_allows_exactly_what_the_handler_does_on_the_cache_
 // ---- the developer CLI ----
 
 fn ddb(table: &str, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(testkit::bin::ddb())
-        .args(["--endpoint", local::endpoint(), "--table", table])
-        .args(args)
-        .env_remove("AWS_ENDPOINT_URL_DYNAMODB")
-        .env_remove("TABLE_NAME")
-        .env_remove("CACHE_TABLE_NAME")
-        .output()
-        .expect("run ddb")
+    ddb_command(table).args(args).output().expect("run ddb")
+}
+
+fn ddb_command(table: &str) -> std::process::Command {
+    let mut command = bin::command(bin::ddb());
+    command.endpoint(local::endpoint()).table(table);
+    command
 }
 
 #[test]
@@ -1215,12 +1194,9 @@ fn ddb_json_is_one_shape_with_or_without_a_cache() {
     }
     // The readers' TTL is checked only where a reader fills.
     let bad_ttl = |args: &[&str]| {
-        std::process::Command::new(testkit::bin::ddb())
-            .args(["--endpoint", local::endpoint(), "--table", &table])
+        ddb_command(&table)
             .args(args)
             .env("CACHE_TTL_SECONDS", "0")
-            .env_remove("AWS_ENDPOINT_URL_DYNAMODB")
-            .env_remove("CACHE_TABLE_NAME")
             .output()
             .unwrap()
     };

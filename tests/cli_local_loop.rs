@@ -10,17 +10,12 @@ use aws_sdk_dynamodb::types::{
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::process::{Command, Output, Stdio};
+use testkit::bin::{self, json_lines, ok, stderr, stdout, Flags as _};
 use testkit::local;
 
 fn ddb_command(endpoint: &str, table: &str, args: &[&str]) -> Command {
-    let mut command = Command::new(testkit::bin::ddb());
-    command
-        .args(["--endpoint-url", endpoint, "--table", table])
-        .args(args)
-        .env_remove("AWS_ENDPOINT_URL_DYNAMODB")
-        .env_remove("AWS_ENDPOINT_URL")
-        .env_remove("TABLE_NAME")
-        .env_remove("RUST_LOG");
+    let mut command = bin::command(bin::ddb());
+    command.endpoint(endpoint).table(table).args(args);
     command
 }
 
@@ -39,26 +34,6 @@ fn ddb_with_stdin(endpoint: &str, table: &str, args: &[&str], input: &[u8]) -> O
         .expect("run ddb");
     child.stdin.take().unwrap().write_all(input).unwrap();
     child.wait_with_output().unwrap()
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn json_lines(output: &Output) -> Vec<serde_json::Value> {
-    stdout(output)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
-        .collect()
-}
-
-fn ok(output: Output) -> Output {
-    assert!(output.status.success(), "{output:?}");
-    output
 }
 
 fn new_table() -> (&'static str, String) {
@@ -270,7 +245,7 @@ fn errors_are_one_readable_line_with_the_fix() {
         stderr(&output)
     );
     // The environment's endpoint is checked too, and the flag wins over it.
-    let env = Command::new(testkit::bin::ddb())
+    let env = bin::command(bin::ddb())
         .args(["list-tables"])
         .env("AWS_ENDPOINT_URL_DYNAMODB", "127.0.0.1:8000")
         .output()
@@ -294,13 +269,12 @@ fn a_profile_endpoint_and_any_credentials_reach_the_same_tables() {
         format!("[profile local]\nregion = us-east-1\nendpoint_url = {endpoint}\n"),
     )
     .unwrap();
-    let listed = Command::new(testkit::bin::ddb())
+    // The profile files where the SDK looks by default (the kit's command has none, and no key).
+    let listed = bin::command(bin::ddb())
         .args(["--profile", "local", "list-tables", "--json"])
         .env("HOME", home.path())
-        .env_remove("AWS_ENDPOINT_URL_DYNAMODB")
-        .env_remove("AWS_ENDPOINT_URL")
-        .env_remove("AWS_ACCESS_KEY_ID")
-        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_CONFIG_FILE")
+        .env_remove("AWS_SHARED_CREDENTIALS_FILE")
         .output()
         .unwrap();
     let listed = ok(listed);
@@ -316,14 +290,14 @@ fn a_profile_endpoint_and_any_credentials_reach_the_same_tables() {
 fn closed_stdout_ends_quietly_and_json_loses_nothing() {
     let (endpoint, table) = new_table();
     ok(ddb(endpoint, &table, &["seed"]));
-    let piped = Command::new("bash")
+    let piped = bin::command("bash")
         .args([
             "-o",
             "pipefail",
             "-c",
             &format!("\"$0\" --endpoint-url {endpoint} --table {table} scan | head -1"),
         ])
-        .arg(testkit::bin::ddb())
+        .arg(bin::ddb())
         .output()
         .unwrap();
     assert!(piped.status.success(), "{piped:?}");
@@ -625,9 +599,9 @@ fn the_lambda_refuses_bad_settings_at_start_up_in_words() {
         ("AWS_ENDPOINT_URL_DYNAMODB", "127.0.0.1:8000"),
         ("GROUP_CONCURRENCY", "0"),
     ] {
-        let output = Command::new(env!("CARGO_BIN_EXE_messaging-stream"))
+        // Outside Lambda (the kit's command has no AWS_LAMBDA_RUNTIME_API): the settings are checked first.
+        let output = bin::command(env!("CARGO_BIN_EXE_messaging-stream"))
             .env(variable, value)
-            .env_remove("AWS_LAMBDA_RUNTIME_API")
             .output()
             .unwrap();
         assert_eq!(output.status.code(), Some(1), "{variable}: {output:?}");
@@ -652,7 +626,7 @@ fn the_lambda_outside_lambda_says_so_instead_of_panicking() {
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
     ];
     for missing in runtime {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_messaging-stream"));
+        let mut command = bin::command(env!("CARGO_BIN_EXE_messaging-stream"));
         for name in runtime.iter().filter(|name| **name != missing) {
             command.env(
                 name,
@@ -766,7 +740,7 @@ fn the_shared_dynamodb_local_is_one_database_for_every_key_and_region() {
 
     // `ddb local` does the same.
     let local = |args: &[&str]| {
-        Command::new(testkit::bin::ddb())
+        bin::command(bin::ddb())
             .arg("local")
             .args(args)
             .env("DDB_SHARED_DIR", dir.path())

@@ -424,13 +424,11 @@ async fn concurrent_invocations_on_one_group_leave_one_row_per_owner_at_the_newe
     let stamps = [T1, T3, T2, "2025-01-15T11:30:00+00:00"];
     // The invocations' client holds their first writes until all four are being made.
     let barrier = WriteBarrier::new(stamps.len());
-    let sdk = messaging_stream::aws::sdk_config(&table.config).await;
-    let client = aws_sdk_dynamodb::Client::from_conf(
-        messaging_stream::aws::dynamodb_config(&sdk)
-            .interceptor(barrier.clone())
-            .build(),
-    );
-    let app = messaging_stream::App::new(Store::new(client, &table.config), table.config.clone());
+    let client = local::client_with(&table.config, |dynamodb| {
+        dynamodb.interceptor(barrier.clone())
+    })
+    .await;
+    let app = messaging_stream::App::on_client(client, table.config.clone());
     // Each invocation a task of its own, as Lambda runs them: a held write holds only its own.
     let invocations = stamps.iter().enumerate().map(|(i, stamp)| {
         let app = app.clone();
@@ -657,15 +655,14 @@ async fn the_request_log_counts_the_capacity_of_one_tables_requests() {
     let asked = CapacityAsked::default();
     let ours = RequestLog::new().counting_capacity_of(table.table());
     let other = RequestLog::new().counting_capacity_of("another-table");
-    let sdk = messaging_stream::aws::sdk_config(&table.config).await;
-    let client = aws_sdk_dynamodb::Client::from_conf(
-        messaging_stream::aws::dynamodb_config(&sdk)
+    let client = local::client_with(&table.config, |dynamodb| {
+        dynamodb
             .interceptor(asked.clone())
             .interceptor(ours.clone())
             .interceptor(other.clone())
-            .build(),
-    );
-    let app = messaging_stream::App::new(Store::new(client, &table.config), table.config.clone());
+    })
+    .await;
+    let app = messaging_stream::App::on_client(client, table.config.clone());
     let batch = event(vec![message_record("g", T1, "hi", "1")]);
 
     let (response, summary) = messaging_stream::handle(&app, parse_event(&batch).unwrap(), None)

@@ -1,7 +1,7 @@
 //! No message text in any log line of the real binaries, at any log setting.
 //!
-//! The Lambda binary (`messaging-stream`) runs as Lambda runs it: against a stub of the Lambda
-//! Runtime API on 127.0.0.1 (this file), which hands it one event and records its answer, with
+//! The Lambda binary (`messaging-stream`) runs as Lambda runs it: against the test kit's stub of the
+//! Lambda Runtime API on 127.0.0.1, which hands it one event and records its answer, with
 //! the table on this test binary's DynamoDB Local. The event's messages (a good one and a
 //! malformed one) and the group rows it moves carry a marker, so the marker flows through the raw
 //! event, the SDK's request and response bodies and the handler. Every `AWS_LAMBDA_LOG_LEVEL`, both
@@ -10,168 +10,26 @@
 //! `ddb replay`. Each run: no marker in stdout or stderr, the rows moved, the batch summary and the
 //! malformed record's WARN present whenever the level admits them, the EMF document always.
 
+use testkit::bin::{self, Flags as _};
 use testkit::items::{group_row, message_record};
 use testkit::local;
+use testkit::runtime_api::{RuntimeStub, Seen};
 
 use futures::StreamExt;
 use serde_json::{json, Value};
-use std::net::SocketAddr;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use testkit::local::TestTable;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
-use tokio::sync::mpsc;
 
 const INVOCATION: &str = "/2018-06-01/runtime/invocation/";
-const REQUEST_ID: &str = "privacy-request-1";
+/// The request id the stub gives the first event it hands out.
+const REQUEST_ID: &str = "request-1";
 const SUMMARY: &str = "batch processed";
 const MALFORMED_WARN: &str = "skipping malformed record";
 /// How long one run may take before the test fails (the binary is stopped by its PID either way).
 const RUN_TIMEOUT: Duration = Duration::from_secs(90);
-
-/// The stub Lambda Runtime API: the first `GET .../invocation/next` gets the event, later ones are
-/// held open (a long poll that never ends); every POST (`.../response`, `.../error`, `init/error`)
-/// is recorded as (path, body) and answered 202.
-struct RuntimeApi {
-    addr: SocketAddr,
-    answers: mpsc::UnboundedReceiver<(String, String)>,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl RuntimeApi {
-    async fn start(event: String) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("a free port on 127.0.0.1");
-        let addr = listener.local_addr().unwrap();
-        let (sender, answers) = mpsc::unbounded_channel();
-        let event = Arc::new(event);
-        let served = Arc::new(AtomicBool::new(false));
-        let server = tokio::spawn(async move {
-            let mut connections = tokio::task::JoinSet::new();
-            while let Ok((stream, _)) = listener.accept().await {
-                connections.spawn(serve(
-                    stream,
-                    Arc::clone(&event),
-                    Arc::clone(&served),
-                    sender.clone(),
-                ));
-            }
-        });
-        Self {
-            addr,
-            answers,
-            server,
-        }
-    }
-}
-
-impl Drop for RuntimeApi {
-    fn drop(&mut self) {
-        // Dropping the accept loop drops its JoinSet, which aborts every connection task.
-        self.server.abort();
-    }
-}
-
-/// One HTTP/1.1 request: method, path, body (Content-Length bodies only, as the runtime sends).
-async fn read_request(
-    stream: &mut TcpStream,
-    buffer: &mut Vec<u8>,
-) -> Option<(String, String, String)> {
-    loop {
-        let mut headers = [httparse::EMPTY_HEADER; 32];
-        let mut request = httparse::Request::new(&mut headers);
-        if let httparse::Status::Complete(head) =
-            request.parse(buffer).expect("the runtime sent valid HTTP")
-        {
-            let length = request
-                .headers
-                .iter()
-                .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-                .map(|h| {
-                    std::str::from_utf8(h.value)
-                        .unwrap()
-                        .parse::<usize>()
-                        .unwrap()
-                })
-                .unwrap_or(0);
-            assert!(
-                !request
-                    .headers
-                    .iter()
-                    .any(|h| h.name.eq_ignore_ascii_case("transfer-encoding")),
-                "the stub reads Content-Length bodies only"
-            );
-            let (method, path) = (
-                request.method.unwrap().to_owned(),
-                request.path.unwrap().to_owned(),
-            );
-            while buffer.len() < head + length {
-                let mut chunk = [0u8; 8192];
-                let n = stream.read(&mut chunk).await.ok()?;
-                if n == 0 {
-                    return None;
-                }
-                buffer.extend_from_slice(&chunk[..n]);
-            }
-            let body = String::from_utf8_lossy(&buffer[head..head + length]).into_owned();
-            buffer.drain(..head + length);
-            return Some((method, path, body));
-        }
-        let mut chunk = [0u8; 8192];
-        let n = stream.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buffer.extend_from_slice(&chunk[..n]);
-    }
-}
-
-async fn serve(
-    mut stream: TcpStream,
-    event: Arc<String>,
-    served: Arc<AtomicBool>,
-    answers: mpsc::UnboundedSender<(String, String)>,
-) {
-    let mut buffer = Vec::new();
-    while let Some((method, path, body)) = read_request(&mut stream, &mut buffer).await {
-        let response = match (method.as_str(), path.as_str()) {
-            ("GET", "/2018-06-01/runtime/invocation/next") => {
-                if served.swap(true, Ordering::SeqCst) {
-                    // One event per run: the next long poll waits until the binary is stopped.
-                    std::future::pending::<()>().await;
-                }
-                let deadline_ms = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .unwrap()
-                    .as_millis()
-                    + 300_000;
-                format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
-                     Lambda-Runtime-Aws-Request-Id: {REQUEST_ID}\r\n\
-                     Lambda-Runtime-Deadline-Ms: {deadline_ms}\r\n\
-                     Lambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:us-east-1:000000000000:function:messaging-stream\r\n\
-                     Lambda-Runtime-Trace-Id: Root=1-00000000-000000000000000000000000\r\n\
-                     Content-Length: {}\r\n\r\n{event}",
-                    event.len()
-                )
-            }
-            ("POST", _) => {
-                let _ = answers.send((path, body));
-                "HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: 16\r\n\r\n{\"status\":\"OK\"}"
-                    .to_owned()
-            }
-            _ => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_owned(),
-        };
-        if stream.write_all(response.as_bytes()).await.is_err() {
-            return;
-        }
-    }
-}
 
 /// What one run of a binary printed, and how it ended.
 struct Run {
@@ -205,18 +63,15 @@ fn read_all(pipe: impl AsyncRead + Unpin + Send + 'static) -> tokio::task::JoinH
     })
 }
 
-/// The environment a test run must not inherit: every variable the runs set themselves.
-const OWN_VARIABLES: &[&str] = &[
-    "RUST_LOG",
-    "AWS_LAMBDA_LOG_LEVEL",
-    "AWS_LAMBDA_LOG_FORMAT",
-    "AWS_ENDPOINT_URL",
-    "AWS_ENDPOINT_URL_DYNAMODB",
-    "TABLE_NAME",
-    "CACHE_TABLE_NAME",
-    "METRICS",
-    "AWS_LAMBDA_MAX_CONCURRENCY",
-];
+/// The first answer the binary posted (path, body).
+async fn first_answer(api: &mut RuntimeStub) -> (String, String) {
+    loop {
+        if let Seen::Posted { path, body, .. } = api.seen.recv().await.expect("the stub is running")
+        {
+            return (path, body);
+        }
+    }
+}
 
 /// Runs the Lambda binary on `event` with `vars`, until it posts its answer; then stops it by its
 /// PID. Returns what it printed and the answer (path, body).
@@ -226,13 +81,13 @@ async fn run_lambda(
     vars: Vec<(&'static str, &'static str)>,
     event: &Value,
 ) -> (Run, (String, String)) {
-    let mut api = RuntimeApi::start(event.to_string()).await;
-    let mut command = Command::new(env!("CARGO_BIN_EXE_messaging-stream"));
-    for variable in OWN_VARIABLES {
-        command.env_remove(variable);
-    }
+    let mut api = RuntimeStub::start(vec![event.clone()])
+        .await
+        .expect("a free port on 127.0.0.1");
+    // None of the developer's settings: the runs set their own (the kit's command).
+    let mut command = Command::from(bin::command(env!("CARGO_BIN_EXE_messaging-stream")));
     command
-        .env("AWS_LAMBDA_RUNTIME_API", api.addr.to_string())
+        .env("AWS_LAMBDA_RUNTIME_API", &api.address)
         .env("AWS_LAMBDA_FUNCTION_NAME", "messaging-stream-privacy")
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
         .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
@@ -249,7 +104,7 @@ async fn run_lambda(
     let stdout = read_all(child.stdout.take().unwrap());
     let stderr = read_all(child.stderr.take().unwrap());
     let answer = tokio::select! {
-        answer = api.answers.recv() => Ok(answer.expect("the stub is running")),
+        answer = first_answer(&mut api) => Ok(answer),
         status = child.wait() => Err(format!("exited before answering: {status:?}")),
         () = tokio::time::sleep(RUN_TIMEOUT) => Err(format!("no answer within {RUN_TIMEOUT:?}")),
     };
@@ -499,12 +354,9 @@ async fn ddb_replay_never_logs_message_text_at_any_setting() {
         futures::stream::iter(runs.into_iter().map(|(group, file, vars, flags)| {
             let table_name = table.table().to_owned();
             async move {
-                let mut command = Command::new(testkit::bin::ddb());
-                for variable in OWN_VARIABLES {
-                    command.env_remove(variable);
-                }
-                let output = command
-                    .args(["--endpoint", local::endpoint(), "--table", &table_name])
+                let mut command = bin::command(bin::ddb());
+                command.endpoint(local::endpoint()).table(&table_name);
+                let output = Command::from(command)
                     .args(&flags)
                     .arg("replay")
                     .arg(&file)

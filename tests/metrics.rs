@@ -14,7 +14,6 @@ use aws_smithy_types::config_bag::ConfigBag;
 use messaging_stream::event::parse_event;
 use messaging_stream::handler::{self, HandlerError};
 use messaging_stream::metrics::{metric_names, Metrics, MetricsConfig, DIMENSIONS};
-use messaging_stream::store::Store;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -324,9 +323,8 @@ async fn one_invocation_writes_one_valid_document_with_its_batch_counts() {
     let mut config = table.config.clone();
     config.preview_max_bytes = Some(PREVIEW_MAX_BYTES);
     let requests = RequestLog::new();
-    let sdk = messaging_stream::aws::sdk_config(&config).await;
-    let client = aws_sdk_dynamodb::Client::from_conf(
-        messaging_stream::aws::dynamodb_config(&sdk)
+    let client = client_with(&config, |dynamodb| {
+        dynamodb
             .interceptor(requests.clone())
             .interceptor(MoveBeforeWrite {
                 client: table.client.clone(),
@@ -335,8 +333,8 @@ async fn one_invocation_writes_one_valid_document_with_its_batch_counts() {
                 to_sk: MUCH_LATER,
                 done: AtomicBool::new(false),
             })
-            .build(),
-    );
+    })
+    .await;
     let metrics_config = MetricsConfig {
         namespace: "Test/Metrics".into(),
         service: "messaging-stream".into(),
@@ -344,7 +342,7 @@ async fn one_invocation_writes_one_valid_document_with_its_batch_counts() {
         ..MetricsConfig::default()
     };
     let (metrics, captured) = Metrics::captured(metrics_config);
-    let app = messaging_stream::App::new(Store::new(client, &config), config).with_metrics(metrics);
+    let app = messaging_stream::App::on_client(client, config).with_metrics(metrics);
 
     let (response, _) = invoke(&app, &payload).await.unwrap();
     assert_eq!(
@@ -415,8 +413,7 @@ async fn a_failed_group_is_counted_and_its_retry_point_is_a_property() {
     let mut missing = table.config.clone();
     missing.table_name = unique_table();
     let (metrics, captured) = Metrics::captured(MetricsConfig::default());
-    let app = messaging_stream::App::new(Store::new(table.client.clone(), &missing), missing)
-        .with_metrics(metrics);
+    let app = messaging_stream::App::on_client(table.client.clone(), missing).with_metrics(metrics);
     let payload = event(vec![
         message_record(GROUP, "2026-01-02T00:00:00+00:00", SECRET, "4100"),
         message_record("other", "2026-01-02T00:00:00+00:00", SECRET, "4101"),
@@ -460,8 +457,8 @@ async fn an_invocation_error_writes_no_document() {
     let mut missing = table.config.clone();
     missing.table_name = unique_table();
     let (metrics, captured_missing) = Metrics::captured(MetricsConfig::default());
-    let failing = messaging_stream::App::new(Store::new(table.client.clone(), &missing), missing)
-        .with_metrics(metrics);
+    let failing =
+        messaging_stream::App::on_client(table.client.clone(), missing).with_metrics(metrics);
     let mut record = message_record(GROUP, "2026-01-02T00:00:00+00:00", "hi", "1");
     record["dynamodb"]
         .as_object_mut()

@@ -8,7 +8,8 @@
 //! files that are not failure records are skipped, named; `--table` overrides the table of an S3
 //! object; with a cache, redrive invalidates what it changes, as the operator's policy allows.
 
-use testkit::items::group_row;
+use testkit::bin::{self, Flags as _};
+use testkit::items::{group_row, message_item_with_uuid};
 use testkit::{items, local};
 
 use ddb::commands::redrive::{self, RecordReport, RedriveOptions};
@@ -18,13 +19,9 @@ use ddb::event_source_mapping::stream;
 use ddb::event_source_mapping::watch::{Trigger, WatchOptions};
 use ddb::filter::EventFilter;
 use ddb::template::Template;
-use messaging_stream::plan::Item;
-use messaging_stream::store::Store;
 use messaging_stream::App;
 use serde_json::{json, Value};
-use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 use testkit::fault_proxy::{Fault, FaultPlan, Proxy};
 use testkit::local::TestTable;
@@ -40,21 +37,6 @@ fn options() -> RedriveOptions {
         dry_run: false,
         table_given: false,
     }
-}
-
-fn message_item(group: &str, created_at: &str, text: &str) -> Item {
-    Item::from([
-        ("pk".to_owned(), items::attr(&format!("MSG#{group}"))),
-        ("sk".to_owned(), items::attr(created_at)),
-        (
-            "message_uuid".to_owned(),
-            items::attr(&format!("m-{group}")),
-        ),
-        ("message".to_owned(), items::attr(text)),
-        ("user_uuid".to_owned(), items::attr("sender")),
-        ("user_display_name".to_owned(), items::attr("Sender")),
-        ("user_handle".to_owned(), items::attr("sender")),
-    ])
 }
 
 /// Every item of the table as sorted JSON text: equal snapshots mean nothing changed.
@@ -160,10 +142,7 @@ async fn a_batch_given_up_by_the_trigger_is_redriven_from_the_failures_file_once
     rows(&table, &groups).await;
 
     // Every transaction fails with a 500 (one SDK attempt): the reads work, the writes do not.
-    let target: SocketAddr = local::endpoint()
-        .trim_start_matches("http://")
-        .parse()
-        .unwrap();
+    let target = local::address();
     let closed = FaultPlan::none()
         .probability(Fault::InternalError, 1.0)
         .only(&["TransactWriteItems"]);
@@ -172,13 +151,14 @@ async fn a_batch_given_up_by_the_trigger_is_redriven_from_the_failures_file_once
     config.endpoint_url = Some(proxy.endpoint_url());
     config.max_attempts = 1;
     let client = local::client_for(&config, &RequestLog::new()).await;
-    let app = App::new(Store::new(client, &config), config.clone());
+    let app = App::on_client(client, config.clone());
 
     for (i, group) in groups.iter().enumerate() {
         table
-            .put([message_item(
+            .put([message_item_with_uuid(
                 group,
                 &format!("2026-02-01T00:00:0{i}+00:00"),
+                &format!("m-{group}"),
                 "new",
             )])
             .await;
@@ -281,7 +261,12 @@ async fn a_metadata_record_replays_exactly_its_range_from_the_stream() {
     rows(&table, &groups).await;
     for group in groups {
         table
-            .put([message_item(group, "2026-02-01T00:00:00+00:00", "new")])
+            .put([message_item_with_uuid(
+                group,
+                "2026-02-01T00:00:00+00:00",
+                &format!("m-{group}"),
+                "new",
+            )])
             .await;
     }
     let (arn, shard, records) = stream_records(&table).await;
@@ -401,12 +386,7 @@ async fn the_s3_object_redrives_without_reading_the_stream() {
     assert_eq!(failed[0].payload.as_ref().unwrap().len(), 2);
 
     let stream_requests = RequestLog::new();
-    let sdk = messaging_stream::aws::sdk_config(&table.config).await;
-    let streams = aws_sdk_dynamodbstreams::Client::from_conf(
-        aws_sdk_dynamodbstreams::config::Builder::from(&sdk)
-            .interceptor(stream_requests.clone())
-            .build(),
-    );
+    let streams = local::streams_client_for(&table.config, &stream_requests).await;
     let reports = redrive::redrive(&table.app, &streams, failed.clone(), &options()).await;
     assert_eq!(stream_requests.total(), 0, "{:?}", stream_requests.counts());
     let report = &reports[0];
@@ -429,17 +409,15 @@ fn the_binary_reports_each_record_and_exits_non_zero_while_anything_fails() {
     let table = local::unique_table();
     // The table named with `--table` (`given`), or by TABLE_NAME: then another table's range is refused.
     let ddb = |given: bool, args: &[&str], stdin: Option<&str>| {
-        let mut command = Command::new(testkit::bin::ddb());
-        command.args(["--endpoint", endpoint]);
+        let mut command = bin::command(bin::ddb());
+        command.endpoint(endpoint);
         if given {
-            command.args(["--table", &table]).env_remove("TABLE_NAME");
+            command.table(&table);
         } else {
             command.env("TABLE_NAME", &table);
         }
         command
             .args(args)
-            .env_remove("AWS_ENDPOINT_URL_DYNAMODB")
-            .env_remove("CACHE_TABLE_NAME")
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
@@ -655,15 +633,15 @@ async fn the_operator_policy_allows_exactly_what_a_redrive_with_a_cache_does() {
             group_row("bob-g-e", "g-e", e0, "before"),
             group_row("alice-g-d", "g-d", d1, "d1"),
             group_row("bob-g-d", "g-d", d1, "d1"),
-            message_item("g-e", e0, "before"),
-            message_item("g-d", d0, "d0"),
-            message_item("g-d", d1, "d1"),
+            message_item_with_uuid("g-e", e0, "m-g-e", "before"),
+            message_item_with_uuid("g-d", d0, "m-g-d", "d0"),
+            message_item_with_uuid("g-d", d1, "m-g-d", "d1"),
         ])
         .await;
     table
         .put([
-            message_item("g-p", "2026-02-01T00:00:00+00:00", "new"),
-            message_item("g-e", e0, "after"),
+            message_item_with_uuid("g-p", "2026-02-01T00:00:00+00:00", "m-g-p", "new"),
+            message_item_with_uuid("g-e", e0, "m-g-e", "after"),
         ])
         .await;
     table
@@ -688,12 +666,7 @@ async fn the_operator_policy_allows_exactly_what_a_redrive_with_a_cache_does() {
     let failed =
         parse(&sqs_message(&arn, &shard, &records[0].1, last, "2026-02-01T00:00:00Z").to_string());
     let stream_requests = RequestLog::new();
-    let sdk = messaging_stream::aws::sdk_config(&table.config).await;
-    let streams = aws_sdk_dynamodbstreams::Client::from_conf(
-        aws_sdk_dynamodbstreams::config::Builder::from(&sdk)
-            .interceptor(stream_requests.clone())
-            .build(),
-    );
+    let streams = local::streams_client_for(&table.config, &stream_requests).await;
     let app = table.app.clone().with_cache(std::sync::Arc::new(
         messaging_stream::cache::dynamo::DynamoCache::new(table.client.clone(), &cache_table),
     ));
@@ -876,8 +849,8 @@ async fn dry_run_and_real_run_count_the_same_rows_for_any_batch_size() {
                 group_row("erin", "g-n2", OLD, "old"),
                 group_row("alice-g-back", "g-back", d1, "d1"),
                 group_row("bob-g-back", "g-back", d1, "d1"),
-                message_item("g-del", d0, "d0"),
-                message_item("g-back", d0, "d0"),
+                message_item_with_uuid("g-del", d0, "m-g-del", "d0"),
+                message_item_with_uuid("g-back", d0, "m-g-back", "d0"),
             ])
             .await;
         let streams = stream::client(&table.config).await;

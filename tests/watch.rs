@@ -12,15 +12,13 @@ use ddb::event_source_mapping::watch::{
 };
 use ddb::filter::EventFilter;
 use futures::future::BoxFuture;
-use messaging_stream::plan::Item;
 use messaging_stream::App;
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use testkit::items;
-use testkit::items::{group_row, s};
+use testkit::items::{group_row, message_item_with_uuid, s};
 use testkit::local::TestTable;
 
 const TEMPLATE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/template.yaml");
@@ -85,21 +83,6 @@ async fn trigger(
         .with_filter(EventFilter::from_template(TEMPLATE).expect("template.yaml's filter"))
         .with_observer(move |invocation| seen.lock().unwrap().push(invocation.clone()));
     (trigger, invocations)
-}
-
-fn message_item(group: &str, created_at: &str, text: &str) -> Item {
-    Item::from([
-        ("pk".to_owned(), items::attr(&format!("MSG#{group}"))),
-        ("sk".to_owned(), items::attr(created_at)),
-        (
-            "message_uuid".to_owned(),
-            items::attr(&format!("m-{group}-{created_at}")),
-        ),
-        ("message".to_owned(), items::attr(text)),
-        ("user_uuid".to_owned(), items::attr("sender")),
-        ("user_display_name".to_owned(), items::attr("Sender")),
-        ("user_handle".to_owned(), items::attr("sender")),
-    ])
 }
 
 /// The stream's records as (pk, sk) -> sequence number, read with the plain SDK (not the trigger).
@@ -331,9 +314,9 @@ async fn a_failing_record_is_retried_from_its_sequence_number_then_given_up() {
         .await;
     table
         .put([
-            message_item(g1, t1, "one"),
-            message_item(g2, t2, "two"),
-            message_item(g3, t3, "three"),
+            message_item_with_uuid(g1, t1, &format!("m-{g1}-{t1}"), "one"),
+            message_item_with_uuid(g2, t2, &format!("m-{g2}-{t2}"), "two"),
+            message_item_with_uuid(g3, t3, &format!("m-{g3}-{t3}"), "three"),
         ])
         .await;
     let mut options = options(Some(failures_file.clone()));
@@ -445,7 +428,14 @@ async fn a_failing_record_is_retried_from_its_sequence_number_then_given_up() {
 
     // The shard is not blocked: a later message is delivered by the next drain, exactly once.
     let t4 = "2025-03-01T00:00:00+00:00";
-    table.put([message_item(g1, t4, "four")]).await;
+    table
+        .put([message_item_with_uuid(
+            g1,
+            t4,
+            &format!("m-{g1}-{t4}"),
+            "four",
+        )])
+        .await;
     let again = trigger.drain().await.unwrap();
     assert_eq!(again.invocations, stats.invocations + 1);
     assert_eq!(again.failed_invocations, stats.failed_invocations);
@@ -473,10 +463,9 @@ async fn bisecting_isolates_a_poison_record_and_only_it_is_given_up() {
     let at = |i: usize| format!("2025-02-01T00:00:0{i}+00:00");
     table
         .put(
-            groups
-                .iter()
-                .enumerate()
-                .map(|(i, g)| message_item(g, &at(i), "new")),
+            groups.iter().enumerate().map(|(i, g)| {
+                message_item_with_uuid(g, &at(i), &format!("m-{g}-{}", at(i)), "new")
+            }),
         )
         .await;
     let mut options = options(Some(failures_file.clone()));
@@ -531,7 +520,12 @@ async fn latest_skips_what_was_written_before_the_first_look() {
     let old = "2025-01-01T00:00:00+00:00";
     table.put([group_row("a", "g", old, "old")]).await;
     table
-        .put([message_item("g", "2025-02-01T00:00:00+00:00", "before")])
+        .put([message_item_with_uuid(
+            "g",
+            "2025-02-01T00:00:00+00:00",
+            "m-g-2025-02-01T00:00:00+00:00",
+            "before",
+        )])
         .await;
     let mut options = options(None);
     options.from = StartingPosition::Latest;
@@ -545,7 +539,14 @@ async fn latest_skips_what_was_written_before_the_first_look() {
         .all(|(sk, _)| sk == old));
 
     let after = "2025-03-01T00:00:00+00:00";
-    table.put([message_item("g", after, "after")]).await;
+    table
+        .put([message_item_with_uuid(
+            "g",
+            after,
+            &format!("m-g-{after}"),
+            "after",
+        )])
+        .await;
     trigger.drain().await.unwrap();
     assert_eq!(invocations.lock().unwrap().len(), 1);
     assert!(rows_by_owner(&table, "g")

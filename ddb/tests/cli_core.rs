@@ -1,20 +1,16 @@
 //! The `ddb` binary against DynamoDB Local: every subcommand, as a developer runs it.
 
-use std::process::{Command, Output};
+use std::process::Output;
+use testkit::bin::{self, json_lines, stderr, stdout, Flags as _};
 use testkit::local;
 
 fn ddb(endpoint: &str, table: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ddb"))
-        .args(["--endpoint", endpoint, "--table", table])
+    bin::command(env!("CARGO_BIN_EXE_ddb"))
+        .endpoint(endpoint)
+        .table(table)
         .args(args)
-        .env_remove("AWS_ENDPOINT_URL_DYNAMODB")
-        .env_remove("TABLE_NAME")
         .output()
         .expect("run ddb")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 #[test]
@@ -72,17 +68,6 @@ fn replay_of_unreadable_input_fails_with_a_clear_message() {
             "{stderr}"
         );
     }
-}
-
-fn json_lines(output: &Output) -> Vec<serde_json::Value> {
-    stdout(output)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
-        .collect()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 /// A seeded table of its own on this binary's DynamoDB Local.

@@ -8,44 +8,27 @@ use aws_sdk_dynamodb::types::{
 };
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
+use testkit::bin::{self, ok, stderr, stdout, Flags as _};
 use testkit::fault_proxy::{Fault, FaultPlan, Proxy};
 use testkit::{items, local};
 
 const ANDREW_LONDO: &str = "8f1a3c5e-7b9d-4e2f-a6c8-0d4e6f8a1c05";
 const NEW_MESSAGE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../events/new-message.json");
 
-/// `ddb` with none of the developer's endpoint, table or log settings.
+/// `ddb` with none of the developer's settings (the kit's command), tables 120 columns wide.
 fn ddb_command(args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_ddb"));
-    command
-        .args(args)
-        .env_remove("AWS_ENDPOINT_URL_DYNAMODB")
-        .env_remove("AWS_ENDPOINT_URL_DYNAMODB_STREAMS")
-        .env_remove("AWS_ENDPOINT_URL")
-        .env_remove("TABLE_NAME")
-        .env_remove("CACHE_TABLE_NAME")
-        .env_remove("RUST_LOG")
-        .env("COLUMNS", "120");
+    let mut command = bin::command(env!("CARGO_BIN_EXE_ddb"));
+    command.args(args).env("COLUMNS", "120");
     command
 }
 
 fn ddb(endpoint: &str, table: &str, args: &[&str]) -> Output {
-    ddb_command(&[&["--endpoint-url", endpoint, "--table", table], args].concat())
+    ddb_command(&[])
+        .endpoint(endpoint)
+        .table(table)
+        .args(args)
         .output()
         .expect("run ddb")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn ok(output: Output) -> Output {
-    assert!(output.status.success(), "{output:?}");
-    output
 }
 
 fn closed_port() -> u16 {
@@ -88,10 +71,7 @@ fn replay_against_a_closed_port_exits_1_with_the_hint_within_seconds() {
 fn replay_exits_3_only_when_dynamodb_answered_and_a_record_failed() {
     let (endpoint, table) = seeded_table();
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let target = endpoint
-        .trim_start_matches("http://")
-        .parse()
-        .expect("127.0.0.1:port");
+    let target = local::address();
     // DynamoDB (through the proxy) answers every transaction with a 500, through every retry.
     let proxy = runtime
         .block_on(Proxy::start(
@@ -312,22 +292,11 @@ fn endpoint_aws_writes_to_aws_whatever_the_environment_and_profile_say() {
             .env("AWS_ENDPOINT_URL_DYNAMODB", &local)
             .env("AWS_CONFIG_FILE", &config)
             .env("AWS_SHARED_CREDENTIALS_FILE", &credentials)
-            // No credentials anywhere and no instance metadata: nothing can be sent to AWS.
+            // No credentials anywhere (the kit's command has no other AWS_* variable: no key,
+            // profile, region, web identity or container credentials) and no instance metadata:
+            // nothing can be sent to AWS.
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("HOME", home.path());
-        for name in [
-            "AWS_ACCESS_KEY_ID",
-            "AWS_SECRET_ACCESS_KEY",
-            "AWS_SESSION_TOKEN",
-            "AWS_PROFILE",
-            "AWS_REGION",
-            "AWS_DEFAULT_REGION",
-            "AWS_WEB_IDENTITY_TOKEN_FILE",
-            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-        ] {
-            command.env_remove(name);
-        }
         command.output().expect("run ddb")
     };
 

@@ -10,7 +10,7 @@ fn root() -> std::path::PathBuf {
 }
 
 fn ddb_local(dir: &Path, shared: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ddb"))
+    testkit::bin::command(env!("CARGO_BIN_EXE_ddb"))
         .arg("local")
         .args(args)
         .env("DDB_SHARED_DIR", shared)

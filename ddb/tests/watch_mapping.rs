@@ -10,18 +10,17 @@ use futures::future::BoxFuture;
 use messaging_stream::plan::Item;
 use serde_json::Value;
 use std::collections::HashMap;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use testkit::bin::{self, stderr, Flags as _};
 use testkit::{items, local};
 
 fn ddb(endpoint: &str, table: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ddb"))
-        .args(["--endpoint-url", endpoint, "--table", table])
+    bin::command(env!("CARGO_BIN_EXE_ddb"))
+        .endpoint(endpoint)
+        .table(table)
         .args(args)
-        .env_remove("AWS_ENDPOINT_URL_DYNAMODB")
-        .env_remove("AWS_ENDPOINT_URL")
-        .env_remove("TABLE_NAME")
         .output()
         .expect("run ddb")
 }
@@ -29,10 +28,6 @@ fn ddb(endpoint: &str, table: &str, args: &[&str]) -> Output {
 fn stats(output: &Output) -> Value {
     let text = String::from_utf8_lossy(&output.stdout);
     serde_json::from_str(text.lines().last().expect("a stats line")).unwrap()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 fn message(group: &str, created_at: &str, text: &str) -> Item {

@@ -13,8 +13,7 @@ use anyhow::{bail, ensure};
 use aws_lambda_events::streams::DynamoDbEventResponse;
 use messaging_stream::event;
 use messaging_stream::handler::{self, Summary};
-use messaging_stream::store::Store;
-use messaging_stream::{App, Config};
+use messaging_stream::App;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
@@ -34,15 +33,11 @@ pub struct Side {
 
 /// The Rust app (the function's default config, this table) and a Python worker, both on `proxy`.
 pub async fn side(proxy: Proxy, python: &Python) -> anyhow::Result<Side> {
-    let config = Config {
-        table_name: table::TABLE.to_owned(),
-        endpoint_url: Some(proxy.endpoint_url()),
-        ..Config::default()
-    };
+    let config = local::config_for(&proxy.endpoint_url(), table::TABLE);
     // Its requests ask for their consumed capacity, as the cost cells report it (cost.rs).
     let log = RequestLog::new().counting_capacity_of(table::TABLE);
     let client = local::client_for(&config, &log).await;
-    let app = App::new(Store::new(client.clone(), &config), config);
+    let app = App::on_client(client.clone(), config);
     let worker = python.worker(&proxy.endpoint_url()).await?;
     Ok(Side {
         proxy,

@@ -45,6 +45,7 @@ use messaging_stream::{App, Config};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use testkit::local;
 
 /// Capacity units, the writes split into the table's, the group index's and the read cache's.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
@@ -383,11 +384,9 @@ pub async fn rust_cost(
         );
     }
     let config = Config {
-        table_name: table::TABLE.to_owned(),
-        endpoint_url: Some(side.proxy.endpoint_url()),
         preview_max_bytes: w.preview_max_bytes,
         cache_table_name: w.read_cache.then(|| CACHE_TABLE.to_owned()),
-        ..Config::default()
+        ..local::config_for(&side.proxy.endpoint_url(), table::TABLE)
     };
     // As the Lambda wires it (`App::from_config`): with CACHE_TABLE_NAME, the cache shares the client.
     let app = App::on_client(side.client.clone(), config);

@@ -6,7 +6,6 @@
 
 use crate::report::{self, Calibration};
 use crate::table;
-use messaging_stream::Config;
 use std::time::{Duration, Instant};
 use testkit::fault_proxy::{FaultPlan, Proxy};
 use testkit::request_log::RequestLog;
@@ -44,11 +43,7 @@ pub async fn tune(
 /// Median extra time of a GetItem through the proxy over a direct one, in ms: 60 pairs, each a
 /// direct request then a proxied one, so load from elsewhere on the machine affects both alike.
 async fn calibrate(direct: &aws_sdk_dynamodb::Client, proxy: &Proxy) -> anyhow::Result<f64> {
-    let config = Config {
-        table_name: table::TABLE.to_owned(),
-        endpoint_url: Some(proxy.endpoint_url()),
-        ..Config::default()
-    };
+    let config = local::config_for(&proxy.endpoint_url(), table::TABLE);
     let proxied = local::client_for(&config, &RequestLog::new()).await;
     table::reset(direct, &[]).await?;
     let mut differences = Vec::new();

@@ -69,15 +69,19 @@ pub fn message_record(
     })
 }
 
-/// A message item as the app writes it (pattern C), for the table itself.
+/// A message item as the app writes it (pattern C), for the table itself; its uuid is
+/// `m-<created_at>`.
 pub fn message_item(group: &str, created_at: &str, text: &str) -> Item {
+    message_item_with_uuid(group, created_at, &format!("m-{created_at}"), text)
+}
+
+/// [`message_item`] with the message's uuid given (tests that read it back, or that keep one
+/// uuid per group).
+pub fn message_item_with_uuid(group: &str, created_at: &str, uuid: &str, text: &str) -> Item {
     Item::from([
         (PK_ATTR.to_owned(), attr(&message_pk(group))),
         (SK_ATTR.to_owned(), attr(created_at)),
-        (
-            MESSAGE_UUID_ATTR.to_owned(),
-            attr(&format!("m-{created_at}")),
-        ),
+        (MESSAGE_UUID_ATTR.to_owned(), attr(uuid)),
         (MESSAGE_ATTR.to_owned(), attr(text)),
         (USER_UUID_ATTR.to_owned(), attr("sender")),
         (USER_DISPLAY_NAME_ATTR.to_owned(), attr("Sender")),

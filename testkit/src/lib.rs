@@ -1,14 +1,16 @@
 //! What messaging-stream's tests and bench share, one copy of each: DynamoDB Local and a fresh
 //! table per test ([`local`]), the items and stream records the app and DynamoDB Streams write
 //! ([`items`]), a fault-injecting proxy in front of DynamoDB Local ([`fault_proxy`]), the log of
-//! the DynamoDB requests a client made ([`request_log`]) and the `ddb` binary as the tests run it
-//! ([`bin`]). A dev-dependency only: nothing here reaches the Lambda or `ddb`.
+//! the DynamoDB requests a client made ([`request_log`]), our binaries as the tests run them
+//! ([`bin`]) and a stub of the Lambda Runtime API to run the Lambda binary against
+//! ([`runtime_api`]). A dev-dependency only: nothing here reaches the Lambda or `ddb`.
 
 pub mod bin;
 pub mod fault_proxy;
 pub mod items;
 pub mod local;
 pub mod request_log;
+pub mod runtime_api;
 
 /// The workspace's root folder (template.yaml, events/, policies/).
 pub fn workspace_root() -> std::path::PathBuf {

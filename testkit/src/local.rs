@@ -99,6 +99,14 @@ pub fn endpoint() -> &'static str {
     &SERVER.get_or_init(start_server).endpoint
 }
 
+/// This binary's DynamoDB Local as a socket address (the fault proxy's upstream).
+pub fn address() -> std::net::SocketAddr {
+    endpoint()
+        .trim_start_matches("http://")
+        .parse()
+        .expect("DynamoDB Local's endpoint is http://127.0.0.1:port")
+}
+
 /// A unique table name, so tests can share the server and run in parallel.
 pub fn unique_table() -> String {
     format!("test-{}", uuid::Uuid::new_v4().simple())
@@ -115,11 +123,30 @@ pub fn config_for(endpoint: &str, table: &str) -> Config {
 
 /// A client for the config, counting requests in `log`.
 pub async fn client_for(config: &Config, log: &RequestLog) -> Client {
+    client_with(config, |dynamodb| dynamodb.interceptor(log.clone())).await
+}
+
+/// A client for the config as the Lambda builds it, with what `adjust` adds (interceptors that
+/// hold or change requests, retry settings).
+pub async fn client_with(
+    config: &Config,
+    adjust: impl FnOnce(aws_sdk_dynamodb::config::Builder) -> aws_sdk_dynamodb::config::Builder,
+) -> Client {
     let sdk = messaging_stream::aws::sdk_config(config).await;
-    let dynamodb = messaging_stream::aws::dynamodb_config(&sdk)
-        .interceptor(log.clone())
-        .build();
-    Client::from_conf(dynamodb)
+    Client::from_conf(adjust(messaging_stream::aws::dynamodb_config(&sdk)).build())
+}
+
+/// A DynamoDB Streams client for the config, counting its requests in `log`.
+pub async fn streams_client_for(
+    config: &Config,
+    log: &RequestLog,
+) -> aws_sdk_dynamodbstreams::Client {
+    let sdk = messaging_stream::aws::sdk_config(config).await;
+    aws_sdk_dynamodbstreams::Client::from_conf(
+        aws_sdk_dynamodbstreams::config::Builder::from(&sdk)
+            .interceptor(log.clone())
+            .build(),
+    )
 }
 
 /// Runs `app`'s handler on `payload` as `ddb replay` does, and as Lambda would with a default
@@ -139,7 +166,8 @@ pub async fn invoke(
     Ok(messaging_stream::handle(app, records, None).await?)
 }
 
-/// A test's own table on the shared server, with the handler's app and a request counter.
+/// A test's own table on the shared server, with the handler's app (wired as the Lambda wires it,
+/// `App::on_client`) and a request counter.
 pub struct TestTable {
     pub config: Config,
     pub client: Client,
@@ -163,8 +191,7 @@ impl TestTable {
             .await
             .expect("create the test table");
         requests.reset();
-        let store = messaging_stream::store::Store::new(client.clone(), &config);
-        let app = messaging_stream::App::new(store, config.clone());
+        let app = messaging_stream::App::on_client(client.clone(), config.clone());
         Self {
             config,
             client,

@@ -9,6 +9,7 @@
 use crate::support::{self, Tally};
 use local::TestTable;
 use messaging_stream::config::RetryMode;
+use messaging_stream::App;
 use std::time::{Duration, Instant};
 use testkit::fault_proxy::{Fault, FaultPlan, Proxy};
 use testkit::local;
@@ -84,7 +85,7 @@ async fn run_cell(
     chat.teach(&mut model);
     let sent = chat.sent.clone();
 
-    let proxy = Proxy::start(support::local_addr(), plan.seed(seed))
+    let proxy = Proxy::start(local::address(), plan.seed(seed))
         .await
         .expect("start the fault proxy");
     let log = RequestLog::new();
@@ -96,7 +97,7 @@ async fn run_cell(
         &log,
     )
     .await;
-    let app = support::app(client, &table.config);
+    let app = App::on_client(client, table.config.clone());
 
     let mut ledger = support::Ledger::new(model);
     let delivery = support::deliver(

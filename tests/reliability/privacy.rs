@@ -10,7 +10,7 @@
 use crate::support;
 use ddb::commands::{replay, seed};
 use messaging_stream::event::{MessageChange, MessageText, RecordRef};
-use messaging_stream::{apply, plan};
+use messaging_stream::{apply, plan, App};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -140,7 +140,7 @@ async fn no_log_line_ever_contains_message_text() {
         &log,
     )
     .await;
-    let down = support::app(client, &unreachable);
+    let down = App::on_client(client, unreachable.clone());
     let _ = local::invoke(&down, &batch(&mut texts, "unreachable", true)).await;
     // ... and a failed record without a sequence number: an invocation error.
     let error = local::invoke(&down, &batch(&mut texts, "no-seq", false))
@@ -151,7 +151,7 @@ async fn no_log_line_ever_contains_message_text() {
     // Every proxy fault at a high rate, in adaptive mode's classification paths too.
     for fault in Fault::kinds(Duration::from_millis(5)) {
         let proxy = Proxy::start(
-            support::local_addr(),
+            local::address(),
             FaultPlan::none().probability(fault, 0.7).seed(3),
         )
         .await
@@ -167,7 +167,7 @@ async fn no_log_line_ever_contains_message_text() {
             &RequestLog::new(),
         )
         .await;
-        let app = support::app(client, &config);
+        let app = App::on_client(client, config.clone());
         for _ in 0..3 {
             let _ = local::invoke(&app, &batch(&mut texts, fault.name(), true)).await;
         }

@@ -10,17 +10,12 @@ use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::retries::classifiers::RetryAction;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use testkit::fault_proxy::{Fault, FaultPlan, Proxy};
 use testkit::items::attr;
-use testkit::local::TestTable;
+use testkit::local::{self, TestTable};
 use testkit::request_log::RequestLog;
-
-fn local_addr() -> SocketAddr {
-    support::local_addr()
-}
 
 /// A client of `table`'s config pointed at the proxy, counting its attempts, in standard retry
 /// mode with a short back-off (the adaptive rate limiter is measured in reliability_faults).
@@ -80,7 +75,7 @@ async fn every_fault_once_is_retried_by_the_sdk_and_the_write_lands_once() {
     support::global_capture();
     let table = TestTable::new().await;
     for fault in Fault::kinds(Duration::from_millis(20)) {
-        let proxy = Proxy::start(local_addr(), FaultPlan::none().first(1, fault))
+        let proxy = Proxy::start(local::address(), FaultPlan::none().first(1, fault))
             .await
             .unwrap();
         let (client, log) = via(&table, &proxy, 3).await;
@@ -154,7 +149,7 @@ async fn throttling_answers_are_classified_as_throttling_errors() {
             RetryAction::transient_error(),
         ),
     ] {
-        let proxy = Proxy::start(local_addr(), FaultPlan::none().probability(fault, 1.0))
+        let proxy = Proxy::start(local::address(), FaultPlan::none().probability(fault, 1.0))
             .await
             .unwrap();
         let (client, log) = via(&table, &proxy, 2).await;
@@ -184,7 +179,7 @@ async fn a_dropped_response_means_the_write_happened_though_the_client_failed() 
     support::global_capture();
     let table = TestTable::new().await;
     let proxy = Proxy::start(
-        local_addr(),
+        local::address(),
         FaultPlan::none().probability(Fault::DropResponse, 1.0),
     )
     .await
@@ -201,7 +196,7 @@ async fn latency_is_added_to_every_request_and_the_plan_can_change() {
     support::global_capture();
     let table = TestTable::new().await;
     let proxy = Proxy::start(
-        local_addr(),
+        local::address(),
         FaultPlan::with_latency(Duration::from_millis(50)),
     )
     .await
@@ -227,7 +222,9 @@ async fn latency_is_added_to_every_request_and_the_plan_can_change() {
 
 #[tokio::test]
 async fn dropping_the_proxy_stops_it() {
-    let proxy = Proxy::start(local_addr(), FaultPlan::none()).await.unwrap();
+    let proxy = Proxy::start(local::address(), FaultPlan::none())
+        .await
+        .unwrap();
     let addr = proxy.addr();
     assert!(addr.ip().is_loopback());
     assert!(tokio::net::TcpStream::connect(addr).await.is_ok());

@@ -20,7 +20,6 @@ use ddb::event_source_mapping::watch::{
 use ddb::filter::EventFilter;
 use futures::future::BoxFuture;
 use local::TestTable;
-use messaging_stream::plan::Item;
 use messaging_stream::App;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -101,21 +100,6 @@ impl Function for Timed {
     }
 }
 
-fn message_item(sent: &support::Sent) -> Item {
-    Item::from([
-        ("pk".to_owned(), items::attr(&format!("MSG#{}", sent.group))),
-        ("sk".to_owned(), items::attr(&sent.created_at)),
-        (
-            "message_uuid".to_owned(),
-            items::attr(&format!("m-{}", sent.created_at)),
-        ),
-        ("message".to_owned(), items::attr(&sent.text)),
-        ("user_uuid".to_owned(), items::attr("sender")),
-        ("user_display_name".to_owned(), items::attr("Sender")),
-        ("user_handle".to_owned(), items::attr("sender")),
-    ])
-}
-
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -141,9 +125,7 @@ async fn ten_thousand_messages_through_the_stream_with_faults() {
         .fold(FaultPlan::none().seed(11), |plan, fault| {
             plan.probability(fault, 0.01)
         });
-    let handler_proxy = Proxy::start(support::local_addr(), handler_plan)
-        .await
-        .unwrap();
+    let handler_proxy = Proxy::start(local::address(), handler_plan).await.unwrap();
     // The stream side's first faults are scheduled, so even the quick slice meets them.
     let stream_plan = [
         Fault::Throttling,
@@ -161,9 +143,7 @@ async fn ten_thousand_messages_through_the_stream_with_faults() {
             .at(9, Fault::DropResponse),
         |plan, fault| plan.probability(fault, 0.01),
     );
-    let stream_proxy = Proxy::start(support::local_addr(), stream_plan)
-        .await
-        .unwrap();
+    let stream_proxy = Proxy::start(local::address(), stream_plan).await.unwrap();
 
     let mut config = table.config.clone();
     config.retry_mode = messaging_stream::config::RetryMode::Standard;
@@ -176,7 +156,7 @@ async fn ten_thousand_messages_through_the_stream_with_faults() {
         &sdk_log,
     )
     .await;
-    let app = support::app(client, &config);
+    let app = App::on_client(client, config.clone());
     let mut stream_config = config.clone();
     stream_config.endpoint_url = Some(stream_proxy.endpoint_url());
     let streams = stream::client(&stream_config).await;
@@ -232,7 +212,7 @@ async fn ten_thousand_messages_through_the_stream_with_faults() {
                     .client
                     .put_item()
                     .table_name(table.table())
-                    .set_item(Some(message_item(s)))
+                    .set_item(Some(items::message_item(&s.group, &s.created_at, &s.text)))
                     .send()
                     .await
                     .expect("write a message");

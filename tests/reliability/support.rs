@@ -14,11 +14,9 @@ use aws_sdk_dynamodb::Client;
 use ddb::event_source_mapping::batching::{Answer, Pending, RetryPolicy, Settled, ShardQueue};
 use messaging_stream::model::{MESSAGE_SK_ATTR, TRUNCATED_ATTR};
 use messaging_stream::plan::Item;
-use messaging_stream::store::Store;
 use messaging_stream::{App, Config};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use testkit::items::attr;
@@ -113,14 +111,6 @@ pub fn report(part: &str, figures: Value) {
     }
 }
 
-/// DynamoDB Local's address, for the proxy.
-pub fn local_addr() -> SocketAddr {
-    local::endpoint()
-        .trim_start_matches("http://")
-        .parse()
-        .expect("DynamoDB Local's endpoint is 127.0.0.1:port")
-}
-
 /// A client of `config` sent to `endpoint` with the production retry mode and attempts, in its
 /// own retry partition (the SDK shares retry tokens and the adaptive rate limiter per partition,
 /// process-wide, so one cell's throttling would otherwise slow the next), counting requests.
@@ -134,25 +124,20 @@ pub async fn client_via(
 ) -> Client {
     let mut config = config.clone();
     config.endpoint_url = Some(endpoint.to_owned());
-    let sdk = messaging_stream::aws::sdk_config(&config).await;
     let mut retry = config.retry_config();
     if let Some(backoff) = initial_backoff {
         retry = retry.with_initial_backoff(backoff);
     }
-    let dynamodb = aws_sdk_dynamodb::config::Builder::from(&sdk)
-        .retry_config(retry)
-        .retry_partition(RetryPartition::new(format!(
-            "{partition}-{}",
-            uuid::Uuid::new_v4().simple()
-        )))
-        .interceptor(log.clone())
-        .build();
-    Client::from_conf(dynamodb)
-}
-
-/// The handler's app on `client`.
-pub fn app(client: Client, config: &Config) -> App {
-    App::new(Store::new(client, config), config.clone())
+    local::client_with(&config, |dynamodb| {
+        dynamodb
+            .retry_config(retry)
+            .retry_partition(RetryPartition::new(format!(
+                "{partition}-{}",
+                uuid::Uuid::new_v4().simple()
+            )))
+            .interceptor(log.clone())
+    })
+    .await
 }
 
 /// An instant in epoch microseconds, as the test computes it when it writes a timestamp: the
