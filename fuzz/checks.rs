@@ -1,5 +1,5 @@
 //! The properties the fuzz targets check, shared with the regression tests in
-//! tests/reliability/fuzz.rs (tests/reliability.rs includes this file), so every finding stays fixed.
+//! tests/reliability/fuzz.rs (tests/reliability/main.rs includes this file), so every finding stays fixed.
 //!
 //! Event parsing ([`check_event`]): never panics; the Lambda binary's raw path agrees with the
 //! `Value` path; one outcome per record, in batch order; a record is relevant exactly when the

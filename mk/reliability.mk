@@ -4,7 +4,7 @@
 #   reliability-tests  parts 1-4 and 6 at full size (RELIABILITY_FULL=1), one test at a time
 #   fuzz               part 5: each cargo-fuzz target for FUZZ_RUNS executions (default 1,000,000)
 #   fuzz-tools         cargo-fuzz (pinned: CARGO_FUZZ_VERSION) from crates.io, unless that version is installed
-# The quick slices (fixed seeds) run in `make test` as the test binary tests/reliability.rs.
+# The quick slices (fixed seeds) run in `make test` as the test binary tests/reliability/main.rs.
 #
 # Fuzzing needs nightly-only rustc flags (-Zsanitizer, sancov); this machine has only a stable
 # toolchain, so the fuzz targets build with RUSTC_BOOTSTRAP=1, which lets stable rustc take them.

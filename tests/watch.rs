@@ -6,9 +6,10 @@
 use aws_lambda_events::streams::DynamoDbEventResponse;
 use ddb::commands::seed::{User, USERS};
 use ddb::commands::write;
+use ddb::event_source_mapping::mapping::Start;
 use ddb::event_source_mapping::stream;
 use ddb::event_source_mapping::watch::{
-    Function, FunctionError, Invocation, Outcome, StartingPosition, Trigger, WatchOptions,
+    Function, FunctionError, Invocation, Outcome, Trigger, WatchOptions,
 };
 use ddb::filter::EventFilter;
 use futures::future::BoxFuture;
@@ -528,7 +529,7 @@ async fn latest_skips_what_was_written_before_the_first_look() {
         )])
         .await;
     let mut options = options(None);
-    options.from = StartingPosition::Latest;
+    options.from = Start::Latest;
     let (trigger, invocations) = trigger(&table, table.app.clone(), options).await;
 
     trigger.drain().await.unwrap();

@@ -5,7 +5,7 @@
 //! requests (the SDK interceptor's count of HTTP attempts), read and write capacity (computed from
 //! the items' sizes by DynamoDB's published rules: DynamoDB Local reports none), and wall time
 //! through the delay proxy at each RTT. "direct" is the read the app makes today (an eventually
-//! consistent Query, `local::queries::conversations`); the cached reader's miss path reads the table
+//! consistent Query, `ddb::reads::List::Conversations.rows`); the cached reader's miss path reads the table
 //! strongly consistently, as the lease protocol needs (docs/CACHE.md).
 
 use crate::latency;
@@ -13,8 +13,8 @@ use crate::report::{self, Calibration, Stats};
 use anyhow::ensure;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
-use ddb::commands::{queries, schema};
-use ddb::reads::{Entry, Reader, Served};
+use ddb::commands::schema;
+use ddb::reads::{Consistency, Entry, List, Reader, Served};
 use messaging_stream::cache::dynamo::DynamoCache;
 use messaging_stream::cache::{Cache, CacheKey, Filled, DEFAULT_TTL};
 use messaging_stream::plan::Item;
@@ -249,11 +249,16 @@ pub async fn measure(
                     log.reset();
                     let started = Instant::now();
                     let count = match mode {
-                        Mode::Direct => {
-                            queries::conversations(&client, TABLE, &user, limit.map(|l| l as usize))
-                                .await?
-                                .len()
-                        }
+                        Mode::Direct => List::Conversations
+                            .rows(
+                                &client,
+                                TABLE,
+                                &user,
+                                limit.map(|l| l as usize),
+                                Consistency::Eventual,
+                            )
+                            .await?
+                            .len(),
                         Mode::Hit | Mode::Miss => {
                             let read = reader.conversations(&user, limit).await?;
                             let expected = match mode {

@@ -13,10 +13,9 @@
 
 use crate::support::{self, Ledger};
 use aws_lambda_events::streams::DynamoDbEventResponse;
+use ddb::event_source_mapping::mapping::Start;
 use ddb::event_source_mapping::stream;
-use ddb::event_source_mapping::watch::{
-    Function, FunctionError, StartingPosition, Trigger, WatchOptions,
-};
+use ddb::event_source_mapping::watch::{Function, FunctionError, Trigger, WatchOptions};
 use ddb::filter::EventFilter;
 use futures::future::BoxFuture;
 use local::TestTable;
@@ -163,7 +162,7 @@ async fn ten_thousand_messages_through_the_stream_with_faults() {
 
     let progress = Arc::new(Progress::default());
     let options = WatchOptions {
-        from: StartingPosition::TrimHorizon,
+        from: Start::TrimHorizon,
         batch_size: 100,
         batching_window: Duration::from_millis(50),
         bisect: true,

@@ -14,8 +14,6 @@ mod lists;
 pub mod local;
 pub mod messages;
 pub mod new_conversation;
-// The direct read by the path examples/bench uses; written once in `crate::reads`.
-pub mod queries;
 pub mod redrive;
 pub mod replay;
 pub mod sample;

@@ -6,8 +6,8 @@
 use super::CommandError;
 use crate::cli::WatchArgs;
 use crate::connect::Target;
-use crate::event_source_mapping::mapping::{self, Settings, Start};
-use crate::event_source_mapping::watch::{StartingPosition, StatsSnapshot, Trigger, WatchOptions};
+use crate::event_source_mapping::mapping::{self, Settings};
+use crate::event_source_mapping::watch::{StatsSnapshot, Trigger, WatchOptions};
 use crate::filter::EventFilter;
 use crate::output::{self, Output};
 use crate::template;
@@ -125,10 +125,7 @@ fn options(settings: &Settings, args: &WatchArgs) -> WatchOptions {
     // -1 (for ever) is no limit.
     let seconds = |value: i64| u64::try_from(value).ok().map(Duration::from_secs);
     WatchOptions {
-        from: match settings.starting_position.value {
-            Start::TrimHorizon => StartingPosition::TrimHorizon,
-            Start::Latest => StartingPosition::Latest,
-        },
+        from: settings.starting_position.value,
         batch_size: settings.batch_size.value as usize,
         batching_window: Duration::from_secs(u64::from(
             settings.maximum_batching_window_seconds.value,

@@ -78,10 +78,13 @@ impl<T> Setting<T> {
     }
 }
 
-/// StartingPosition of a DynamoDB stream mapping.
+/// StartingPosition of a DynamoDB stream mapping: the template's setting and where `ddb watch`
+/// starts reading the shards that are open when it first looks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Start {
+    /// The oldest record still in the stream.
     TrimHorizon,
+    /// Only records written from now on.
     Latest,
 }
 

@@ -23,7 +23,7 @@ mod shards;
 mod stats;
 
 pub use invoking::{Function, FunctionError, Invocation, Invoked, Outcome};
-pub use options::{StartingPosition, WatchOptions};
+pub use options::WatchOptions;
 pub use stats::{Stats, StatsSnapshot};
 
 use super::batching::{RetryPolicy, ShardQueue};

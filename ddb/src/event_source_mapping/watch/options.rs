@@ -3,22 +3,15 @@
 //! function's Timeout), where reading starts, and the local loop's timings. Reading them from a
 //! template is `mapping`'s; `ddb watch` turns those into these.
 
+use crate::event_source_mapping::mapping::Start;
 use std::path::PathBuf;
 use std::time::Duration;
-
-/// Where reading starts on the shards that are open when the trigger first looks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StartingPosition {
-    /// The oldest record still in the stream (the template's choice).
-    TrimHorizon,
-    /// Only records written from now on.
-    Latest,
-}
 
 /// The event source mapping's settings, and the local loop's timings.
 #[derive(Debug, Clone)]
 pub struct WatchOptions {
-    pub from: StartingPosition,
+    /// Where reading starts on the shards that are open when the trigger first looks.
+    pub from: Start,
     /// Most records per invocation (`BatchSize`).
     pub batch_size: usize,
     /// How long to gather records for a batch (`MaximumBatchingWindowInSeconds`).
@@ -56,7 +49,7 @@ impl Default for WatchOptions {
     /// The template's event source mapping, and timings that suit DynamoDB Local.
     fn default() -> Self {
         Self {
-            from: StartingPosition::TrimHorizon,
+            from: Start::TrimHorizon,
             batch_size: 100,
             batching_window: Duration::from_secs(1),
             bisect: true,

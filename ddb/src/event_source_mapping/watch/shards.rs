@@ -5,9 +5,9 @@
 //! the checkpoint file that keeps the acknowledged places across restarts. Talking to DynamoDB
 //! Streams is `stream`'s; the file's format is `checkpoint`'s; reading a shard is `reader`'s.
 
-use super::options::StartingPosition;
 use super::WatchError;
 use crate::event_source_mapping::checkpoint::{self, Checkpoint};
+use crate::event_source_mapping::mapping::Start;
 use crate::event_source_mapping::stream::{self, Position, Shard, StreamError};
 use aws_sdk_dynamodbstreams::Client;
 use std::collections::{HashMap, HashSet};
@@ -45,7 +45,7 @@ struct Known {
 pub(super) struct Shards {
     streams: Client,
     table: String,
-    from: StartingPosition,
+    from: Start,
     checkpoint: Option<PathBuf>,
     /// The stream followed now; a re-created table has a new one.
     stream_arn: Mutex<String>,
@@ -62,7 +62,7 @@ impl Shards {
     pub(super) async fn open(
         streams: Client,
         table: &str,
-        from: StartingPosition,
+        from: Start,
         checkpoint: Option<PathBuf>,
     ) -> Result<Self, WatchError> {
         let stream_arn = stream::stream_arn(&streams, table).await?;
@@ -133,7 +133,7 @@ impl Shards {
                 // LATEST applies to the shards open at the first look; closed ones are history, and
                 // shards that appear later are read from their start.
                 let (position, finished) = match (first_look, self.from) {
-                    (true, StartingPosition::Latest) => (Position::Latest, shard.closed),
+                    (true, Start::Latest) => (Position::Latest, shard.closed),
                     _ => (Position::TrimHorizon, false),
                 };
                 ShardState {
