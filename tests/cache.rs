@@ -523,6 +523,96 @@ async fn throttling_on_get_is_a_miss_after_one_short_retry() {
     );
 }
 
+/// A Valkey that accepts connections and never answers (not even the TLS handshake): each call ends
+/// within its timeout, as a miss, no lease, a dropped fill; the invalidation as an error.
+#[tokio::test]
+async fn a_valkey_that_does_not_answer_is_a_miss_within_the_timeout() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let read = Duration::from_millis(300);
+    let cache = ValkeyCache::new(
+        Endpoint::new("127.0.0.1", port),
+        valkey::CACHE_USER,
+        Arc::new(Password::new("unused")),
+    )
+    .with_timeouts(read, Duration::from_millis(600));
+    let key = key();
+
+    let started = std::time::Instant::now();
+    assert_eq!(cache.get(&key).await, None);
+    assert_eq!(cache.lease(&key).await, None);
+    assert_eq!(
+        cache
+            .set(&key, &Lease::new(), &value("v"), DEFAULT_TTL)
+            .await,
+        Filled::Failed
+    );
+    let took = started.elapsed();
+    assert!(
+        took >= read * 3 && took < Duration::from_secs(3),
+        "three calls of at most {read:?} each took {took:?}"
+    );
+    let started = std::time::Instant::now();
+    let error = cache
+        .invalidate(std::slice::from_ref(&key))
+        .await
+        .expect_err("an invalidation that gets no answer fails");
+    assert!(error.to_string().contains("timed out"), "{error}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(cache.connections_opened(), 0, "none was ever opened");
+    silent.abort();
+}
+
+/// The connection is kept across calls, and a new one is opened (authenticated afresh) after the server
+/// closed it: at most one call is lost to the closed connection.
+#[tokio::test]
+async fn the_valkey_connection_is_kept_and_reopened_after_the_server_closes_it() {
+    let database = valkey::database();
+    let user = format!("reopen-{}", uuid::Uuid::new_v4().simple());
+    let password = uuid::Uuid::new_v4().simple().to_string();
+    let secret = format!(">{password}");
+    valkey::set_user(
+        &user,
+        &["on", &secret, "~conversations#*", "~messages#*", "+@all"],
+    )
+    .await;
+    let cache = valkey_cache(database.cache_as(&user, &password));
+    let key = key();
+    let lease = cache.lease(&key).await.expect("a lease");
+    assert_eq!(
+        cache.set(&key, &lease, &value("v"), DEFAULT_TTL).await,
+        Filled::Stored
+    );
+    for _ in 0..3 {
+        assert_eq!(cache.get(&key).await, Some(value("v")));
+    }
+    assert_eq!(
+        cache.connections_opened(),
+        1,
+        "one connection for all calls"
+    );
+
+    let mut admin = database.admin().await;
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("USER")
+        .arg(&user)
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(killed, 1);
+    let first = cache.get(&key).await;
+    let second = cache.get(&key).await;
+    assert_eq!(second, Some(value("v")), "served again (first: {first:?})");
+    assert_eq!(cache.connections_opened(), 2);
+}
+
 // ---- no stale fill: every interleaving of a reader and the consumer ----
 
 on_both!(a_fill_never_lands_after_an_invalidation_in_any_interleaving);

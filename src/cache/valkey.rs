@@ -189,7 +189,7 @@ impl TokenProvider for Password {
 enum Failure {
     #[error(transparent)]
     Redis(#[from] RedisError),
-    #[error("no answer within {0:?}")]
+    #[error("timed out after {0:?}")]
     Timeout(Duration),
     #[error(transparent)]
     Token(#[from] TokenError),
@@ -269,7 +269,7 @@ impl ValkeyCache {
     }
 
     /// The kept connection, or a new one if there is none or it is too old.
-    async fn connection(&self) -> Result<(MultiplexedConnection, u64), Failure> {
+    async fn connection(&self, timeout: Duration) -> Result<(MultiplexedConnection, u64), Failure> {
         let mut open = self.open.lock().await;
         if let Some(current) = open.as_ref() {
             if current.opened.elapsed() < MAX_CONNECTION_AGE {
@@ -279,7 +279,7 @@ impl ValkeyCache {
         let token = self.tokens.token().await?;
         let connection = self
             .endpoint
-            .connect_within(&self.user, &token, Some(self.read_timeout))
+            .connect_within(&self.user, &token, Some(timeout))
             .await?;
         let id = self.opened.fetch_add(1, Ordering::Relaxed) + 1;
         *open = Some(Open {
@@ -306,7 +306,7 @@ impl ValkeyCache {
     {
         let mut used = None;
         let attempt = async {
-            let (connection, id) = self.connection().await?;
+            let (connection, id) = self.connection(timeout).await?;
             used = Some(id);
             call(connection).await.map_err(Failure::from)
         };
