@@ -1302,6 +1302,36 @@ async fn a_group_chat_of_60_invalidates_61_keys_in_3_requests() {
     }
 }
 
+/// `VALKEY_ENDPOINT`, `VALKEY_USER` and `VALKEY_CACHE_NAME` give the function the Valkey cache, as that
+/// user, authenticating with IAM tokens for that cache (no password anywhere).
+#[tokio::test]
+async fn valkey_settings_give_the_function_a_valkey_cache_with_iam_tokens() {
+    let settings = messaging_stream::config::ValkeySettings {
+        host: "cruddur-cache-prod-abc123.serverless.use1.cache.amazonaws.com".into(),
+        port: 6379,
+        user: "cruddur-messaging-stream".into(),
+        cache_name: "cruddur-cache-prod".into(),
+    };
+    let config = messaging_stream::Config {
+        valkey: Some(settings),
+        ..local::config_for(&closed_port(), "messages")
+    };
+    let app = App::from_config(config).await;
+    let shown = format!("{:?}", app.cache.expect("a cache"));
+    for part in [
+        "ValkeyCache",
+        "abc123.serverless.use1.cache.amazonaws.com",
+        "port: 6379",
+        "user: \"cruddur-messaging-stream\"",
+        "IamToken",
+        "cache_name: \"cruddur-cache-prod\"",
+        "serverless: true",
+        "own_root: false",
+    ] {
+        assert!(shown.contains(part), "{part} in {shown}");
+    }
+}
+
 /// policies/execution-cache-dynamodb.json allows exactly the calls the function makes on the cache table.
 #[tokio::test]
 async fn the_execution_policy_allows_exactly_what_the_handler_does_on_the_cache_table() {

@@ -49,6 +49,9 @@ pub fn sign_token(
     credentials: &Credentials,
     now: SystemTime,
 ) -> Result<String, TokenError> {
+    if target.region.is_empty() {
+        return Err(TokenError("no AWS region to sign for".into()));
+    }
     let mut url = format!(
         "https://{}/?Action=connect&User={}",
         target.cache_name,
@@ -110,7 +113,8 @@ fn encode(value: &str) -> String {
 /// close to expiring.
 pub struct IamToken {
     target: Target,
-    credentials: SharedCredentialsProvider,
+    /// `None`: the SDK found no credentials; every token is then an error.
+    credentials: Option<SharedCredentialsProvider>,
     clock: Arc<dyn Clock>,
     kept: Mutex<Option<(String, i64)>>,
 }
@@ -125,7 +129,7 @@ impl fmt::Debug for IamToken {
 
 impl IamToken {
     /// Tokens for `target` from `credentials` (the SDK config's provider), on the system clock.
-    pub fn new(target: Target, credentials: SharedCredentialsProvider) -> Self {
+    pub fn new(target: Target, credentials: Option<SharedCredentialsProvider>) -> Self {
         Self {
             target,
             credentials,
@@ -153,8 +157,11 @@ impl IamToken {
                 return Ok(token.clone());
             }
         }
-        let credentials = self
+        let provider = self
             .credentials
+            .as_ref()
+            .ok_or_else(|| TokenError("no AWS credentials provider".into()))?;
+        let credentials = provider
             .provide_credentials()
             .await
             .map_err(|e| TokenError(format!("credentials: {e}")))?;
@@ -277,8 +284,11 @@ mod tests {
     #[tokio::test]
     async fn a_kept_token_is_reused_until_two_minutes_before_it_expires_then_signed_again() {
         let clock = Arc::new(ManualClock::at(T));
-        let tokens = IamToken::new(target(), SharedCredentialsProvider::new(credentials(None)))
-            .with_clock(clock.clone());
+        let tokens = IamToken::new(
+            target(),
+            Some(SharedCredentialsProvider::new(credentials(None))),
+        )
+        .with_clock(clock.clone());
         let first = tokens.token().await.unwrap();
         assert_eq!(query(&first)["X-Amz-Date"], "20250115T100000Z");
         clock.advance(TOKEN_LIFETIME - REFRESH_BEFORE - Duration::from_secs(1));
@@ -307,8 +317,11 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn no_credentials_is_a_token_error() {
-        let tokens = IamToken::new(target(), SharedCredentialsProvider::new(NoCredentials));
+    async fn no_credentials_or_no_region_is_a_token_error() {
+        let tokens = IamToken::new(
+            target(),
+            Some(SharedCredentialsProvider::new(NoCredentials)),
+        );
         assert!(tokens.token().await.is_err());
     }
 }

@@ -246,6 +246,27 @@ impl ValkeyCache {
         }
     }
 
+    /// The function's cache in AWS: `settings`' endpoint over TLS (the system's roots), as its IAM-enabled
+    /// user, with tokens signed from `credentials` for `region` (the SDK client's own).
+    pub fn with_iam(
+        settings: &crate::config::ValkeySettings,
+        credentials: Option<aws_credential_types::provider::SharedCredentialsProvider>,
+        region: Option<String>,
+    ) -> Self {
+        let target = super::iam::Target {
+            cache_name: settings.cache_name.clone(),
+            user: settings.user.clone(),
+            region: region.unwrap_or_default(),
+            serverless: true,
+        };
+        let tokens = super::iam::IamToken::new(target, credentials);
+        Self::new(
+            Endpoint::new(settings.host.clone(), settings.port),
+            settings.user.clone(),
+            Arc::new(tokens),
+        )
+    }
+
     /// How long a lease holds other readers off (tests shorten it: the server's clock cannot be moved).
     pub fn with_lease_ttl(mut self, ttl: Duration) -> Self {
         self.lease_ttl = ttl;
