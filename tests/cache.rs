@@ -613,6 +613,48 @@ async fn the_valkey_connection_is_kept_and_reopened_after_the_server_closes_it()
     assert_eq!(cache.connections_opened(), 2);
 }
 
+/// A connection is replaced by a newly authenticated one once it reaches its age (ElastiCache ends
+/// IAM-authenticated connections at 12 hours; the function re-authenticates before, at 11).
+#[tokio::test]
+async fn a_valkey_connection_is_replaced_when_it_reaches_its_age() {
+    let database = valkey::database();
+    let cache = valkey_cache(database.cache()).with_max_connection_age(Duration::from_millis(500));
+    let key = key();
+    let lease = cache.lease(&key).await.expect("a lease");
+    assert_eq!(
+        cache.set(&key, &lease, &value("v"), DEFAULT_TTL).await,
+        Filled::Stored
+    );
+    assert_eq!(cache.connections_opened(), 1);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(cache.get(&key).await, Some(value("v")));
+    assert_eq!(
+        cache.connections_opened(),
+        2,
+        "a new connection, authenticated afresh"
+    );
+}
+
+/// A token the server refuses (`AUTH` fails): reads are misses, the invalidation fails and says why.
+#[tokio::test]
+async fn a_refused_valkey_token_is_a_miss_and_a_failed_invalidation() {
+    let database = valkey::database();
+    let cache = valkey_cache(database.cache_as(valkey::CACHE_USER, "not-the-password"));
+    let key = key();
+    assert_eq!(cache.get(&key).await, None);
+    assert_eq!(cache.lease(&key).await, None);
+    let error = cache
+        .invalidate(std::slice::from_ref(&key))
+        .await
+        .expect_err("refused");
+    let said = error.to_string();
+    assert!(
+        said.contains("WRONGPASS") || said.contains("uthentication"),
+        "{said}"
+    );
+    assert!(!said.contains("not-the-password"), "{said}");
+}
+
 // ---- no stale fill: every interleaving of a reader and the consumer ----
 
 on_both!(a_fill_never_lands_after_an_invalidation_in_any_interleaving);

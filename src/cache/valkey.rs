@@ -208,6 +208,7 @@ pub struct ValkeyCache {
     tokens: Arc<dyn TokenProvider>,
     open: Mutex<Option<Open>>,
     opened: AtomicU64,
+    max_connection_age: Duration,
     lease_ttl: Duration,
     read_timeout: Duration,
     invalidate_timeout: Duration,
@@ -238,6 +239,7 @@ impl ValkeyCache {
             tokens,
             open: Mutex::new(None),
             opened: AtomicU64::new(0),
+            max_connection_age: MAX_CONNECTION_AGE,
             lease_ttl: Duration::from_secs(LEASE_SECONDS as u64),
             read_timeout: READ_TIMEOUT,
             invalidate_timeout: INVALIDATE_TIMEOUT,
@@ -280,6 +282,13 @@ impl ValkeyCache {
         self
     }
 
+    /// How long one connection serves before it is replaced by a newly authenticated one
+    /// ([`MAX_CONNECTION_AGE`]; tests shorten it).
+    pub fn with_max_connection_age(mut self, age: Duration) -> Self {
+        self.max_connection_age = age;
+        self
+    }
+
     pub fn endpoint(&self) -> &Endpoint {
         &self.endpoint
     }
@@ -293,7 +302,7 @@ impl ValkeyCache {
     async fn connection(&self, timeout: Duration) -> Result<(MultiplexedConnection, u64), Failure> {
         let mut open = self.open.lock().await;
         if let Some(current) = open.as_ref() {
-            if current.opened.elapsed() < MAX_CONNECTION_AGE {
+            if current.opened.elapsed() < self.max_connection_age {
                 return Ok((current.connection.clone(), current.id));
             }
         }
