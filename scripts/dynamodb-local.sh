@@ -20,6 +20,14 @@ command_line() {
   else ps -p "$1" -o args= 2>/dev/null || true; fi
 }
 is_dynamodb_local() { [[ $1 =~ ^[0-9]+$ ]] && [[ $(command_line "$1") == *DynamoDBLocal.jar* ]]; }
+# The process has not finished exiting. Its command line reads empty from early in its exit, before its
+# sockets close; a zombie (state Z) has closed them. So a stop waits on this, not on the command line.
+still_running() {
+  local state
+  if [[ -r /proc/$1/stat ]]; then state=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
+  else state=$(ps -p "$1" -o stat= 2>/dev/null || true); fi
+  [[ -n $state && $state != Z* ]]
+}
 # The PID file names a running DynamoDB Local.
 running() { [[ -f $1 ]] && is_dynamodb_local "$(cat "$1")"; }
 
@@ -77,9 +85,12 @@ stop)
     pid=$(cat "$pidfile")
     if is_dynamodb_local "$pid"; then
       kill "$pid" 2>/dev/null || true
-      for _ in $(seq 1 50); do is_dynamodb_local "$pid" || break; sleep 0.1; done
+      for _ in $(seq 1 50); do still_running "$pid" || break; sleep 0.1; done
       # Still DynamoDB Local after 5 s (checked again: the number is not reused by then).
-      if is_dynamodb_local "$pid"; then kill -9 "$pid" 2>/dev/null || true; fi
+      if is_dynamodb_local "$pid"; then
+        kill -9 "$pid" 2>/dev/null || true
+        for _ in $(seq 1 50); do still_running "$pid" || break; sleep 0.1; done
+      fi
     elif [[ -n $(command_line "$pid") ]]; then
       echo "pid file $pidfile names pid $pid, which is not DynamoDB Local ($(command_line "$pid" | cut -c1-80)): left alone, stale pid file removed" >&2
     fi
