@@ -613,6 +613,42 @@ async fn the_valkey_connection_is_kept_and_reopened_after_the_server_closes_it()
     assert_eq!(cache.connections_opened(), 2);
 }
 
+/// A key some other writer left with another type: the server's error is a miss, no lease and no fill,
+/// over the same connection; the invalidation removes the key and the next reader fills it.
+#[tokio::test]
+async fn a_valkey_key_of_another_type_is_a_miss_until_invalidated() {
+    let database = valkey::database();
+    let cache = valkey_cache(database.cache());
+    let key = key();
+    let mut admin = database.admin().await;
+    redis::cmd("SET")
+        .arg(key.id())
+        .arg("not a hash")
+        .query_async::<()>(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(cache.get(&key).await, None);
+    assert_eq!(cache.lease(&key).await, None, "the key is taken");
+    assert_eq!(
+        cache
+            .set(&key, &Lease::new(), &value("v"), DEFAULT_TTL)
+            .await,
+        Filled::Failed
+    );
+    assert_eq!(cache.connections_opened(), 1, "the server answered: kept");
+    cache.invalidate(std::slice::from_ref(&key)).await.unwrap();
+    let lease = cache
+        .lease(&key)
+        .await
+        .expect("a lease after the invalidation");
+    assert_eq!(
+        cache.set(&key, &lease, &value("v"), DEFAULT_TTL).await,
+        Filled::Stored
+    );
+    assert_eq!(cache.get(&key).await, Some(value("v")));
+    assert_eq!(cache.connections_opened(), 1);
+}
+
 /// A connection is replaced by a newly authenticated one once it reaches its age (ElastiCache ends
 /// IAM-authenticated connections at 12 hours; the function re-authenticates before, at 11).
 #[tokio::test]

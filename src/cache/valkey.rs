@@ -10,7 +10,8 @@
 //! ([`LEASE_SCRIPT`], [`FILL_SCRIPT`]), atomic on the server; `invalidate` deletes every key of a group
 //! in one round trip (a pipeline of `DEL`s: one command per key, so no command spans two hash slots).
 //!
-//! One multiplexed TLS connection is kept across invocations and re-opened after any failure, and
+//! One multiplexed TLS connection is kept across invocations and re-opened after a failure (a server's
+//! error answer, such as NOPERM, keeps it), and
 //! before [`MAX_CONNECTION_AGE`] (ElastiCache closes IAM-authenticated connections after 12 hours). It
 //! authenticates with `AUTH <user> <token>`, the token from a [`TokenProvider`]: a fixed password
 //! locally, a signed IAM token in AWS. `get`, `lease` and `set` have a short timeout and never fail
@@ -328,7 +329,8 @@ impl ValkeyCache {
         }
     }
 
-    /// Runs `call` on the kept connection within `timeout`; on any failure forgets that connection.
+    /// Runs `call` on the kept connection within `timeout`; forgets that connection after a failure
+    /// other than the server's answer.
     async fn run<T, F, Fut>(&self, timeout: Duration, call: F) -> Result<T, Failure>
     where
         F: FnOnce(MultiplexedConnection) -> Fut,
@@ -343,7 +345,14 @@ impl ValkeyCache {
         let outcome = tokio::time::timeout(timeout, attempt)
             .await
             .unwrap_or(Err(Failure::Timeout(timeout)));
-        if let (Err(_), Some(id)) = (&outcome, used) {
+        // A server's own refusal (NOPERM, WRONGTYPE, a script's error) comes over a working connection.
+        // (An error code the client does not know, such as WRONGTYPE or NOPERM, is an `Extension`.)
+        let answered = matches!(
+            &outcome,
+            Err(Failure::Redis(error))
+                if matches!(error.kind(), redis::ErrorKind::Server(_) | redis::ErrorKind::Extension)
+        );
+        if let (Err(_), Some(id), false) = (&outcome, used, answered) {
             self.forget(id).await;
         }
         outcome
