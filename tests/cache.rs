@@ -1561,6 +1561,57 @@ fn ddb_reads_through_the_cache_when_a_cache_table_is_set_and_says_hit_or_miss() 
     assert_eq!(messages.lines().count(), 5);
 }
 
+/// With `VALKEY_ENDPOINT` (and, locally, the ACL user's password and the server's CA), `ddb` reads through
+/// the Valkey cache: a miss that fills, then a hit, the same lines; the entry is in Valkey, under the key
+/// the function invalidates.
+#[test]
+fn ddb_reads_through_the_valkey_cache_when_valkey_is_set() {
+    use ddb::commands::seed;
+    let table = local::unique_table();
+    assert!(ddb(&table, &["schema-load"]).status.success());
+    assert!(ddb(&table, &["seed"]).status.success());
+    let read = |args: &[&str]| {
+        let output = ddb_command(&table)
+            .envs(valkey::ddb_environment())
+            .args(args)
+            .output()
+            .expect("run ddb");
+        assert!(output.status.success(), "{output:?}");
+        (
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (first, miss) = read(&["--json", "conversations", "andrewbrown"]);
+    let (second, hit) = read(&["--json", "conversations", "andrewbrown"]);
+    let (direct, bypass) = read(&["--json", "conversations", "andrewbrown", "--no-cache"]);
+    assert!(
+        miss.contains("cache miss (filled) (conversations#"),
+        "{miss}"
+    );
+    assert!(hit.contains("cache hit (conversations#"), "{hit}");
+    assert!(!bypass.contains("cache"), "{bypass}");
+    assert_eq!(first, second);
+    assert_eq!(first, direct);
+    assert!(first.lines().count() > 1, "{first}");
+
+    let stored: Option<String> = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let mut admin = valkey::ddb_database().admin().await;
+        redis::cmd("HGET")
+            .arg(CacheKey::Conversations(seed::ANDREW.uuid.to_owned()).id())
+            .arg(CACHED_VALUE)
+            .query_async(&mut admin)
+            .await
+            .unwrap()
+    });
+    let stored: Vec<Entry> = serde_json::from_str(&stored.expect("the entry in Valkey")).unwrap();
+    let printed: Vec<Entry> = first
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(stored, printed);
+}
+
 /// Issue 16, item 7: `--json` prints the app's five fields whether a cache is set or not, so a script does not
 /// break when someone sets CACHE_TABLE_NAME: the same bytes from the table, from a miss and from a hit.
 /// `--items` prints the rows themselves.

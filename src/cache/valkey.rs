@@ -290,6 +290,12 @@ impl ValkeyCache {
         self
     }
 
+    /// The same cache at another endpoint (before it connects: a kept connection stays where it is).
+    pub fn with_endpoint(mut self, endpoint: Endpoint) -> Self {
+        self.endpoint = endpoint;
+        self
+    }
+
     pub fn endpoint(&self) -> &Endpoint {
         &self.endpoint
     }

@@ -24,6 +24,8 @@ pub const ADMIN_USER: &str = "admin";
 
 struct Server {
     endpoint: Endpoint,
+    /// Where the test CA's certificate is (removed with the server).
+    ca_file: std::path::PathBuf,
     password: String,
     admin_password: String,
     /// The watchdog shell. Its stdin is never written: it sees EOF only when this process ends.
@@ -122,6 +124,7 @@ pid=$!; echo "$pid"; cat >/dev/null; kill "$pid" 2>/dev/null; wait "$pid" 2>/dev
     let ca = std::fs::read(dir.join("ca.crt")).expect("the test CA's certificate");
     Server {
         endpoint: Endpoint::new("127.0.0.1", port).with_root_certificate(ca),
+        ca_file: dir.join("ca.crt"),
         password,
         admin_password,
         _watchdog: Mutex::new({
@@ -138,7 +141,8 @@ fn server() -> &'static Server {
 /// Logical databases of the server: each [`Database`] its own, so tests running at once never share keys.
 const DATABASES: i64 = 1000;
 
-static NEXT_DATABASE: AtomicI64 = AtomicI64::new(0);
+/// Database 0 is `ddb`'s ([`ddb_environment`]: it connects as the function does, to database 0).
+static NEXT_DATABASE: AtomicI64 = AtomicI64::new(1);
 
 /// One logical database of this test binary's server (TLS, 127.0.0.1, the test CA as the only root).
 #[derive(Debug, Clone)]
@@ -180,6 +184,29 @@ impl Database {
             .connect(ADMIN_USER, &server().admin_password)
             .await
             .expect("connect to the test redis-server as admin")
+    }
+}
+
+/// The environment that points `ddb` at this server's database 0 as the `cache` user: the Valkey
+/// settings the function reads, and ddb's local ones (`VALKEY_PASSWORD`, `VALKEY_CA_FILE`).
+pub fn ddb_environment() -> Vec<(&'static str, String)> {
+    let server = server();
+    vec![
+        (
+            "VALKEY_ENDPOINT",
+            format!("{}:{}", server.endpoint.host, server.endpoint.port),
+        ),
+        ("VALKEY_USER", CACHE_USER.to_owned()),
+        ("VALKEY_CACHE_NAME", "local".to_owned()),
+        ("VALKEY_PASSWORD", server.password.clone()),
+        ("VALKEY_CA_FILE", server.ca_file.display().to_string()),
+    ]
+}
+
+/// `ddb`'s database ([`ddb_environment`]), to look at what it left there.
+pub fn ddb_database() -> Database {
+    Database {
+        endpoint: server().endpoint.clone(),
     }
 }
 

@@ -6,6 +6,7 @@ use crate::connect::Session;
 use crate::output::{self, Output};
 use crate::reads::{ttl_from_env, Consistency, List, Reader};
 use messaging_stream::cache::dynamo::DynamoCache;
+use messaging_stream::cache::Cache;
 use std::sync::Arc;
 
 /// One list command's request.
@@ -63,17 +64,21 @@ pub(super) async fn show(
     out.entries(&entries)
 }
 
-/// The read-through reader when a cache table is set and not bypassed. Only then is
-/// `CACHE_TTL_SECONDS` read (and a bad value refused): it is the fill's setting.
+/// The read-through reader when a cache (a cache table, or `VALKEY_ENDPOINT`) is set and not
+/// bypassed. Only then is `CACHE_TTL_SECONDS` read (and a bad value refused): it is the fill's setting.
 fn cached_reader(session: &Session, no_cache: bool) -> Result<Option<Reader>, CommandError> {
-    let config = &session.config;
-    let Some(table) = config.cache_table_name.as_ref().filter(|_| !no_cache) else {
+    if no_cache {
         return Ok(None);
+    }
+    let config = &session.config;
+    let client = &session.client;
+    let cache: Arc<dyn Cache> = match (&config.cache_table_name, session.valkey_cache()?) {
+        (Some(table), _) => Arc::new(DynamoCache::new(client.clone(), table.clone())),
+        (None, Some(valkey)) => Arc::new(valkey),
+        (None, None) => return Ok(None),
     };
     let ttl = ttl_from_env()?;
-    let client = &session.client;
-    let cache = DynamoCache::new(client.clone(), table.clone());
     Ok(Some(
-        Reader::new(client.clone(), config.table_name.clone()).with_cache(Arc::new(cache), ttl),
+        Reader::new(client.clone(), config.table_name.clone()).with_cache(cache, ttl),
     ))
 }
