@@ -2,7 +2,8 @@
 //! (`--endpoint-url`/`aws`, `--profile`, `--region`, `--table`, `--cache-table`), ddb's own retry
 //! pace, and the clients built from them. The endpoint, region and credentials are resolved by
 //! `messaging_stream::aws` (aws-config's own resolution); this module only says what ddb asks
-//! for. It also builds the Lambda's [`App`] through the Lambda's own constructor, and says once
+//! for. It also builds the Lambda's [`App`] through the Lambda's own constructor, the Valkey cache
+//! `VALKEY_ENDPOINT` names (as the function connects, or locally with a password), and says once
 //! where a writing command writes.
 
 use crate::cli::Cli;
