@@ -11,12 +11,12 @@
 //! in one round trip (a pipeline of `DEL`s: one command per key, so no command spans two hash slots).
 //!
 //! One multiplexed TLS connection is kept across invocations and re-opened after a failure (a server's
-//! error answer, such as NOPERM, keeps it), and
-//! before [`MAX_CONNECTION_AGE`] (ElastiCache closes IAM-authenticated connections after 12 hours). It
-//! authenticates with `AUTH <user> <token>`, the token from a [`TokenProvider`]: a fixed password
-//! locally, a signed IAM token in AWS. `get`, `lease` and `set` have a short timeout and never fail
-//! the caller (an error or a timeout is a logged miss, no lease, a dropped fill); a failed
-//! `invalidate` is a [`CacheError`], so the consumer fails the group as with DynamoDB.
+//! error answer, such as NOPERM, keeps it) and before [`MAX_CONNECTION_AGE`] (ElastiCache closes
+//! IAM-authenticated connections after 12 hours). It authenticates with `AUTH <user> <token>`, the
+//! token from a [`TokenProvider`]: a fixed password locally, a signed IAM token ([`super::iam`]) in
+//! AWS. `get`, `lease` and `set` have a short timeout and never fail the caller (an error or a
+//! timeout is a logged miss, no lease, a dropped fill); a failed `invalidate` is a [`CacheError`], so
+//! the consumer fails the group as with DynamoDB.
 
 use super::{Cache, CacheError, CacheFuture, CacheKey, Cached, Filled, Lease, LEASE_SECONDS};
 use redis::aio::MultiplexedConnection;
