@@ -1518,6 +1518,10 @@ fn ddb_reads_through_the_cache_when_a_cache_table_is_set_and_says_hit_or_miss() 
         "{miss}"
     );
     assert!(hit.contains("cache hit (conversations#"), "{hit}");
+    assert!(
+        hit.contains(&format!(" in cache table {cache_table})")),
+        "which cache: {hit}"
+    );
     assert!(!bypass.contains("cache"), "{bypass}");
     assert_eq!(first, second);
     let entries: Vec<serde_json::Value> = first
@@ -1590,6 +1594,10 @@ fn ddb_reads_through_the_valkey_cache_when_valkey_is_set() {
         "{miss}"
     );
     assert!(hit.contains("cache hit (conversations#"), "{hit}");
+    assert!(
+        hit.contains(" in Valkey at 127.0.0.1:"),
+        "which cache: {hit}"
+    );
     assert!(!bypass.contains("cache"), "{bypass}");
     assert_eq!(first, second);
     assert_eq!(first, direct);
