@@ -1410,6 +1410,39 @@ async fn valkey_settings_give_the_function_a_valkey_cache_with_iam_tokens() {
     }
 }
 
+/// On Valkey the same group chat's 61 keys are all invalidated (sent as one pipeline of single-key
+/// deletes; the round trips are not counted here).
+#[tokio::test]
+async fn a_group_chat_of_60_invalidates_its_61_keys_on_valkey() {
+    let f = Fixture::on(Backend::Valkey).await;
+    let owners: Vec<String> = (0..60).map(|i| format!("o{i:02}")).collect();
+    f.table
+        .put(owners.iter().map(|o| group_row(o, "big", T0, "x")))
+        .await;
+    let reader = f.reader();
+    let mut keys: Vec<CacheKey> = owners
+        .iter()
+        .map(|o| CacheKey::Conversations(o.clone()))
+        .collect();
+    keys.push(CacheKey::Messages("big".into()));
+    for owner in &owners {
+        reader.conversations(owner, None).await.unwrap();
+    }
+    reader.messages("big", None).await.unwrap();
+    for key in &keys {
+        assert!(f.stored(key).await.is_some(), "{} is cached", key.id());
+    }
+
+    let response = f
+        .invoke(&f.app, event(vec![message_record("big", T3, "all", "5")]))
+        .await;
+
+    assert!(response.batch_item_failures.is_empty());
+    for key in &keys {
+        assert_eq!(f.stored(key).await, None, "{} is still cached", key.id());
+    }
+}
+
 /// policies/execution-cache-dynamodb.json allows exactly the calls the function makes on the cache table.
 #[tokio::test]
 async fn the_execution_policy_allows_exactly_what_the_handler_does_on_the_cache_table() {
