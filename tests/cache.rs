@@ -570,7 +570,7 @@ async fn a_valkey_that_does_not_answer_is_a_miss_within_the_timeout() {
 }
 
 /// The connection is kept across calls, and a new one is opened (authenticated afresh) after the server
-/// closed it: at most one call is lost to the closed connection.
+/// closed it, within the call that found it closed: no call is lost to it.
 #[tokio::test]
 async fn the_valkey_connection_is_kept_and_reopened_after_the_server_closes_it() {
     let database = valkey::database();
@@ -607,9 +607,11 @@ async fn the_valkey_connection_is_kept_and_reopened_after_the_server_closes_it()
         .await
         .unwrap();
     assert_eq!(killed, 1);
-    let first = cache.get(&key).await;
-    let second = cache.get(&key).await;
-    assert_eq!(second, Some(value("v")), "served again (first: {first:?})");
+    assert_eq!(
+        cache.get(&key).await,
+        Some(value("v")),
+        "the closed connection is tried once more on a new one"
+    );
     assert_eq!(cache.connections_opened(), 2);
 }
 

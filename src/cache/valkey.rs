@@ -335,33 +335,46 @@ impl ValkeyCache {
         }
     }
 
-    /// Runs `call` on the kept connection within `timeout`; forgets that connection after a failure
-    /// other than the server's answer.
+    /// Runs `call` on the kept connection, all within `timeout`. A transport failure (a connection
+    /// the server or the network closed, as after the function was frozen a while) forgets that
+    /// connection and tries once more on a new one; a server's error answer (NOPERM, WRONGTYPE, a
+    /// script's error) came over a working connection, which is kept and not tried again.
     async fn run<T, F, Fut>(&self, timeout: Duration, call: F) -> Result<T, Failure>
     where
-        F: FnOnce(MultiplexedConnection) -> Fut,
+        F: Fn(MultiplexedConnection) -> Fut,
         Fut: std::future::Future<Output = Result<T, RedisError>>,
     {
-        let mut used = None;
-        let attempt = async {
-            let (connection, id) = self.connection(timeout).await?;
-            used = Some(id);
-            call(connection).await.map_err(Failure::from)
+        // The connection in use when the time ran out (0: none yet), forgotten: it may be stuck.
+        let in_use = AtomicU64::new(0);
+        let attempts = async {
+            let mut retried = false;
+            loop {
+                let (connection, id) = self.connection(timeout).await?;
+                in_use.store(id, Ordering::Relaxed);
+                match call(connection).await {
+                    Ok(value) => return Ok(value),
+                    Err(error) if answered(&error) => return Err(Failure::from(error)),
+                    Err(error) => {
+                        self.forget(id).await;
+                        if retried {
+                            return Err(Failure::from(error));
+                        }
+                        retried = true;
+                        tracing::debug!(error = %error, "Valkey connection failed: once more on a new one");
+                    }
+                }
+            }
         };
-        let outcome = tokio::time::timeout(timeout, attempt)
-            .await
-            .unwrap_or(Err(Failure::Timeout(timeout)));
-        // A server's own refusal (NOPERM, WRONGTYPE, a script's error) comes over a working connection.
-        // (An error code the client does not know, such as WRONGTYPE or NOPERM, is an `Extension`.)
-        let answered = matches!(
-            &outcome,
-            Err(Failure::Redis(error))
-                if matches!(error.kind(), redis::ErrorKind::Server(_) | redis::ErrorKind::Extension)
-        );
-        if let (Err(_), Some(id), false) = (&outcome, used, answered) {
-            self.forget(id).await;
+        match tokio::time::timeout(timeout, attempts).await {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                let id = in_use.load(Ordering::Relaxed);
+                if id != 0 {
+                    self.forget(id).await;
+                }
+                Err(Failure::Timeout(timeout))
+            }
         }
-        outcome
     }
 
     async fn get_entry(&self, key: &CacheKey) -> Option<Cached> {
@@ -421,7 +434,7 @@ impl ValkeyCache {
     async fn fill(&self, key: &CacheKey, lease: &Lease, value: &Cached, ttl: Duration) -> Filled {
         let id = key.id();
         let covers = value.covers.map(|n| n.to_string()).unwrap_or_default();
-        let key_id = &id;
+        let (key_id, covers) = (&id, &covers);
         let result = self
             .run(self.read_timeout, |mut connection| async move {
                 self.fill_script
@@ -429,7 +442,7 @@ impl ValkeyCache {
                     .arg(&lease.token)
                     .arg(&value.value)
                     .arg(milliseconds(ttl))
-                    .arg(&covers)
+                    .arg(covers)
                     .invoke_async::<i64>(&mut connection)
                     .await
             })
@@ -455,9 +468,10 @@ impl ValkeyCache {
             return Ok(());
         }
         let count = ids.len();
+        let ids = &ids;
         self.run(self.invalidate_timeout, |mut connection| async move {
             let mut pipeline = redis::pipe();
-            for id in &ids {
+            for id in ids {
                 pipeline.del(id).ignore();
             }
             pipeline.query_async::<()>(&mut connection).await
@@ -493,6 +507,15 @@ impl Cache for ValkeyCache {
     fn invalidate<'a>(&'a self, keys: &'a [CacheKey]) -> CacheFuture<'a, Result<(), CacheError>> {
         Box::pin(self.delete_all(keys))
     }
+}
+
+/// True when the server answered with an error: the connection works. (An error code the client does
+/// not know, such as WRONGTYPE or NOPERM, is an `Extension`.)
+fn answered(error: &RedisError) -> bool {
+    matches!(
+        error.kind(),
+        redis::ErrorKind::Server(_) | redis::ErrorKind::Extension
+    )
 }
 
 /// A duration in whole milliseconds, as PEXPIRE takes it (saturating).
