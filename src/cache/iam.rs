@@ -247,6 +247,31 @@ mod tests {
         assert!(!token.contains("wJalr"), "the secret key never appears");
     }
 
+    /// The same request presigned by botocore (`SigV4QueryAuth(credentials, "elasticache",
+    /// "us-east-1", expires=900)` at 2025-01-15T10:00:00Z, as the AWS docs' Python sample signs it),
+    /// scheme stripped: an independent signer agrees to the byte, with and without a session token.
+    #[test]
+    fn a_token_is_what_botocore_signs_for_the_same_request() {
+        let prefix = "cruddur-cache-prod/?Action=connect&User=cruddur-messaging-stream\
+            &ResourceType=ServerlessCache&X-Amz-Algorithm=AWS4-HMAC-SHA256\
+            &X-Amz-Credential=AKIDEXAMPLE%2F20250115%2Fus-east-1%2Felasticache%2Faws4_request\
+            &X-Amz-Date=20250115T100000Z&X-Amz-Expires=900&X-Amz-SignedHeaders=host";
+        assert_eq!(
+            sign_token(&target(), &credentials(None), at(T)).unwrap(),
+            format!(
+                "{prefix}&X-Amz-Signature=\
+                52170425820cfc945694bc2bf451f3c4a5f9f21356f59861b316d8b732300c8e"
+            )
+        );
+        let with_session = sign_token(&target(), &credentials(Some("FwoG/zz+session=")), at(T));
+        let with_session = with_session.unwrap();
+        let botocore = format!(
+            "{prefix}&X-Amz-Security-Token=FwoG%2Fzz%2Bsession%3D&X-Amz-Signature=\
+            8121a3d37081eb30ba4db920c3dc8993df481058d68d97cbae53cf52602b5b42"
+        );
+        assert_eq!(query(&with_session), query(&botocore), "{with_session}");
+    }
+
     #[test]
     fn the_signature_depends_on_the_time_the_user_and_the_secret() {
         let base = sign_token(&target(), &credentials(None), at(T)).unwrap();
