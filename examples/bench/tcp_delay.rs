@@ -1,0 +1,96 @@
+//! A plain TCP relay on 127.0.0.1 that adds a round-trip time to a byte stream: the Valkey side of the
+//! read table's RTT (testkit's fault proxy speaks HTTP and cannot sit in front of TLS Valkey).
+//!
+//! Bytes from the client reach the server `rtt` after they were read (the whole round trip on the way
+//! in, none on the way back), in order, without serialising: a second write sent while the first is
+//! in flight is delayed by `rtt` from its own arrival, as on a real link. TLS passes through untouched.
+//! It also counts the client's writes it forwarded (a pipelined batch is one write: a round trip).
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+/// The relay; dropping it stops it and every connection.
+pub struct TcpDelay {
+    addr: SocketAddr,
+    writes: Arc<AtomicU64>,
+    _tasks: JoinSet<()>,
+}
+
+impl TcpDelay {
+    /// Listens on a free 127.0.0.1 port and relays each connection to `target` with `rtt` added.
+    pub async fn start(target: SocketAddr, rtt: Duration) -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let writes = Arc::new(AtomicU64::new(0));
+        let mut tasks = JoinSet::new();
+        let counted = writes.clone();
+        tasks.spawn(async move {
+            let mut connections = JoinSet::new();
+            while let Ok((client, _)) = listener.accept().await {
+                let counted = counted.clone();
+                connections.spawn(async move {
+                    if let Ok(server) = TcpStream::connect(target).await {
+                        relay(client, server, rtt, counted).await;
+                    }
+                });
+            }
+        });
+        Ok(Self {
+            addr,
+            writes,
+            _tasks: tasks,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// Client writes forwarded since the last reset.
+    pub fn writes(&self) -> u64 {
+        self.writes.load(Ordering::Relaxed)
+    }
+
+    pub fn reset(&self) {
+        self.writes.store(0, Ordering::Relaxed);
+    }
+}
+
+async fn relay(client: TcpStream, server: TcpStream, rtt: Duration, writes: Arc<AtomicU64>) {
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
+    let (mut client_read, mut client_write) = client.into_split();
+    let (mut server_read, mut server_write) = server.into_split();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
+    let inbound = async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        while let Ok(n) = client_read.read(&mut buf).await {
+            if n == 0 || tx.send((Instant::now() + rtt, buf[..n].to_vec())).is_err() {
+                break;
+            }
+        }
+    };
+    let delayed = async move {
+        while let Some((due, bytes)) = rx.recv().await {
+            if !rtt.is_zero() {
+                tokio::time::sleep_until(due).await;
+            }
+            writes.fetch_add(1, Ordering::Relaxed);
+            if server_write.write_all(&bytes).await.is_err() {
+                break;
+            }
+        }
+        let _ = server_write.shutdown().await;
+    };
+    let outbound = async move {
+        let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+        let _ = client_write.shutdown().await;
+    };
+    tokio::join!(inbound, delayed, outbound);
+}
