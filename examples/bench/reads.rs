@@ -14,15 +14,14 @@
 //! miss's Query reads the table.
 
 use crate::latency;
-use crate::tcp_delay::TcpDelay;
 use crate::report::{self, Calibration, Stats};
+use crate::tcp_delay::TcpDelay;
 use anyhow::ensure;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use ddb::commands::schema;
 use ddb::reads::{Consistency, Entry, List, Reader, Served};
 use messaging_stream::cache::dynamo::DynamoCache;
-use messaging_stream::cache::valkey::ValkeyCache;
 use messaging_stream::cache::{Cache, CacheKey, Filled, DEFAULT_TTL};
 use messaging_stream::plan::Item;
 use messaging_stream::store::Store;
@@ -122,18 +121,11 @@ pub struct Soak {
     pub valkey_round_trips: Option<u64>,
 }
 
-/// The relay's measured cost: median of a Valkey read (HMGET of an absent key) through it minus direct.
-#[derive(Debug, Clone, Serialize)]
-pub struct ValkeyCalibration {
-    pub rtt_ms: u64,
-    pub direct_ms: f64,
-    pub relayed_ms: f64,
-}
-
 #[derive(Debug, Clone, Serialize)]
 pub struct Reads {
     pub calibration: Vec<Calibration>,
-    pub valkey_calibration: Vec<ValkeyCalibration>,
+    /// The Valkey relay's, as `calibration` is the proxy's.
+    pub valkey_calibration: Vec<Calibration>,
     pub cells: Vec<ReadCell>,
     pub soaks: Vec<Soak>,
     pub value_bytes: BTreeMap<usize, usize>,
@@ -284,14 +276,11 @@ pub async fn measure(
         let mut relayed = valkey_db.endpoint();
         relayed.port = relay.port();
         let vcache = Arc::new(valkey_db.cache().with_endpoint(relayed));
-        let vreader =
-            Reader::new(client.clone(), TABLE).with_cache(vcache.clone(), DEFAULT_TTL);
-        let vcal = valkey_calibrate(&valkey_db.cache(), &vcache, latency_ms).await;
+        let vreader = Reader::new(client.clone(), TABLE).with_cache(vcache.clone(), DEFAULT_TTL);
+        let vcal = latency::tune_relay(&valkey_db.cache(), &vcache, &relay, latency_ms).await;
         println!(
-            "   Valkey through the TCP relay: {:.2} ms a read, directly {:.2} ms (relay adds {:.2} ms, measured)",
-            vcal.relayed_ms,
-            vcal.direct_ms,
-            vcal.relayed_ms - vcal.direct_ms
+            "   Valkey through the TCP relay (it adds {:.2} ms, measured)",
+            vcal.added_ms
         );
         valkey_calibration.push(vcal);
         for &(n, limit) in &[(20usize, None), (200, None), (200, Some(20u32))] {
@@ -369,7 +358,7 @@ pub async fn measure(
                         round_trips = relay.writes();
                     }
                 }
-                                // The cache item: id + value + expires_at (+ covers_limit).
+                // The cache item: id + value + expires_at (+ covers_limit).
                 let cache_item =
                     value_len + 2 + key.id().len() + 12 + 10 + if limit.is_some() { 16 } else { 0 };
                 if mode != Mode::Direct {
@@ -427,34 +416,6 @@ pub async fn measure(
         soaks,
         value_bytes,
     })
-}
-
-/// The time of a Valkey read (HMGET of an absent key: one round trip) directly and through the relay.
-async fn valkey_calibrate(
-    direct: &ValkeyCache,
-    relayed: &ValkeyCache,
-    rtt_ms: u64,
-) -> ValkeyCalibration {
-    let key = CacheKey::Conversations("calibration".into());
-    let median = |times: &mut Vec<f64>| {
-        times.sort_by(f64::total_cmp);
-        times[times.len() / 2] * 1e3
-    };
-    let mut times = [Vec::new(), Vec::new()];
-    for (i, cache) in [direct, relayed].into_iter().enumerate() {
-        cache.get(&key).await; // connects
-        for _ in 0..31 {
-            let started = Instant::now();
-            cache.get(&key).await;
-            times[i].push(started.elapsed().as_secs_f64());
-        }
-    }
-    let [mut d, mut r] = times;
-    ValkeyCalibration {
-        rtt_ms,
-        direct_ms: median(&mut d),
-        relayed_ms: median(&mut r),
-    }
 }
 
 /// The DynamoDB requests, and the Valkey round trips when there are any.
@@ -540,7 +501,8 @@ async fn soak(
             let group = &groups[rng.usize(0..groups.len())];
             clock += 1;
             let record = items::message_record(group, &timestamp(clock), "soak", &op.to_string());
-            let (requests_before, trips_before) = (log.counts().values().sum::<u64>(), round_trips());
+            let (requests_before, trips_before) =
+                (log.counts().values().sum::<u64>(), round_trips());
             let (response, _) =
                 crate::cells::handle_batch(&app, &items::event(vec![record])).await?;
             message_requests += log.counts().values().sum::<u64>() - requests_before;
@@ -615,13 +577,19 @@ impl Reads {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        for c in &self.valkey_calibration {
-            let _ = writeln!(
-                md,
-                "Valkey at {} ms RTT: a one-round-trip read took {:.2} ms through the relay, {:.2} ms directly (medians of 31).",
-                c.rtt_ms, c.relayed_ms, c.direct_ms
-            );
-        }
+        let _ = writeln!(
+            md,
+            "RTT added, measured (median of 60 paired reads, proxied minus direct): {}.",
+            self.calibration
+                .iter()
+                .zip(&self.valkey_calibration)
+                .map(|(d, v)| format!(
+                    "{} ms: DynamoDB {:.2} ms, Valkey {:.2} ms",
+                    d.latency_ms, d.added_ms, v.added_ms
+                ))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
         let _ = writeln!(md, "\n| soak | cache | reads | messages | hit ratio | stale reads | requests | per message: DynamoDB requests, Valkey round trips |\n|---|---|---|---|---|---|---|---|");
         for s in &self.soaks {
             let _ = writeln!(

@@ -19,6 +19,8 @@ use tokio::time::Instant;
 pub struct TcpDelay {
     addr: SocketAddr,
     writes: Arc<AtomicU64>,
+    /// The added time, in microseconds (tuned while running: see `latency::tune_relay`).
+    rtt_us: Arc<AtomicU64>,
     _tasks: JoinSet<()>,
 }
 
@@ -28,12 +30,14 @@ impl TcpDelay {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let writes = Arc::new(AtomicU64::new(0));
+        let rtt_us = Arc::new(AtomicU64::new(rtt.as_micros() as u64));
         let mut tasks = JoinSet::new();
         let counted = writes.clone();
+        let rtt = rtt_us.clone();
         tasks.spawn(async move {
             let mut connections = JoinSet::new();
             while let Ok((client, _)) = listener.accept().await {
-                let counted = counted.clone();
+                let (counted, rtt) = (counted.clone(), rtt.clone());
                 connections.spawn(async move {
                     if let Ok(server) = TcpStream::connect(target).await {
                         relay(client, server, rtt, counted).await;
@@ -44,6 +48,7 @@ impl TcpDelay {
         Ok(Self {
             addr,
             writes,
+            rtt_us,
             _tasks: tasks,
         })
     }
@@ -57,12 +62,22 @@ impl TcpDelay {
         self.writes.load(Ordering::Relaxed)
     }
 
+    /// Changes the added time, for connections open and new.
+    pub fn set_rtt(&self, rtt: Duration) {
+        self.rtt_us.store(rtt.as_micros() as u64, Ordering::Relaxed);
+    }
+
     pub fn reset(&self) {
         self.writes.store(0, Ordering::Relaxed);
     }
 }
 
-async fn relay(client: TcpStream, server: TcpStream, rtt: Duration, writes: Arc<AtomicU64>) {
+async fn relay(
+    client: TcpStream,
+    server: TcpStream,
+    rtt_us: Arc<AtomicU64>,
+    writes: Arc<AtomicU64>,
+) {
     let _ = client.set_nodelay(true);
     let _ = server.set_nodelay(true);
     let (mut client_read, mut client_write) = client.into_split();
@@ -71,6 +86,7 @@ async fn relay(client: TcpStream, server: TcpStream, rtt: Duration, writes: Arc<
     let inbound = async move {
         let mut buf = vec![0u8; 64 * 1024];
         while let Ok(n) = client_read.read(&mut buf).await {
+            let rtt = Duration::from_micros(rtt_us.load(Ordering::Relaxed));
             if n == 0 || tx.send((Instant::now() + rtt, buf[..n].to_vec())).is_err() {
                 break;
             }
@@ -78,7 +94,7 @@ async fn relay(client: TcpStream, server: TcpStream, rtt: Duration, writes: Arc<
     };
     let delayed = async move {
         while let Some((due, bytes)) = rx.recv().await {
-            if !rtt.is_zero() {
+            if due > Instant::now() {
                 tokio::time::sleep_until(due).await;
             }
             writes.fetch_add(1, Ordering::Relaxed);
