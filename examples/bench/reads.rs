@@ -126,6 +126,9 @@ pub struct Reads {
     pub calibration: Vec<Calibration>,
     /// The Valkey relay's, as `calibration` is the proxy's.
     pub valkey_calibration: Vec<Calibration>,
+    /// At each RTT: a new Valkey cache's first read (TCP, TLS, AUTH, SELECT, then HMGET) and the median of
+    /// its next 10, in ms.
+    pub valkey_first_read_ms: Vec<(u64, f64, f64)>,
     pub cells: Vec<ReadCell>,
     pub soaks: Vec<Soak>,
     pub value_bytes: BTreeMap<usize, usize>,
@@ -254,6 +257,7 @@ pub async fn measure(
         .into();
     let mut calibration = Vec::new();
     let mut valkey_calibration = Vec::new();
+    let mut valkey_first_read_ms = Vec::new();
     let mut cells = Vec::new();
     for &latency_ms in latencies_ms {
         let proxy = Proxy::start(
@@ -283,6 +287,20 @@ pub async fn measure(
             vcal.added_ms
         );
         valkey_calibration.push(vcal);
+        let fresh = valkey_db.cache().with_endpoint(vcache.endpoint().clone());
+        let probe = CacheKey::Conversations("first-connection".into());
+        let mut times = Vec::new();
+        for _ in 0..11 {
+            let started = Instant::now();
+            fresh.get(&probe).await;
+            times.push(started.elapsed().as_secs_f64() * 1e3);
+        }
+        let first = times.remove(0);
+        let next = report::stats(&times).expect("ten reads").median;
+        println!(
+            "   Valkey: a new connection's first read {first:.2} ms, the next 10 {next:.2} ms (median)"
+        );
+        valkey_first_read_ms.push((latency_ms, first, next));
         for &(n, limit) in &[(20usize, None), (200, None), (200, Some(20u32))] {
             let user = format!("u{n}");
             let key = CacheKey::Conversations(user.clone());
@@ -412,6 +430,7 @@ pub async fn measure(
     Ok(Reads {
         calibration,
         valkey_calibration,
+        valkey_first_read_ms,
         cells,
         soaks,
         value_bytes,
@@ -587,6 +606,15 @@ impl Reads {
                     "{} ms: DynamoDB {:.2} ms, Valkey {:.2} ms",
                     d.latency_ms, d.added_ms, v.added_ms
                 ))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+        let _ = writeln!(
+            md,
+            "A new Valkey connection's first read (TCP, TLS handshake, AUTH, SELECT, HMGET) and the median of the next 10 reads on it: {}.",
+            self.valkey_first_read_ms
+                .iter()
+                .map(|(rtt, first, next)| format!("{rtt} ms RTT: {first:.2} ms, then {next:.2} ms"))
                 .collect::<Vec<_>>()
                 .join("; ")
         );
