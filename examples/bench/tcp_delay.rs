@@ -110,3 +110,46 @@ async fn relay(
     };
     tokio::join!(inbound, delayed, outbound);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An echo server on 127.0.0.1.
+    async fn echo() -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let (mut r, mut w) = socket.split();
+                    let _ = tokio::io::copy(&mut r, &mut w).await;
+                });
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn each_write_arrives_in_order_one_rtt_later_and_is_counted() {
+        let relay = TcpDelay::start(echo().await, Duration::from_millis(30))
+            .await
+            .expect("relay");
+        let mut client = TcpStream::connect(("127.0.0.1", relay.port()))
+            .await
+            .expect("connect");
+        let started = std::time::Instant::now();
+        client.write_all(b"first").await.expect("write");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        client.write_all(b"second").await.expect("write");
+        let mut answer = [0u8; 11];
+        client.read_exact(&mut answer).await.expect("echo");
+        let elapsed = started.elapsed();
+        assert_eq!(&answer, b"firstsecond");
+        // The second write, sent 20 ms after the first, arrives 30 ms after it was sent.
+        assert!(elapsed >= Duration::from_millis(50), "{elapsed:?}");
+        assert_eq!(relay.writes(), 2);
+        relay.reset();
+        assert_eq!(relay.writes(), 0);
+    }
+}
