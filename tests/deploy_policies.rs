@@ -364,7 +364,11 @@ const CACHE_TABLE_ARN: &str =
 #[test]
 fn the_endpoint_policy_is_its_files_for_each_read_cache_choice() {
     let choices = read_cache_choices();
-    assert_eq!(choices, ["none", "dynamodb"], "ReadCache's choices");
+    assert_eq!(
+        choices,
+        ["none", "dynamodb", "valkey"],
+        "ReadCache's choices"
+    );
     for choice in &choices {
         let template = template_with(&[("ReadCache", choice)]);
         let deployed = to_policy_json(at(
@@ -375,8 +379,9 @@ fn the_endpoint_policy_is_its_files_for_each_read_cache_choice() {
     }
 }
 
-/// With ReadCache none the role and the endpoint grant nothing on a cache table; with dynamodb exactly the
-/// invalidation, under the condition that creates the table.
+/// With ReadCache none the role and the endpoint grant nothing on a cache; with dynamodb exactly the
+/// invalidation, under the condition that creates the table; with valkey exactly the connection to that cache
+/// (and nothing on a cache table), under the condition that creates the cache.
 #[test]
 fn the_role_gets_exactly_what_the_chosen_read_cache_needs() {
     let on_cache =
@@ -406,13 +411,31 @@ fn the_role_gets_exactly_what_the_chosen_read_cache_needs() {
         on_cache(&role_grants_for("dynamodb")),
         dynamodb_grants(&policy_file("execution-cache-dynamodb"))
     );
-    // Everything else is the same in both.
+    let valkey = role_for("valkey");
+    assert_eq!(
+        valkey
+            .keys()
+            .filter(|name| name.contains("cache"))
+            .collect::<Vec<_>>(),
+        ["execution-cache-valkey"]
+    );
+    assert_eq!(
+        valkey["execution-cache-valkey"],
+        policy_file("execution-cache-valkey")
+    );
+    assert!(
+        on_cache(&role_grants_for("valkey")).is_empty(),
+        "valkey: a grant on a cache table"
+    );
+    // Everything else is the same in all three.
     let without_cache = |mut role: BTreeMap<String, Json>| {
         role.remove("execution-cache-dynamodb");
+        role.remove("execution-cache-valkey");
         role
     };
     assert_eq!(without_cache(dynamodb), none);
-    // The policy is attached exactly when the table exists.
+    assert_eq!(without_cache(valkey), none);
+    // Each policy is attached exactly when its cache exists.
     let template = template();
     let policies = at(
         resource(&template, "ExecutionRole"),
@@ -420,16 +443,92 @@ fn the_role_gets_exactly_what_the_chosen_read_cache_needs() {
     )
     .as_sequence()
     .unwrap();
-    let condition = policies
+    for (policy, cache) in [
+        ("execution-cache-dynamodb", "CacheTable"),
+        ("execution-cache-valkey", "Cache"),
+    ] {
+        let condition = policies
+            .iter()
+            .map(conditional)
+            .find(|(_, p)| at(p, &["PolicyName"]).as_str() == Some(policy))
+            .unwrap_or_else(|| panic!("ExecutionRole has {policy}"))
+            .0;
+        assert!(condition.is_some(), "{policy} is conditional");
+        assert_eq!(
+            condition.as_deref(),
+            at(resource(&template, cache), &["Condition"]).as_str(),
+            "{policy} vs {cache}"
+        );
+    }
+}
+
+/// The Valkey cache: only `elasticache:Connect`, on exactly the cache the template creates and the user the
+/// function connects as (the names the template gives them, which the function's environment names too).
+#[test]
+fn execution_cache_valkey_policy_connects_to_exactly_that_cache_as_the_function_user() {
+    let document = policy_file("execution-cache-valkey");
+    let grants: BTreeSet<(String, String)> = statements(&document)
         .iter()
-        .map(conditional)
-        .find(|(_, p)| at(p, &["PolicyName"]).as_str() == Some("execution-cache-dynamodb"))
-        .expect("ExecutionRole has execution-cache-dynamodb")
-        .0;
+        .flat_map(|s| {
+            assert_eq!(s["Effect"], "Allow");
+            assert!(s.get("Condition").is_none());
+            let resources = strings(s.get("Resource"));
+            strings(s.get("Action"))
+                .into_iter()
+                .flat_map(move |a| resources.clone().into_iter().map(move |r| (a.clone(), r)))
+        })
+        .collect();
+    let template = template();
+    let sub = |id: &str, path: &[&str]| -> String {
+        match at(resource(&template, id), path) {
+            serde_norway::Value::Tagged(t) if t.tag == "Sub" => {
+                t.value.as_str().expect("!Sub of a string").to_owned()
+            }
+            other => panic!("{id} {path:?}: {other:?} is not a !Sub string"),
+        }
+    };
+    let arn = "arn:${AWS::Partition}:elasticache:${AWS::Region}:${AWS::AccountId}";
+    let cache = sub("Cache", &["Properties", "ServerlessCacheName"]);
+    let user = sub("CacheUser", &["Properties", "UserId"]);
     assert_eq!(
-        condition.as_deref(),
-        at(resource(&template, "CacheTable"), &["Condition"]).as_str()
+        user,
+        sub("CacheUser", &["Properties", "UserName"]),
+        "IAM users: UserName = UserId"
     );
+    assert_eq!(
+        grants,
+        BTreeSet::from([
+            (
+                "elasticache:Connect".to_owned(),
+                format!("{arn}:serverlesscache:{cache}")
+            ),
+            (
+                "elasticache:Connect".to_owned(),
+                format!("{arn}:user:{user}")
+            ),
+        ])
+    );
+    // The function connects as that user, to that cache: the names its IAM token is signed for.
+    let deployed = template_with(&[("ReadCache", "valkey")]);
+    let variables = at(
+        resource(&deployed, "MessagingStreamFunction"),
+        &["Properties", "Environment", "Variables"],
+    );
+    let reference = |text: &str| serde_norway::from_str::<serde_norway::Value>(text).unwrap();
+    assert_eq!(
+        at(variables, &["VALKEY_USER"]),
+        &reference("!Ref CacheUser")
+    );
+    assert_eq!(
+        at(variables, &["VALKEY_CACHE_NAME"]),
+        &reference("!Ref Cache")
+    );
+    // The readers' user is not the function's: the role cannot connect as it.
+    let reader = sub("CacheReaderUser", &["Properties", "UserId"]);
+    assert_ne!(reader, user);
+    assert!(!grants
+        .iter()
+        .any(|(_, r)| r.ends_with(&format!(":user:{reader}"))));
 }
 
 /// The gateway endpoint lets through the same (action, resource) pairs as the role, for the role only, in
@@ -487,7 +586,8 @@ fn execution_cache_policy_grants_only_invalidation_on_the_cache_table() {
 }
 
 /// The function's environment as the template sets it with `ReadCache` = `choice`, on a test table (and a
-/// cache table, where the template names one) of DynamoDB Local: (name, value), the `!Ref`s replaced.
+/// cache table, where the template names one) of DynamoDB Local: (name, value), the `!Ref`s replaced. The Valkey
+/// cache's variables (attributes of resources that exist only in AWS) are kept as the template writes them.
 fn environment_for(choice: &str, table: &str, cache_table: &str) -> BTreeMap<String, String> {
     let template = template_with(&[("ReadCache", choice)]);
     let variables = at(
@@ -505,8 +605,14 @@ fn environment_for(choice: &str, table: &str, cache_table: &str) -> BTreeMap<Str
                 serde_norway::Value::Tagged(t) if t.tag == "Ref" => match t.value.as_str() {
                     Some("TableName") => table.to_owned(),
                     Some("CacheTable") => cache_table.to_owned(),
+                    Some(valkey @ ("Cache" | "CacheUser")) if name.starts_with("VALKEY_") => {
+                        format!("!Ref {valkey}")
+                    }
                     other => panic!("{name}: !Ref {other:?}: which test resource is that?"),
                 },
+                serde_norway::Value::Tagged(t) if t.tag == "Sub" && name.starts_with("VALKEY_") => {
+                    format!("!Sub {}", t.value.as_str().expect("!Sub of a string"))
+                }
                 other => panic!("{name}: {other:?} is neither a string nor a !Ref"),
             };
             (name, value)
@@ -519,7 +625,11 @@ fn environment_for(choice: &str, table: &str, cache_table: &str) -> BTreeMap<Str
 /// every path (a move, a replay, an edit, a fallback after a REMOVE, a same-instant nudge); the DynamoDB calls
 /// it makes, as IAM authorises them, are exactly what the role deployed with that choice grants. It also
 /// counts one message to a 2-row group: Query 1 + TransactWriteItems 1 with no cache, + BatchWriteItem 1
-/// with the DynamoDB cache; a replay of it, Query 1 (+ BatchWriteItem 1).
+/// with the DynamoDB cache; a replay of it, Query 1 (+ BatchWriteItem 1). With the Valkey cache the DynamoDB
+/// calls are those of no cache (its invalidation is one Valkey round trip, not a DynamoDB call) and the role's
+/// only addition is `elasticache:Connect` (`execution_cache_valkey_policy_connects_to_exactly_that_cache_as_the_function_user`);
+/// the Valkey variables are taken out here, as no ElastiCache exists locally: the Valkey commands the cache
+/// sends are the backend's tests (tests/cache.rs).
 #[tokio::test]
 async fn the_execution_role_equals_the_calls_made_in_each_read_cache_choice() {
     use testkit::request_log::RequestLog;
@@ -530,6 +640,21 @@ async fn the_execution_role_equals_the_calls_made_in_each_read_cache_choice() {
         let table = local::unique_table();
         let cache_table = format!("cache-{}", uuid::Uuid::new_v4().simple());
         let mut environment = environment_for(&choice, &table, &cache_table);
+        let valkey: Vec<String> = environment
+            .keys()
+            .filter(|name| name.starts_with("VALKEY_"))
+            .cloned()
+            .collect();
+        assert_eq!(
+            valkey,
+            if choice == "valkey" {
+                vec!["VALKEY_CACHE_NAME", "VALKEY_ENDPOINT", "VALKEY_USER"]
+            } else {
+                vec![]
+            },
+            "ReadCache {choice}: the Valkey variables"
+        );
+        environment.retain(|name, _| !name.starts_with("VALKEY_"));
         environment.insert(
             "AWS_ENDPOINT_URL_DYNAMODB".into(),
             local::endpoint().to_owned(),
@@ -577,8 +702,8 @@ async fn the_execution_role_equals_the_calls_made_in_each_read_cache_choice() {
                 .iter()
                 .map(|(op, n)| ((*op).to_owned(), *n))
                 .collect();
-            // The cache's one invalidation per group, exactly when the choice has a cache.
-            if choice != "none" {
+            // The DynamoDB cache's one invalidation per group, exactly when the choice is that cache.
+            if choice == "dynamodb" {
                 counts.insert("BatchWriteItem".into(), 1);
             }
             counts
