@@ -164,8 +164,8 @@ fn the_role_gets_exactly_what_the_chosen_failure_destination_needs() {
     );
 }
 
-/// The operator's redrive runs the function's handler: the same table grants and the same cache invalidation,
-/// plus DescribeTable (is a range from the table's current stream?), reading the failed ranges back from this
+/// The operator's redrive runs the function's handler: the same table grants and the same cache invalidation
+/// (on the DynamoDB cache, or connecting to the Valkey cache as the function's user), plus DescribeTable (is a range from the table's current stream?), reading the failed ranges back from this
 /// stream and the failed batches from the failure bucket. Nothing else.
 #[test]
 fn operator_redrive_policy_is_the_handler_plus_reading_failures() {
@@ -193,6 +193,22 @@ fn operator_redrive_policy_is_the_handler_plus_reading_failures() {
         cache,
         "operator-redrive.json must invalidate the cache exactly as execution-cache-dynamodb.json does"
     );
+    let pairs = |document: &Json| -> BTreeSet<(String, String)> {
+        statements(document)
+            .iter()
+            .flat_map(|s| {
+                let resources = strings(s.get("Resource"));
+                strings(s.get("Action"))
+                    .into_iter()
+                    .flat_map(move |a| resources.clone().into_iter().map(move |r| (a.clone(), r)))
+            })
+            .collect()
+    };
+    let valkey = pairs(&policy_file("execution-cache-valkey"));
+    assert!(
+        pairs(&operator).is_superset(&valkey),
+        "operator-redrive.json must connect to the Valkey cache exactly as execution-cache-valkey.json does"
+    );
     let rest: BTreeSet<(String, String)> = statements(&operator)
         .iter()
         .flat_map(|s| {
@@ -214,6 +230,7 @@ fn operator_redrive_policy_is_the_handler_plus_reading_failures() {
     ]
     .into_iter()
     .map(|(a, r)| (a.to_owned(), r.to_owned()))
+    .chain(valkey)
     .collect();
     assert_eq!(rest, expected);
 }
