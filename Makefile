@@ -17,6 +17,11 @@ help: ## List the targets
 java: ## Install Java 17 if there is none (DynamoDB Local runs on it)
 	@command -v java >/dev/null || { apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless; }
 
+.PHONY: redis-server
+redis-server: ## Install Debian's redis-server (and openssl) if absent: the Valkey cache's tests run it, TLS only
+	@command -v redis-server >/dev/null && command -v openssl >/dev/null \
+	  || { apt-get update -qq && apt-get install -y -qq redis-server openssl; }
+
 .PHONY: dynamodb-local-fetch
 dynamodb-local-fetch: java $(DDB_LOCAL_JAR) ## Fetch the official DynamoDB Local (once) into .cache/
 
@@ -52,7 +57,7 @@ demo: dynamodb-local-fetch build ## Run the main job locally: DynamoDB Local, se
 	scripts/demo.sh
 
 .PHONY: test
-test: dynamodb-local-fetch deploy-tools ## Install what the tests need, then run them all
+test: dynamodb-local-fetch redis-server deploy-tools ## Install what the tests need, then run them all
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	$(MAKE) --no-print-directory deploy-check

@@ -51,7 +51,27 @@ pub struct Config {
     /// `CACHE_TABLE_NAME`: the read-path cache the function invalidates; unset, the cache is off.
     /// (`CACHE_TTL_SECONDS` is the readers' setting, read where they fill: `ddb::reads::ttl_from_env`.)
     pub cache_table_name: Option<String>,
+    /// `VALKEY_ENDPOINT`, `VALKEY_USER`, `VALKEY_CACHE_NAME`: the Valkey cache (ElastiCache Serverless)
+    /// the function invalidates instead, with IAM authentication; unset, no Valkey cache. One cache at a
+    /// time: with `CACHE_TABLE_NAME` set too, the settings are refused.
+    pub valkey: Option<ValkeySettings>,
 }
+
+/// Where the Valkey cache is and who the function is there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValkeySettings {
+    /// The cache's TLS endpoint host (`VALKEY_ENDPOINT`, `host` or `host:port`).
+    pub host: String,
+    /// Its port: 6379 unless `VALKEY_ENDPOINT` says otherwise.
+    pub port: u16,
+    /// `VALKEY_USER`: the IAM-enabled ElastiCache user (its id and name are the same).
+    pub user: String,
+    /// `VALKEY_CACHE_NAME`: the cache's name, which the IAM token is signed for.
+    pub cache_name: String,
+}
+
+/// The port of an ElastiCache endpoint when `VALKEY_ENDPOINT` names none.
+pub const DEFAULT_VALKEY_PORT: u16 = 6379;
 
 impl Default for Config {
     fn default() -> Self {
@@ -69,6 +89,7 @@ impl Default for Config {
             deadline_margin: Duration::from_millis(1_500),
             preview_max_bytes: None,
             cache_table_name: None,
+            valkey: None,
         }
     }
 }
@@ -140,6 +161,42 @@ impl Config {
                 expected: "a URL with its scheme and host, such as http://127.0.0.1:8000",
             });
         }
+        let cache_table_name = lookup("CACHE_TABLE_NAME")
+            .map(|_| text("CACHE_TABLE_NAME", String::new()))
+            .transpose()?;
+        let valkey = match lookup("VALKEY_ENDPOINT") {
+            None => None,
+            Some(endpoint) => {
+                let Some((host, port)) = host_and_port(&endpoint) else {
+                    return Err(ConfigError {
+                        variable: "VALKEY_ENDPOINT",
+                        value: endpoint,
+                        expected: "the cache's endpoint: host or host:port",
+                    });
+                };
+                if cache_table_name.is_some() {
+                    return Err(ConfigError {
+                        variable: "VALKEY_ENDPOINT",
+                        value: endpoint,
+                        expected: "unset while CACHE_TABLE_NAME is set: one cache at a time",
+                    });
+                }
+                let required = |variable: &'static str| match lookup(variable) {
+                    Some(value) if !value.trim().is_empty() => Ok(value.trim().to_owned()),
+                    value => Err(ConfigError {
+                        variable,
+                        value: value.unwrap_or_default(),
+                        expected: "a name, with VALKEY_ENDPOINT",
+                    }),
+                };
+                Some(ValkeySettings {
+                    host,
+                    port,
+                    user: required("VALKEY_USER")?,
+                    cache_name: required("VALKEY_CACHE_NAME")?,
+                })
+            }
+        };
         Ok(Self {
             table_name: text("TABLE_NAME", defaults.table_name)?,
             group_index_name: text("GROUP_INDEX_NAME", defaults.group_index_name)?,
@@ -178,9 +235,8 @@ impl Config {
                     "a whole number of bytes from 1 to 409600",
                 )? as usize),
             },
-            cache_table_name: lookup("CACHE_TABLE_NAME")
-                .map(|_| text("CACHE_TABLE_NAME", String::new()))
-                .transpose()?,
+            cache_table_name,
+            valkey,
             ..defaults
         })
     }
@@ -203,6 +259,20 @@ impl Config {
                 .any(|local| host.starts_with(local))
         })
     }
+}
+
+/// `host` or `host:port` (no scheme: the connection is always TLS), the port 6379 by default.
+fn host_and_port(endpoint: &str) -> Option<(String, u16)> {
+    let endpoint = endpoint.trim();
+    let (host, port) = match endpoint.rsplit_once(':') {
+        Some((host, port)) => (host, port.parse().ok().filter(|p| *p > 0)?),
+        None => (endpoint, DEFAULT_VALKEY_PORT),
+    };
+    let valid = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
+    valid.then(|| (host.to_owned(), port))
 }
 
 /// An endpoint URL that cannot be used.
@@ -287,6 +357,49 @@ mod tests {
         assert!(config.is_local_endpoint());
         assert_eq!(config.deadline_margin, Duration::from_millis(250));
         assert_eq!(config.preview_max_bytes, Some(256));
+    }
+
+    #[test]
+    fn valkey_is_off_unless_its_endpoint_is_set_and_then_needs_its_user_and_cache_name() {
+        assert_eq!(read(&[]).unwrap().valkey, None);
+        let endpoint = "cruddur-cache-prod-abc123.serverless.use1.cache.amazonaws.com";
+        let full = [
+            ("VALKEY_ENDPOINT", endpoint),
+            ("VALKEY_USER", "cruddur-messaging-stream"),
+            ("VALKEY_CACHE_NAME", "cruddur-cache-prod"),
+        ];
+        assert_eq!(
+            read(&full).unwrap().valkey,
+            Some(ValkeySettings {
+                host: endpoint.into(),
+                port: 6379,
+                user: "cruddur-messaging-stream".into(),
+                cache_name: "cruddur-cache-prod".into(),
+            })
+        );
+        let with_port = format!("{endpoint}:6380");
+        let mut vars = full;
+        vars[0].1 = &with_port;
+        assert_eq!(read(&vars).unwrap().valkey.unwrap().port, 6380);
+        for bad in ["rediss://host:6379", "host:0", "host:port", "", ":6379"] {
+            vars[0].1 = bad;
+            assert_eq!(
+                read(&vars).unwrap_err().variable,
+                "VALKEY_ENDPOINT",
+                "{bad}"
+            );
+        }
+        assert_eq!(read(&full[..2]).unwrap_err().variable, "VALKEY_CACHE_NAME");
+        assert_eq!(
+            read(&[full[0], full[2], ("VALKEY_USER", " ")])
+                .unwrap_err()
+                .variable,
+            "VALKEY_USER"
+        );
+        let both = [&full[..], &[("CACHE_TABLE_NAME", "cruddur-cache-prod")]].concat();
+        let error = read(&both).unwrap_err();
+        assert_eq!(error.variable, "VALKEY_ENDPOINT");
+        assert!(error.to_string().contains("one cache at a time"), "{error}");
     }
 
     #[test]

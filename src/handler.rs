@@ -11,7 +11,7 @@
 //! the metrics document is written around the handler ([`crate::metrics::Metrics::measure`]).
 
 use crate::apply::{self, GroupError, GroupOutcome};
-use crate::cache::{self, dynamo::DynamoCache, Cache};
+use crate::cache::{self, dynamo::DynamoCache, valkey::ValkeyCache, Cache};
 use crate::config::Config;
 use crate::event::{EventError, Parsed, RecordRef};
 use crate::plan::{self, GroupUpdate};
@@ -58,12 +58,28 @@ impl App {
     }
 
     /// Builds the DynamoDB client from `config` and the standard AWS environment; with
-    /// `CACHE_TABLE_NAME` set, the cache in that table shares the client.
+    /// `CACHE_TABLE_NAME` set, the cache in that table shares the client; with `VALKEY_ENDPOINT`, the
+    /// Valkey cache signs its IAM tokens with the client's credentials and region.
     pub async fn from_config(config: Config) -> Self {
-        Self::on_client(crate::aws::dynamodb_client(&config).await, config)
+        let sdk = crate::aws::sdk_config(&config).await;
+        let valkey = config.valkey.as_ref().map(|settings| {
+            ValkeyCache::with_iam(
+                settings,
+                sdk.credentials_provider(),
+                sdk.region().map(ToString::to_string),
+            )
+        });
+        let client = aws_sdk_dynamodb::Client::from_conf(crate::aws::dynamodb_config(&sdk).build());
+        let app = Self::on_client(client, config);
+        match valkey {
+            Some(cache) => app.with_cache(Arc::new(cache)),
+            None => app,
+        }
     }
 
-    /// [`App::from_config`] on a client already built (tests add interceptors to it).
+    /// [`App::from_config`] on a client already built (tests add interceptors to it), with the
+    /// DynamoDB cache if `CACHE_TABLE_NAME` names one (the Valkey cache needs the SDK's credentials:
+    /// [`App::from_config`] or [`App::with_cache`]).
     pub fn on_client(client: aws_sdk_dynamodb::Client, config: Config) -> Self {
         let cache = config
             .cache_table_name

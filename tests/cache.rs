@@ -4,14 +4,16 @@
 //! stale-fill race in every interleaving, and the consumer keeping both cached lists exact.
 
 use testkit::bin::{self, Flags as _};
-use testkit::items::{event, group_row, message_item_with_uuid, message_record, s};
-use testkit::{items, local};
+use testkit::items::{event, group_row, message_item_with_uuid, message_record};
+use testkit::{items, local, valkey};
 
 use ddb::commands::schema;
 use ddb::reads::{load_conversations, read_through, Entry, Reader, Served};
 use messaging_stream::cache::dynamo::{DynamoCache, CACHED_VALUE, EXPIRES_AT, ID};
+use messaging_stream::cache::valkey::{Endpoint, Password, ValkeyCache};
 use messaging_stream::cache::{
-    Cache, CacheError, CacheFuture, CacheKey, Cached, Filled, Lease, ManualClock, DEFAULT_TTL,
+    Cache, CacheError, CacheFuture, CacheKey, Cached, Clock as _, Filled, Lease, ManualClock,
+    DEFAULT_TTL,
 };
 use messaging_stream::event::parse_event;
 use messaging_stream::plan::Item;
@@ -29,36 +31,80 @@ const T1: &str = "2025-01-15T10:00:00+00:00";
 const T2: &str = "2025-01-15T11:00:00+00:00";
 const T3: &str = "2025-01-15T12:00:00+00:00";
 
-/// A test table, a cache table beside it, and the handler's app invalidating that cache.
+/// Which backend of the cache a test runs on: the bodies marked "both" run on each (`<body>::dynamodb`,
+/// `<body>::valkey`, from the [`on_both`] macro).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    DynamoDb,
+    /// Debian's redis-server over TLS ([`testkit::valkey`]), one logical database per fixture.
+    Valkey,
+}
+
+/// Runs the `async fn $body(Backend)` of the same name as a test on each backend.
+macro_rules! on_both {
+    ($($body:ident),* $(,)?) => {$(
+        mod $body {
+            #[tokio::test]
+            async fn dynamodb() {
+                super::$body(super::Backend::DynamoDb).await
+            }
+            #[tokio::test]
+            async fn valkey() {
+                super::$body(super::Backend::Valkey).await
+            }
+        }
+    )*};
+}
+
+/// A test table, a cache beside it (a cache table, or a Valkey database), and the handler's app
+/// invalidating that cache.
 struct Fixture {
+    backend: Backend,
     now: i64,
     table: TestTable,
     cache_table: String,
     clock: Arc<ManualClock>,
-    cache: Arc<DynamoCache>,
+    cache: Arc<dyn Cache>,
+    /// The Valkey database of the cache (Valkey only).
+    valkey: Option<valkey::Database>,
     app: App,
 }
 
 impl Fixture {
     async fn new() -> Self {
+        Self::on(Backend::DynamoDb).await
+    }
+
+    async fn on(backend: Backend) -> Self {
         let table = TestTable::new().await;
         let cache_table = format!("cache-{}", uuid::Uuid::new_v4().simple());
-        schema::create_cache_table(&table.client, &cache_table)
-            .await
-            .expect("create the cache table");
-        table.requests.reset();
         // The test's clock starts at the real time: DynamoDB Local's TTL really deletes items whose
         // `expires_at` is in the past, which would turn a test's entry into a miss behind its back.
         let now = chrono::Utc::now().timestamp();
         let clock = Arc::new(ManualClock::at(now));
-        let cache = Arc::new(cache_on(table.client.clone(), &cache_table, clock.clone()));
+        let (cache, valkey): (Arc<dyn Cache>, _) = match backend {
+            Backend::DynamoDb => {
+                schema::create_cache_table(&table.client, &cache_table)
+                    .await
+                    .expect("create the cache table");
+                let cache = cache_on(table.client.clone(), &cache_table, clock.clone());
+                (Arc::new(cache), None)
+            }
+            Backend::Valkey => {
+                let database = valkey::database();
+                (Arc::new(valkey_cache(database.cache())), Some(database))
+            }
+        };
+        table.requests.reset();
         let app = table.app.clone().with_cache(cache.clone());
         Self {
+            backend,
             now,
             table,
             cache_table,
             clock,
             cache,
+            valkey,
             app,
         }
     }
@@ -66,6 +112,86 @@ impl Fixture {
     fn reader(&self) -> Reader {
         Reader::new(self.table.client.clone(), self.table.table())
             .with_cache(self.cache.clone(), DEFAULT_TTL)
+    }
+
+    /// Lets `duration` pass for the cache: the injected clock (DynamoDB), or real time (Valkey's own TTL).
+    async fn elapse(&self, duration: Duration) {
+        match self.backend {
+            Backend::DynamoDb => self.clock.advance(duration),
+            Backend::Valkey => tokio::time::sleep(duration).await,
+        }
+    }
+
+    /// The key's fields as stored (item attributes, or the hash's fields), expired or not (DynamoDB).
+    async fn stored(&self, key: &CacheKey) -> Option<BTreeMap<String, String>> {
+        match self.backend {
+            Backend::DynamoDb => self.raw(key).await.map(|item| {
+                item.iter()
+                    .map(|(name, value)| {
+                        let text = value
+                            .as_s()
+                            .or_else(|_| value.as_n())
+                            .cloned()
+                            .unwrap_or_default();
+                        (name.clone(), text)
+                    })
+                    .collect()
+            }),
+            Backend::Valkey => {
+                let mut admin = self.admin().await;
+                let fields: BTreeMap<String, String> = redis::cmd("HGETALL")
+                    .arg(key.id())
+                    .query_async(&mut admin)
+                    .await
+                    .expect("HGETALL");
+                (!fields.is_empty()).then_some(fields)
+            }
+        }
+    }
+
+    /// How long the key has left to live: `expires_at` minus the clock, or the server's PTTL.
+    async fn time_to_live(&self, key: &CacheKey) -> Option<Duration> {
+        match self.backend {
+            Backend::DynamoDb => {
+                let stored = self.stored(key).await?;
+                let expires: i64 = stored.get(EXPIRES_AT)?.parse().ok()?;
+                u64::try_from(expires - self.clock.now())
+                    .ok()
+                    .map(Duration::from_secs)
+            }
+            Backend::Valkey => {
+                let mut admin = self.admin().await;
+                let ms: i64 = redis::cmd("PTTL")
+                    .arg(key.id())
+                    .query_async(&mut admin)
+                    .await
+                    .expect("PTTL");
+                u64::try_from(ms).ok().map(Duration::from_millis)
+            }
+        }
+    }
+
+    async fn admin(&self) -> redis::aio::MultiplexedConnection {
+        self.valkey
+            .as_ref()
+            .expect("a Valkey fixture")
+            .admin()
+            .await
+    }
+
+    /// A cache of the same backend that nothing answers: a closed port.
+    async fn cache_on_a_closed_port(&self, log: &RequestLog) -> Arc<dyn Cache> {
+        match self.backend {
+            Backend::DynamoDb => Arc::new(DynamoCache::new(
+                self.client_via(&closed_port(), 5, log).await,
+                &self.cache_table,
+            )),
+            Backend::Valkey => Arc::new(ValkeyCache::new(
+                Endpoint::new("127.0.0.1", closed_tcp_port()),
+                valkey::CACHE_USER,
+                Arc::new(Password::new("unused")),
+            )),
+        }
     }
 
     async fn invoke(
@@ -115,13 +241,22 @@ fn cache_on(client: aws_sdk_dynamodb::Client, table: &str, clock: Arc<ManualCloc
         .with_read_attempt_timeout(Duration::from_secs(10))
 }
 
-fn closed_port() -> String {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
+/// The Valkey cache as the tests use it: generous timeouts (the shared test machine is slow at times,
+/// and a timeout would be a correct miss where the test wants a hit).
+fn valkey_cache(cache: ValkeyCache) -> ValkeyCache {
+    cache.with_timeouts(Duration::from_secs(10), Duration::from_secs(10))
+}
+
+fn closed_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
-        .port();
-    format!("http://127.0.0.1:{port}")
+        .port()
+}
+
+fn closed_port() -> String {
+    format!("http://127.0.0.1:{}", closed_tcp_port())
 }
 
 fn value(text: &str) -> Cached {
@@ -141,9 +276,16 @@ fn groups(entries: &[Entry]) -> Vec<String> {
 
 // ---- the seed's tests, as behaviours ----
 
-#[tokio::test]
-async fn set_then_get_serves_the_value_expiring_ttl_seconds_from_now() {
-    let f = Fixture::new().await;
+on_both!(
+    set_then_get_serves_the_value_expiring_ttl_seconds_from_now,
+    a_value_set_with_an_expired_ttl_is_a_miss_and_setting_again_serves_the_new_value,
+    an_entry_is_a_hit_before_its_expiry_and_a_miss_from_it_though_still_in_the_table,
+    a_lease_holds_other_readers_off_until_it_expires_and_a_lost_lease_never_fills,
+    a_cache_on_a_closed_port_is_a_miss_and_the_table_answers,
+);
+
+async fn set_then_get_serves_the_value_expiring_ttl_seconds_from_now(backend: Backend) {
+    let f = Fixture::on(backend).await;
     let key = key();
     let lease = f.cache.lease(&key).await.expect("a lease on an empty key");
     assert_eq!(
@@ -152,19 +294,27 @@ async fn set_then_get_serves_the_value_expiring_ttl_seconds_from_now() {
     );
 
     assert_eq!(f.cache.get(&key).await, Some(value("[1]")));
-    let raw = f.raw(&key).await.expect("the item");
-    assert_eq!(s(&raw, CACHED_VALUE), "[1]");
-    assert_eq!(
-        raw[EXPIRES_AT].as_n().unwrap(),
-        &(f.now + 600).to_string(),
-        "expires_at is now + the 600 s default, in epoch seconds"
+    let stored = f.stored(&key).await.expect("the entry");
+    assert_eq!(stored[CACHED_VALUE], "[1]");
+    assert!(!stored.contains_key("lease"), "the fill replaces the lease");
+    let left = f.time_to_live(&key).await.expect("a time to live");
+    assert!(
+        left <= DEFAULT_TTL && left > DEFAULT_TTL - Duration::from_secs(10),
+        "{left:?} left of the 600 s default"
     );
-    assert!(!raw.contains_key("lease"), "the fill replaces the lease");
+    if backend == Backend::DynamoDb {
+        assert_eq!(
+            stored[EXPIRES_AT],
+            (f.now + 600).to_string(),
+            "expires_at is now + the 600 s default, in epoch seconds"
+        );
+    }
 }
 
-#[tokio::test]
-async fn a_value_set_with_an_expired_ttl_is_a_miss_and_setting_again_serves_the_new_value() {
-    let f = Fixture::new().await;
+async fn a_value_set_with_an_expired_ttl_is_a_miss_and_setting_again_serves_the_new_value(
+    backend: Backend,
+) {
+    let f = Fixture::on(backend).await;
     let key = key();
     let lease = f.cache.lease(&key).await.unwrap();
     f.cache
@@ -184,26 +334,77 @@ async fn a_value_set_with_an_expired_ttl_is_a_miss_and_setting_again_serves_the_
     assert_eq!(f.cache.get(&key).await, Some(value("new")));
 }
 
-#[tokio::test]
-async fn an_entry_is_a_hit_before_its_expiry_and_a_miss_from_it_though_still_in_the_table() {
-    let f = Fixture::new().await;
+/// At the boundary on the injected clock (DynamoDB); on Valkey the server's own expiry, in real time.
+async fn an_entry_is_a_hit_before_its_expiry_and_a_miss_from_it_though_still_in_the_table(
+    backend: Backend,
+) {
+    let f = Fixture::on(backend).await;
+    let (ttl, before, after) = match backend {
+        Backend::DynamoDb => (
+            DEFAULT_TTL,
+            Duration::from_secs(599),
+            Duration::from_secs(1),
+        ),
+        Backend::Valkey => (
+            Duration::from_secs(3),
+            Duration::from_secs(1),
+            Duration::from_millis(2100),
+        ),
+    };
     let key = key();
     let lease = f.cache.lease(&key).await.unwrap();
-    f.cache.set(&key, &lease, &value("v"), DEFAULT_TTL).await;
+    f.cache.set(&key, &lease, &value("v"), ttl).await;
 
-    f.clock.advance(Duration::from_secs(599));
+    f.elapse(before).await;
     assert_eq!(
         f.cache.get(&key).await,
         Some(value("v")),
-        "1 s in the future"
+        "before its expiry"
     );
     assert!(
         f.cache.lease(&key).await.is_none(),
         "a live entry is not leased"
     );
-    f.clock.advance(Duration::from_secs(1));
+    f.elapse(after).await;
     assert_eq!(f.cache.get(&key).await, None, "expired now");
-    assert!(f.raw(&key).await.is_some(), "DynamoDB's TTL deletes lazily");
+    match backend {
+        Backend::DynamoDb => assert!(
+            f.stored(&key).await.is_some(),
+            "DynamoDB's TTL deletes lazily"
+        ),
+        Backend::Valkey => assert_eq!(f.stored(&key).await, None, "the server's TTL removed it"),
+    }
+}
+
+async fn a_lease_holds_other_readers_off_until_it_expires_and_a_lost_lease_never_fills(
+    backend: Backend,
+) {
+    let f = Fixture::on(backend).await;
+    // Valkey's lease expires on the server's clock: a short one, waited out.
+    let (cache, lease_time): (Arc<dyn Cache>, _) = match &f.valkey {
+        None => (f.cache.clone(), Duration::from_secs(10)),
+        Some(database) => (
+            Arc::new(valkey_cache(database.cache()).with_lease_ttl(Duration::from_secs(2))),
+            Duration::from_millis(2200),
+        ),
+    };
+    let key = key();
+    let first = cache.lease(&key).await.unwrap();
+    assert!(cache.lease(&key).await.is_none(), "one filler at a time");
+    f.elapse(lease_time).await;
+    let second = cache
+        .lease(&key)
+        .await
+        .expect("a dead reader's lease expires");
+    assert_eq!(
+        cache.set(&key, &first, &value("late"), DEFAULT_TTL).await,
+        Filled::LeaseLost
+    );
+    assert_eq!(
+        cache.set(&key, &second, &value("v"), DEFAULT_TTL).await,
+        Filled::Stored
+    );
+    assert_eq!(cache.get(&key).await, Some(value("v")));
 }
 
 #[tokio::test]
@@ -246,41 +447,17 @@ async fn the_cache_tables_ttl_deletes_expired_items() {
     }
 }
 
-#[tokio::test]
-async fn a_lease_holds_other_readers_off_until_it_expires_and_a_lost_lease_never_fills() {
-    let f = Fixture::new().await;
-    let key = key();
-    let first = f.cache.lease(&key).await.unwrap();
-    assert!(f.cache.lease(&key).await.is_none(), "one filler at a time");
-    f.clock.advance(Duration::from_secs(10));
-    let second = f
-        .cache
-        .lease(&key)
-        .await
-        .expect("a dead reader's lease expires");
-    assert_eq!(
-        f.cache.set(&key, &first, &value("late"), DEFAULT_TTL).await,
-        Filled::LeaseLost
-    );
-    assert_eq!(
-        f.cache.set(&key, &second, &value("v"), DEFAULT_TTL).await,
-        Filled::Stored
-    );
-    assert_eq!(f.cache.get(&key).await, Some(value("v")));
-}
-
 // ---- a cache never fails a reader ----
 
-#[tokio::test]
-async fn a_cache_on_a_closed_port_is_a_miss_and_the_table_answers() {
-    let f = Fixture::new().await;
+async fn a_cache_on_a_closed_port_is_a_miss_and_the_table_answers(backend: Backend) {
+    let f = Fixture::on(backend).await;
     f.table
         .put([group_row("u", "g1", T0, "x"), group_row("u", "g2", T1, "y")])
         .await;
     let log = RequestLog::new();
-    let down = DynamoCache::new(f.client_via(&closed_port(), 5, &log).await, &f.cache_table);
-    let reader = Reader::new(f.table.client.clone(), f.table.table())
-        .with_cache(Arc::new(down), DEFAULT_TTL);
+    let down = f.cache_on_a_closed_port(&log).await;
+    let reader =
+        Reader::new(f.table.client.clone(), f.table.table()).with_cache(down.clone(), DEFAULT_TTL);
 
     let started = std::time::Instant::now();
     let read = reader
@@ -295,13 +472,19 @@ async fn a_cache_on_a_closed_port_is_a_miss_and_the_table_answers() {
         "{:?}",
         started.elapsed()
     );
-    // get, lease: two attempts each (one short retry), never the client's five.
-    assert_eq!(log.counts().get("GetItem"), Some(&2), "{:?}", log.counts());
-    assert_eq!(
-        log.counts().get("UpdateItem"),
-        Some(&2),
-        "{:?}",
-        log.counts()
+    if backend == Backend::DynamoDb {
+        // get, lease: two attempts each (one short retry), never the client's five.
+        assert_eq!(log.counts().get("GetItem"), Some(&2), "{:?}", log.counts());
+        assert_eq!(
+            log.counts().get("UpdateItem"),
+            Some(&2),
+            "{:?}",
+            log.counts()
+        );
+    }
+    assert!(
+        down.invalidate(&[key()]).await.is_err(),
+        "an invalidation that cannot be made is an error"
     );
 }
 
@@ -340,7 +523,179 @@ async fn throttling_on_get_is_a_miss_after_one_short_retry() {
     );
 }
 
+/// A Valkey that accepts connections and never answers (not even the TLS handshake): each call ends
+/// within its timeout, as a miss, no lease, a dropped fill; the invalidation as an error.
+#[tokio::test]
+async fn a_valkey_that_does_not_answer_is_a_miss_within_the_timeout() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let read = Duration::from_millis(300);
+    let cache = ValkeyCache::new(
+        Endpoint::new("127.0.0.1", port),
+        valkey::CACHE_USER,
+        Arc::new(Password::new("unused")),
+    )
+    .with_timeouts(read, Duration::from_millis(600));
+    let key = key();
+
+    let started = std::time::Instant::now();
+    assert_eq!(cache.get(&key).await, None);
+    assert_eq!(cache.lease(&key).await, None);
+    assert_eq!(
+        cache
+            .set(&key, &Lease::new(), &value("v"), DEFAULT_TTL)
+            .await,
+        Filled::Failed
+    );
+    let took = started.elapsed();
+    assert!(
+        took >= read * 3 && took < Duration::from_secs(3),
+        "three calls of at most {read:?} each took {took:?}"
+    );
+    let started = std::time::Instant::now();
+    let error = cache
+        .invalidate(std::slice::from_ref(&key))
+        .await
+        .expect_err("an invalidation that gets no answer fails");
+    assert!(error.to_string().contains("timed out"), "{error}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(cache.connections_opened(), 0, "none was ever opened");
+    silent.abort();
+}
+
+/// The connection is kept across calls, and a new one is opened (authenticated afresh) after the server
+/// closed it, within the call that found it closed: no call is lost to it.
+#[tokio::test]
+async fn the_valkey_connection_is_kept_and_reopened_after_the_server_closes_it() {
+    let database = valkey::database();
+    let user = format!("reopen-{}", uuid::Uuid::new_v4().simple());
+    let password = uuid::Uuid::new_v4().simple().to_string();
+    let secret = format!(">{password}");
+    valkey::set_user(
+        &user,
+        &["on", &secret, "~conversations#*", "~messages#*", "+@all"],
+    )
+    .await;
+    let cache = valkey_cache(database.cache_as(&user, &password));
+    let key = key();
+    let lease = cache.lease(&key).await.expect("a lease");
+    assert_eq!(
+        cache.set(&key, &lease, &value("v"), DEFAULT_TTL).await,
+        Filled::Stored
+    );
+    for _ in 0..3 {
+        assert_eq!(cache.get(&key).await, Some(value("v")));
+    }
+    assert_eq!(
+        cache.connections_opened(),
+        1,
+        "one connection for all calls"
+    );
+
+    let mut admin = database.admin().await;
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("USER")
+        .arg(&user)
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(killed, 1);
+    assert_eq!(
+        cache.get(&key).await,
+        Some(value("v")),
+        "the closed connection is tried once more on a new one"
+    );
+    assert_eq!(cache.connections_opened(), 2);
+}
+
+/// A key some other writer left with another type: the server's error is a miss, no lease and no fill,
+/// over the same connection; the invalidation removes the key and the next reader fills it.
+#[tokio::test]
+async fn a_valkey_key_of_another_type_is_a_miss_until_invalidated() {
+    let database = valkey::database();
+    let cache = valkey_cache(database.cache());
+    let key = key();
+    let mut admin = database.admin().await;
+    redis::cmd("SET")
+        .arg(key.id())
+        .arg("not a hash")
+        .query_async::<()>(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(cache.get(&key).await, None);
+    assert_eq!(cache.lease(&key).await, None, "the key is taken");
+    assert_eq!(
+        cache
+            .set(&key, &Lease::new(), &value("v"), DEFAULT_TTL)
+            .await,
+        Filled::Failed
+    );
+    assert_eq!(cache.connections_opened(), 1, "the server answered: kept");
+    cache.invalidate(std::slice::from_ref(&key)).await.unwrap();
+    let lease = cache
+        .lease(&key)
+        .await
+        .expect("a lease after the invalidation");
+    assert_eq!(
+        cache.set(&key, &lease, &value("v"), DEFAULT_TTL).await,
+        Filled::Stored
+    );
+    assert_eq!(cache.get(&key).await, Some(value("v")));
+    assert_eq!(cache.connections_opened(), 1);
+}
+
+/// A connection is replaced by a newly authenticated one once it reaches its age (ElastiCache ends
+/// IAM-authenticated connections at 12 hours; the function re-authenticates before, at 11).
+#[tokio::test]
+async fn a_valkey_connection_is_replaced_when_it_reaches_its_age() {
+    let database = valkey::database();
+    let cache = valkey_cache(database.cache()).with_max_connection_age(Duration::from_millis(500));
+    let key = key();
+    let lease = cache.lease(&key).await.expect("a lease");
+    assert_eq!(
+        cache.set(&key, &lease, &value("v"), DEFAULT_TTL).await,
+        Filled::Stored
+    );
+    assert_eq!(cache.connections_opened(), 1);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(cache.get(&key).await, Some(value("v")));
+    assert_eq!(
+        cache.connections_opened(),
+        2,
+        "a new connection, authenticated afresh"
+    );
+}
+
+/// A token the server refuses (`AUTH` fails): reads are misses, the invalidation fails and says why.
+#[tokio::test]
+async fn a_refused_valkey_token_is_a_miss_and_a_failed_invalidation() {
+    let database = valkey::database();
+    let cache = valkey_cache(database.cache_as(valkey::CACHE_USER, "not-the-password"));
+    let key = key();
+    assert_eq!(cache.get(&key).await, None);
+    assert_eq!(cache.lease(&key).await, None);
+    let error = cache
+        .invalidate(std::slice::from_ref(&key))
+        .await
+        .expect_err("refused");
+    let said = error.to_string();
+    assert!(
+        said.contains("WRONGPASS") || said.contains("uthentication"),
+        "{said}"
+    );
+    assert!(!said.contains("not-the-password"), "{said}");
+}
+
 // ---- no stale fill: every interleaving of a reader and the consumer ----
+
+on_both!(a_fill_never_lands_after_an_invalidation_in_any_interleaving);
 
 /// Holds each call at a gate until the test lets it through.
 #[derive(Debug)]
@@ -376,7 +731,7 @@ impl Gate {
 /// A cache whose every call waits at the gate first.
 #[derive(Debug)]
 struct Gated {
-    inner: Arc<DynamoCache>,
+    inner: Arc<dyn Cache>,
     gate: Arc<Gate>,
 }
 
@@ -433,9 +788,8 @@ fn interleavings() -> Vec<Vec<&'static str>> {
     orders
 }
 
-#[tokio::test]
-async fn a_fill_never_lands_after_an_invalidation_in_any_interleaving() {
-    let f = Fixture::new().await;
+async fn a_fill_never_lands_after_an_invalidation_in_any_interleaving(backend: Backend) {
+    let f = Fixture::on(backend).await;
     let orders = interleavings();
     assert_eq!(orders.len(), 15);
     let mut outcomes = Vec::new();
@@ -557,9 +911,18 @@ async fn a_fill_never_lands_after_an_invalidation_in_any_interleaving() {
 
 // ---- the consumer keeps both lists exact ----
 
-#[tokio::test]
-async fn a_message_through_the_handler_invalidates_both_participants_conversation_lists() {
-    let f = Fixture::new().await;
+on_both!(
+    a_message_through_the_handler_invalidates_both_participants_conversation_lists,
+    a_new_conversations_first_message_invalidates_both_users_lists,
+    a_message_through_the_handler_invalidates_the_groups_message_list,
+    an_edit_and_a_delete_through_the_handler_invalidate_both_lists,
+    an_invalidation_that_fails_fails_the_group_and_the_retry_completes_it,
+);
+
+async fn a_message_through_the_handler_invalidates_both_participants_conversation_lists(
+    backend: Backend,
+) {
+    let f = Fixture::on(backend).await;
     f.table
         .put([
             group_row("a", "g1", T0, "old"),
@@ -624,10 +987,9 @@ async fn a_message_through_the_handler_invalidates_both_participants_conversatio
 
 /// A new conversation's rows are written by the app, never by the function; its first message still
 /// reaches the function, which finds both rows at that message and invalidates both lists.
-#[tokio::test]
-async fn a_new_conversations_first_message_invalidates_both_users_lists() {
+async fn a_new_conversations_first_message_invalidates_both_users_lists(backend: Backend) {
     use ddb::commands::{seed, write};
-    let f = Fixture::new().await;
+    let f = Fixture::on(backend).await;
     f.table
         .put([group_row(seed::ANDREW.uuid, "g-old", T0, "x")])
         .await;
@@ -675,9 +1037,8 @@ async fn a_new_conversations_first_message_invalidates_both_users_lists() {
     }
 }
 
-#[tokio::test]
-async fn a_message_through_the_handler_invalidates_the_groups_message_list() {
-    let f = Fixture::new().await;
+async fn a_message_through_the_handler_invalidates_the_groups_message_list(backend: Backend) {
+    let f = Fixture::on(backend).await;
     f.table
         .put([
             group_row("a", "g", T0, "m0"),
@@ -718,9 +1079,8 @@ async fn a_message_through_the_handler_invalidates_the_groups_message_list() {
 }
 
 /// An edit rewrites the row's text in place, a delete makes it fall back: both lists follow.
-#[tokio::test]
-async fn an_edit_and_a_delete_through_the_handler_invalidate_both_lists() {
-    let f = Fixture::new().await;
+async fn an_edit_and_a_delete_through_the_handler_invalidate_both_lists(backend: Backend) {
+    let f = Fixture::on(backend).await;
     let first = message_item_with_uuid("g", T0, "m0", "first");
     let mut last = message_item_with_uuid("g", T1, "m1", "hi");
     f.table
@@ -804,9 +1164,8 @@ async fn an_edit_and_a_delete_through_the_handler_invalidate_both_lists() {
     assert_eq!(groups(&messages.entries), ["m0"]);
 }
 
-#[tokio::test]
-async fn an_invalidation_that_fails_fails_the_group_and_the_retry_completes_it() {
-    let f = Fixture::new().await;
+async fn an_invalidation_that_fails_fails_the_group_and_the_retry_completes_it(backend: Backend) {
+    let f = Fixture::on(backend).await;
     f.table
         .put([
             group_row("a", "g1", T0, "old"),
@@ -816,22 +1175,8 @@ async fn an_invalidation_that_fails_fails_the_group_and_the_retry_completes_it()
         .await;
     let reader = f.reader();
     reader.conversations("a", None).await.unwrap();
-    // The function's cache calls go through a proxy that fails both attempts of the invalidation.
-    let proxy = Proxy::start(
-        local::address(),
-        FaultPlan::none()
-            .first(2, Fault::InternalError)
-            .only(&["BatchWriteItem"]),
-    )
-    .await
-    .unwrap();
-    let log = RequestLog::new();
-    let failing = cache_on(
-        f.client_via(&proxy.endpoint_url(), 2, &log).await,
-        &f.cache_table,
-        f.clock.clone(),
-    );
-    let app = f.table.app.clone().with_cache(Arc::new(failing));
+    let failing = FailingInvalidations::start(&f).await;
+    let app = f.table.app.clone().with_cache(failing.cache.clone());
     let batch = event(vec![message_record("g1", T2, "hello", "100")]);
 
     let response = f.invoke(&app, batch.clone()).await;
@@ -846,7 +1191,7 @@ async fn an_invalidation_that_fails_fails_the_group_and_the_retry_completes_it()
         ["100"],
         "the group failed: Lambda retries from its record"
     );
-    assert_eq!(proxy.counts().faults_of(Fault::InternalError), 2);
+    failing.heal().await;
     assert_eq!(
         f.table.row_summaries("g1").await[0].1,
         T2,
@@ -869,6 +1214,76 @@ async fn an_invalidation_that_fails_fails_the_group_and_the_retry_completes_it()
         }
     );
     assert_eq!(groups(&after.entries), ["g1", "g2"]);
+}
+
+/// The function's cache, failing its first invalidation: on DynamoDB through a proxy that fails both
+/// attempts of the first BatchWriteItem; on Valkey as a user refused `DEL`, until [`Self::heal`] grants it.
+struct FailingInvalidations {
+    cache: Arc<dyn Cache>,
+    proxy: Option<Proxy>,
+    user: Option<String>,
+}
+
+impl FailingInvalidations {
+    async fn start(f: &Fixture) -> Self {
+        match &f.valkey {
+            None => {
+                let proxy = Proxy::start(
+                    local::address(),
+                    FaultPlan::none()
+                        .first(2, Fault::InternalError)
+                        .only(&["BatchWriteItem"]),
+                )
+                .await
+                .unwrap();
+                let log = RequestLog::new();
+                let cache = cache_on(
+                    f.client_via(&proxy.endpoint_url(), 2, &log).await,
+                    &f.cache_table,
+                    f.clock.clone(),
+                );
+                Self {
+                    cache: Arc::new(cache),
+                    proxy: Some(proxy),
+                    user: None,
+                }
+            }
+            Some(database) => {
+                let user = format!("nodel-{}", uuid::Uuid::new_v4().simple());
+                let password = uuid::Uuid::new_v4().simple().to_string();
+                let secret = format!(">{password}");
+                valkey::set_user(
+                    &user,
+                    &[
+                        "on",
+                        &secret,
+                        "~conversations#*",
+                        "~messages#*",
+                        "+@all",
+                        "-@dangerous",
+                        "-del",
+                    ],
+                )
+                .await;
+                let cache = valkey_cache(database.cache_as(&user, &password));
+                Self {
+                    cache: Arc::new(cache),
+                    proxy: None,
+                    user: Some(user),
+                }
+            }
+        }
+    }
+
+    /// After the failed invalidation: the faults were the ones planned, and the next one succeeds.
+    async fn heal(&self) {
+        if let Some(proxy) = &self.proxy {
+            assert_eq!(proxy.counts().faults_of(Fault::InternalError), 2);
+        }
+        if let Some(user) = &self.user {
+            valkey::set_user(user, &["+del"]).await;
+        }
+    }
 }
 
 // ---- requests ----
@@ -964,6 +1379,69 @@ async fn a_group_chat_of_60_invalidates_61_keys_in_3_requests() {
             "{} is still cached",
             key.id()
         );
+    }
+}
+
+/// `VALKEY_ENDPOINT`, `VALKEY_USER` and `VALKEY_CACHE_NAME` give the function the Valkey cache, as that
+/// user, authenticating with IAM tokens for that cache (no password anywhere).
+#[tokio::test]
+async fn valkey_settings_give_the_function_a_valkey_cache_with_iam_tokens() {
+    let settings = messaging_stream::config::ValkeySettings {
+        host: "cruddur-cache-prod-abc123.serverless.use1.cache.amazonaws.com".into(),
+        port: 6379,
+        user: "cruddur-messaging-stream".into(),
+        cache_name: "cruddur-cache-prod".into(),
+    };
+    let config = messaging_stream::Config {
+        valkey: Some(settings),
+        ..local::config_for(&closed_port(), "messages")
+    };
+    let app = App::from_config(config).await;
+    let shown = format!("{:?}", app.cache.expect("a cache"));
+    for part in [
+        "ValkeyCache",
+        "abc123.serverless.use1.cache.amazonaws.com",
+        "port: 6379",
+        "user: \"cruddur-messaging-stream\"",
+        "IamToken",
+        "cache_name: \"cruddur-cache-prod\"",
+        "serverless: true",
+        "own_root: false",
+    ] {
+        assert!(shown.contains(part), "{part} in {shown}");
+    }
+}
+
+/// On Valkey the same group chat's 61 keys are all invalidated (sent as one pipeline of single-key
+/// deletes; the round trips are not counted here).
+#[tokio::test]
+async fn a_group_chat_of_60_invalidates_its_61_keys_on_valkey() {
+    let f = Fixture::on(Backend::Valkey).await;
+    let owners: Vec<String> = (0..60).map(|i| format!("o{i:02}")).collect();
+    f.table
+        .put(owners.iter().map(|o| group_row(o, "big", T0, "x")))
+        .await;
+    let reader = f.reader();
+    let mut keys: Vec<CacheKey> = owners
+        .iter()
+        .map(|o| CacheKey::Conversations(o.clone()))
+        .collect();
+    keys.push(CacheKey::Messages("big".into()));
+    for owner in &owners {
+        reader.conversations(owner, None).await.unwrap();
+    }
+    reader.messages("big", None).await.unwrap();
+    for key in &keys {
+        assert!(f.stored(key).await.is_some(), "{} is cached", key.id());
+    }
+
+    let response = f
+        .invoke(&f.app, event(vec![message_record("big", T3, "all", "5")]))
+        .await;
+
+    assert!(response.batch_item_failures.is_empty());
+    for key in &keys {
+        assert_eq!(f.stored(key).await, None, "{} is still cached", key.id());
     }
 }
 
@@ -1075,6 +1553,10 @@ fn ddb_reads_through_the_cache_when_a_cache_table_is_set_and_says_hit_or_miss() 
         "{miss}"
     );
     assert!(hit.contains("cache hit (conversations#"), "{hit}");
+    assert!(
+        hit.contains(&format!(" in cache table {cache_table})")),
+        "which cache: {hit}"
+    );
     assert!(!bypass.contains("cache"), "{bypass}");
     assert_eq!(first, second);
     let entries: Vec<serde_json::Value> = first
@@ -1116,6 +1598,61 @@ fn ddb_reads_through_the_cache_when_a_cache_table_is_set_and_says_hit_or_miss() 
     assert!(miss.contains("cache miss (filled)"), "{miss}");
     assert!(hit.contains("cache hit (messages#"), "{hit}");
     assert_eq!(messages.lines().count(), 5);
+}
+
+/// With `VALKEY_ENDPOINT` (and, locally, the ACL user's password and the server's CA), `ddb` reads through
+/// the Valkey cache: a miss that fills, then a hit, the same lines; the entry is in Valkey, under the key
+/// the function invalidates.
+#[test]
+fn ddb_reads_through_the_valkey_cache_when_valkey_is_set() {
+    use ddb::commands::seed;
+    let table = local::unique_table();
+    assert!(ddb(&table, &["schema-load"]).status.success());
+    assert!(ddb(&table, &["seed"]).status.success());
+    let read = |args: &[&str]| {
+        let output = ddb_command(&table)
+            .envs(valkey::ddb_environment())
+            .args(args)
+            .output()
+            .expect("run ddb");
+        assert!(output.status.success(), "{output:?}");
+        (
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (first, miss) = read(&["--json", "conversations", "andrewbrown"]);
+    let (second, hit) = read(&["--json", "conversations", "andrewbrown"]);
+    let (direct, bypass) = read(&["--json", "conversations", "andrewbrown", "--no-cache"]);
+    assert!(
+        miss.contains("cache miss (filled) (conversations#"),
+        "{miss}"
+    );
+    assert!(hit.contains("cache hit (conversations#"), "{hit}");
+    assert!(
+        hit.contains(" in Valkey at 127.0.0.1:"),
+        "which cache: {hit}"
+    );
+    assert!(!bypass.contains("cache"), "{bypass}");
+    assert_eq!(first, second);
+    assert_eq!(first, direct);
+    assert!(first.lines().count() > 1, "{first}");
+
+    let stored: Option<String> = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let mut admin = valkey::ddb_database().admin().await;
+        redis::cmd("HGET")
+            .arg(CacheKey::Conversations(seed::ANDREW.uuid.to_owned()).id())
+            .arg(CACHED_VALUE)
+            .query_async(&mut admin)
+            .await
+            .unwrap()
+    });
+    let stored: Vec<Entry> = serde_json::from_str(&stored.expect("the entry in Valkey")).unwrap();
+    let printed: Vec<Entry> = first
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(stored, printed);
 }
 
 /// Issue 16, item 7: `--json` prints the app's five fields whether a cache is set or not, so a script does not

@@ -2,7 +2,8 @@
 //! (`--endpoint-url`/`aws`, `--profile`, `--region`, `--table`, `--cache-table`), ddb's own retry
 //! pace, and the clients built from them. The endpoint, region and credentials are resolved by
 //! `messaging_stream::aws` (aws-config's own resolution); this module only says what ddb asks
-//! for. It also builds the Lambda's [`App`] through the Lambda's own constructor, and says once
+//! for. It also builds the Lambda's [`App`] through the Lambda's own constructor, the Valkey cache
+//! `VALKEY_ENDPOINT` names (as the function connects, or locally with a password), and says once
 //! where a writing command writes.
 
 use crate::cli::Cli;
@@ -10,8 +11,11 @@ use crate::commands::CommandError;
 use crate::output;
 use aws_config::SdkConfig;
 use messaging_stream::aws::Connection;
+use messaging_stream::cache::valkey::{Endpoint, Password, ValkeyCache};
+use messaging_stream::config::ConfigError;
 use messaging_stream::metrics::{Metrics, MetricsConfig, Output as MetricsOutput};
 use messaging_stream::{App, Config};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Where the Makefile runs DynamoDB Local.
@@ -171,24 +175,60 @@ impl Session {
         aws_sdk_dynamodbstreams::Client::new(&self.sdk)
     }
 
-    /// The Lambda's app on this client (with a cache table set, it invalidates that cache), built
-    /// by the Lambda's own constructor.
-    pub fn app(&self) -> App {
-        App::on_client(self.client.clone(), self.config.clone())
+    /// The Lambda's app on this client (with a cache table set, or `VALKEY_ENDPOINT`, it invalidates
+    /// that cache), built by the Lambda's own constructor.
+    pub fn app(&self) -> Result<App, CommandError> {
+        let app = App::on_client(self.client.clone(), self.config.clone());
+        Ok(match self.valkey_cache()? {
+            Some(cache) => app.with_cache(Arc::new(cache)),
+            None => app,
+        })
+    }
+
+    /// The Valkey cache `VALKEY_ENDPOINT` names, if any: as the function connects (IAM tokens signed
+    /// with this session's credentials and region) or, with `VALKEY_PASSWORD` (a local server's ACL
+    /// user; never the function's), with that password. `VALKEY_CA_FILE`: a CA certificate (PEM) to
+    /// trust instead of the system's roots (a local server's).
+    pub fn valkey_cache(&self) -> Result<Option<ValkeyCache>, CommandError> {
+        let Some(settings) = &self.config.valkey else {
+            return Ok(None);
+        };
+        let mut cache = match std::env::var("VALKEY_PASSWORD") {
+            Ok(password) => ValkeyCache::new(
+                Endpoint::new(settings.host.clone(), settings.port),
+                settings.user.clone(),
+                Arc::new(Password::new(password)),
+            ),
+            Err(_) => ValkeyCache::with_iam(
+                settings,
+                self.sdk.credentials_provider(),
+                self.sdk.region().map(ToString::to_string),
+            ),
+        };
+        if let Ok(path) = std::env::var("VALKEY_CA_FILE") {
+            let pem = std::fs::read(&path).map_err(|_| ConfigError {
+                variable: "VALKEY_CA_FILE",
+                value: path.clone(),
+                expected: "a readable PEM file of the CA that signed the server's certificate",
+            })?;
+            let endpoint = cache.endpoint().clone().with_root_certificate(pem);
+            cache = cache.with_endpoint(endpoint);
+        }
+        Ok(Some(cache))
     }
 
     /// [`Session::app`], emitting each invocation's metrics to stderr when `asked` (named as the
     /// environment says, `METRICS` aside: the flag is the switch here).
     pub fn app_with_metrics(&self, asked: bool) -> Result<App, CommandError> {
         if !asked {
-            return Ok(self.app());
+            return self.app();
         }
         let config = MetricsConfig {
             enabled: true,
             ..MetricsConfig::from_env()?
         };
         Ok(self
-            .app()
+            .app()?
             .with_metrics(Metrics::new(config, MetricsOutput::Stderr)))
     }
 }

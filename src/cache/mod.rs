@@ -4,9 +4,9 @@
 //! `messages#<group_uuid>`), the time-to-live arithmetic (an entry is live while `now < expires_at`,
 //! so an expired entry is a miss even while DynamoDB's TTL has not deleted it yet), the clock (injectable,
 //! so tests never sleep), and the [`Cache`] trait every backend implements: `get`, `lease`, `set` with a
-//! TTL, `invalidate`. [`dynamo`] is the DynamoDB backend; the read-through readers (the app's read
-//! path) are `ddb`'s `reads` module, not the Lambda's: the stream consumer only invalidates, through
-//! [`crate::handler`].
+//! TTL, `invalidate`. [`dynamo`] is the DynamoDB backend, [`valkey`] the Valkey one (authenticated by
+//! [`iam`] tokens in AWS); the read-through readers (the app's read path) are `ddb`'s `reads` module,
+//! not the Lambda's: the stream consumer only invalidates, through [`crate::handler`].
 //!
 //! **No stale fill: leases**, as in Facebook's memcache ("Scaling Memcache at Facebook", NSDI 2013).
 //! On a miss the reader takes a lease (a token written with a conditional write that succeeds only if
@@ -26,6 +26,8 @@
 //! compare-and-set on that token, `invalidate` as delete; then pass it to [`crate::App::with_cache`].
 
 pub mod dynamo;
+pub mod iam;
+pub mod valkey;
 
 use crate::model::{CONVERSATIONS_PREFIX, GROUP_PK_PREFIX, MESSAGES_PREFIX};
 use std::fmt;
@@ -215,6 +217,12 @@ pub enum CacheError {
         keys: usize,
         rounds: u32,
     },
+    #[error("invalidating {keys} cache keys on Valkey at {host}: {detail}")]
+    Valkey {
+        host: String,
+        keys: usize,
+        detail: String,
+    },
 }
 
 impl CacheError {
@@ -222,7 +230,7 @@ impl CacheError {
     pub fn setup(&self) -> Option<crate::aws::Setup> {
         match self {
             Self::Invalidate { detail, .. } => detail.setup,
-            Self::Unprocessed { .. } => None,
+            Self::Unprocessed { .. } | Self::Valkey { .. } => None,
         }
     }
 }

@@ -2,8 +2,9 @@
 //! table per test ([`local`]), the items and stream records the app and DynamoDB Streams write
 //! ([`items`]), a fault-injecting proxy in front of DynamoDB Local ([`fault_proxy`]), the log of
 //! the DynamoDB requests a client made ([`request_log`]), our binaries as the tests run them
-//! ([`bin`]) and a stub of the Lambda Runtime API to run the Lambda binary against
-//! ([`runtime_api`]). A dev-dependency only: nothing here reaches the Lambda or `ddb`.
+//! ([`bin`]), a stub of the Lambda Runtime API to run the Lambda binary against
+//! ([`runtime_api`]) and a TLS Valkey server for the Valkey cache ([`valkey`]). A dev-dependency
+//! only: nothing here reaches the Lambda or `ddb`.
 
 pub mod bin;
 pub mod fault_proxy;
@@ -11,6 +12,7 @@ pub mod items;
 pub mod local;
 pub mod request_log;
 pub mod runtime_api;
+pub mod valkey;
 
 /// The workspace's root folder (template.yaml, events/, policies/).
 pub fn workspace_root() -> std::path::PathBuf {

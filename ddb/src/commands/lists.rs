@@ -6,6 +6,7 @@ use crate::connect::Session;
 use crate::output::{self, Output};
 use crate::reads::{ttl_from_env, Consistency, List, Reader};
 use messaging_stream::cache::dynamo::DynamoCache;
+use messaging_stream::cache::Cache;
 use std::sync::Arc;
 
 /// One list command's request.
@@ -40,10 +41,10 @@ pub(super) async fn show(
         return out.items(&rows, columns);
     }
     let entries = match cached_reader(session, show.no_cache)? {
-        Some(reader) => {
+        Some((reader, which)) => {
             let read = reader.read(show.list, show.id, show.limit).await?;
             output::note(format_args!(
-                "cache {} ({})",
+                "cache {} ({} in {which})",
                 read.served,
                 show.list.cache_key(show.id)
             ));
@@ -63,17 +64,37 @@ pub(super) async fn show(
     out.entries(&entries)
 }
 
-/// The read-through reader when a cache table is set and not bypassed. Only then is
-/// `CACHE_TTL_SECONDS` read (and a bad value refused): it is the fill's setting.
-fn cached_reader(session: &Session, no_cache: bool) -> Result<Option<Reader>, CommandError> {
-    let config = &session.config;
-    let Some(table) = config.cache_table_name.as_ref().filter(|_| !no_cache) else {
+/// The read-through reader when a cache (a cache table, or `VALKEY_ENDPOINT`) is set and not
+/// bypassed, and which cache it is. Only then is `CACHE_TTL_SECONDS` read (and a bad value refused):
+/// it is the fill's setting.
+fn cached_reader(
+    session: &Session,
+    no_cache: bool,
+) -> Result<Option<(Reader, String)>, CommandError> {
+    if no_cache {
         return Ok(None);
-    };
-    let ttl = ttl_from_env()?;
+    }
+    let config = &session.config;
     let client = &session.client;
-    let cache = DynamoCache::new(client.clone(), table.clone());
-    Ok(Some(
-        Reader::new(client.clone(), config.table_name.clone()).with_cache(Arc::new(cache), ttl),
-    ))
+    let (cache, which): (Arc<dyn Cache>, _) =
+        match (&config.cache_table_name, session.valkey_cache()?) {
+            (Some(table), _) => (
+                Arc::new(DynamoCache::new(client.clone(), table.clone())),
+                format!("cache table {table}"),
+            ),
+            (None, Some(valkey)) => {
+                let at = format!(
+                    "Valkey at {}:{}",
+                    valkey.endpoint().host,
+                    valkey.endpoint().port
+                );
+                (Arc::new(valkey), at)
+            }
+            (None, None) => return Ok(None),
+        };
+    let ttl = ttl_from_env()?;
+    Ok(Some((
+        Reader::new(client.clone(), config.table_name.clone()).with_cache(cache, ttl),
+        which,
+    )))
 }

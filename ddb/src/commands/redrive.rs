@@ -418,7 +418,7 @@ pub async fn run(
         table_given: session.table_given,
     };
     let reports = redrive(
-        &session.app(),
+        &session.app()?,
         &session.streams(),
         sources.records,
         &options,
