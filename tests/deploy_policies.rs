@@ -7,8 +7,9 @@
 //! `policies/endpoint-cache-<choice>.json` the statements it gains when the `ReadCache` parameter is `<choice>`;
 //! `policies/operator-<name>.json` is for people (`ddb redrive`), never in the template. Any other file is an error.
 //!
-//! One test needs DynamoDB Local: for each `ReadCache` choice it runs the handler as the template configures
-//! it and proves the execution role grants exactly the calls it makes.
+//! One test needs DynamoDB Local and the local TLS redis-server (testkit::valkey): for each `ReadCache` choice
+//! it runs the handler as the template configures it and proves the execution role grants exactly the calls
+//! it makes (with `valkey`, its `elasticache:Connect` too).
 
 mod deploy_support;
 
@@ -602,10 +603,36 @@ fn execution_cache_policy_grants_only_invalidation_on_the_cache_table() {
     );
 }
 
+/// `text` of a `!Sub` with the parameters at their defaults (`${AppName}-cache-${Env}`: `cruddur-cache-prod`).
+fn with_defaults(text: &str) -> String {
+    let template = template();
+    parameters(&template, &[])
+        .iter()
+        .fold(text.to_owned(), |text, (name, value)| {
+            text.replace(&format!("${{{name}}}"), value)
+        })
+}
+
+/// The `!Sub` string of `path` in resource `id` of `template`, with the parameters at their defaults.
+fn sub_of(template: &serde_norway::Value, id: &str, path: &[&str]) -> String {
+    match at(resource(template, id), path) {
+        serde_norway::Value::Tagged(t) if t.tag == "Sub" => {
+            with_defaults(t.value.as_str().expect("!Sub of a string"))
+        }
+        other => panic!("{id} {path:?}: {other:?} is not a !Sub string"),
+    }
+}
+
 /// The function's environment as the template sets it with `ReadCache` = `choice`, on a test table (and a
 /// cache table, where the template names one) of DynamoDB Local: (name, value), the `!Ref`s replaced. The Valkey
-/// cache's variables (attributes of resources that exist only in AWS) are kept as the template writes them.
-fn environment_for(choice: &str, table: &str, cache_table: &str) -> BTreeMap<String, String> {
+/// cache's endpoint is `valkey_endpoint` (the local server's); its name and user are the names the template gives
+/// them with the default parameters.
+fn environment_for(
+    choice: &str,
+    table: &str,
+    cache_table: &str,
+    valkey_endpoint: &str,
+) -> BTreeMap<String, String> {
     let template = template_with(&[("ReadCache", choice)]);
     let variables = at(
         resource(&template, "MessagingStreamFunction"),
@@ -622,13 +649,19 @@ fn environment_for(choice: &str, table: &str, cache_table: &str) -> BTreeMap<Str
                 serde_norway::Value::Tagged(t) if t.tag == "Ref" => match t.value.as_str() {
                     Some("TableName") => table.to_owned(),
                     Some("CacheTable") => cache_table.to_owned(),
-                    Some(valkey @ ("Cache" | "CacheUser")) if name.starts_with("VALKEY_") => {
-                        format!("!Ref {valkey}")
+                    // ElastiCache's Ref of each: the cache's name, the user's id.
+                    Some("Cache") => {
+                        sub_of(&template, "Cache", &["Properties", "ServerlessCacheName"])
                     }
+                    Some("CacheUser") => sub_of(&template, "CacheUser", &["Properties", "UserId"]),
                     other => panic!("{name}: !Ref {other:?}: which test resource is that?"),
                 },
-                serde_norway::Value::Tagged(t) if t.tag == "Sub" && name.starts_with("VALKEY_") => {
-                    format!("!Sub {}", t.value.as_str().expect("!Sub of a string"))
+                serde_norway::Value::Tagged(t)
+                    if t.tag == "Sub"
+                        && t.value.as_str()
+                            == Some("${Cache.Endpoint.Address}:${Cache.Endpoint.Port}") =>
+                {
+                    valkey_endpoint.to_owned()
                 }
                 other => panic!("{name}: {other:?} is neither a string nor a !Ref"),
             };
@@ -643,10 +676,10 @@ fn environment_for(choice: &str, table: &str, cache_table: &str) -> BTreeMap<Str
 /// it makes, as IAM authorises them, are exactly what the role deployed with that choice grants. It also
 /// counts one message to a 2-row group: Query 1 + TransactWriteItems 1 with no cache, + BatchWriteItem 1
 /// with the DynamoDB cache; a replay of it, Query 1 (+ BatchWriteItem 1). With the Valkey cache the DynamoDB
-/// calls are those of no cache (its invalidation is one Valkey round trip, not a DynamoDB call) and the role's
-/// only addition is `elasticache:Connect` (`execution_cache_valkey_policy_connects_to_exactly_that_cache_as_the_function_user`);
-/// the Valkey variables are taken out here, as no ElastiCache exists locally: the Valkey commands the cache
-/// sends are the backend's tests (tests/cache.rs).
+/// calls are those of no cache (its invalidation is one Valkey round trip, not a DynamoDB call): the Valkey cache
+/// is the local TLS redis-server, as the user `VALKEY_USER` names, with `CacheUser`'s access string and a password
+/// standing in for the IAM token (`App::from_config` builds it with IAM in AWS); the group's lists are gone
+/// afterwards, and the role's `elasticache:Connect` is exactly on the `VALKEY_CACHE_NAME` cache and that user.
 #[tokio::test]
 async fn the_execution_role_equals_the_calls_made_in_each_read_cache_choice() {
     use testkit::request_log::RequestLog;
@@ -656,7 +689,12 @@ async fn the_execution_role_equals_the_calls_made_in_each_read_cache_choice() {
     for choice in read_cache_choices() {
         let table = local::unique_table();
         let cache_table = format!("cache-{}", uuid::Uuid::new_v4().simple());
-        let mut environment = environment_for(&choice, &table, &cache_table);
+        let local_valkey = testkit::valkey::ddb_environment()
+            .into_iter()
+            .find(|(name, _)| *name == "VALKEY_ENDPOINT")
+            .expect("the local server's endpoint")
+            .1;
+        let mut environment = environment_for(&choice, &table, &cache_table, &local_valkey);
         let valkey: Vec<String> = environment
             .keys()
             .filter(|name| name.starts_with("VALKEY_"))
@@ -671,7 +709,6 @@ async fn the_execution_role_equals_the_calls_made_in_each_read_cache_choice() {
             },
             "ReadCache {choice}: the Valkey variables"
         );
-        environment.retain(|name, _| !name.starts_with("VALKEY_"));
         environment.insert(
             "AWS_ENDPOINT_URL_DYNAMODB".into(),
             local::endpoint().to_owned(),
@@ -688,7 +725,48 @@ async fn the_execution_role_equals_the_calls_made_in_each_read_cache_choice() {
                 .await
                 .expect("create the cache table");
         }
-        let app = messaging_stream::App::on_client(client.clone(), config.clone());
+        let mut app = messaging_stream::App::on_client(client.clone(), config.clone());
+        // The Valkey connection as the function makes it: elasticache:Connect to VALKEY_CACHE_NAME as VALKEY_USER.
+        let mut connects = BTreeSet::new();
+        if let Some(settings) = &config.valkey {
+            assert_eq!(
+                settings.user,
+                sub_of(&template(), "CacheUser", &["Properties", "UserId"])
+            );
+            let arn = "arn:${AWS::Partition}:elasticache:${AWS::Region}:${AWS::AccountId}";
+            connects.insert(format!("{arn}:serverlesscache:{}", settings.cache_name));
+            connects.insert(format!("{arn}:user:{}", settings.user));
+            let mut rules = vec![
+                "reset".to_owned(),
+                ">local-stand-in-for-the-token".to_owned(),
+            ];
+            let deployed = template_with(&[("ReadCache", "valkey")]);
+            rules.extend(
+                at(
+                    resource(&deployed, "CacheUser"),
+                    &["Properties", "AccessString"],
+                )
+                .as_str()
+                .expect("an access string")
+                .split_whitespace()
+                .map(str::to_owned),
+            );
+            let rules: Vec<&str> = rules.iter().map(String::as_str).collect();
+            testkit::valkey::set_user(&settings.user, &rules).await;
+            let cache = testkit::valkey::ddb_database()
+                .cache_as(&settings.user, "local-stand-in-for-the-token");
+            app = app.with_cache(std::sync::Arc::new(cache));
+            let mut admin = testkit::valkey::ddb_database().admin().await;
+            for key in ["messages#g", "conversations#a", "conversations#b"] {
+                redis::cmd("HSET")
+                    .arg(key)
+                    .arg("cached_value")
+                    .arg("[]")
+                    .query_async::<()>(&mut admin)
+                    .await
+                    .expect("a cached list");
+            }
+        }
         for item in [
             items::group_row("a", "g", T0, "x"),
             items::group_row("b", "g", T0, "x"),
@@ -734,6 +812,17 @@ async fn the_execution_role_equals_the_calls_made_in_each_read_cache_choice() {
             "ReadCache {choice}: one message to a 2-row group"
         );
         let moved = log.iam_uses();
+        if config.valkey.is_some() {
+            let mut admin = testkit::valkey::ddb_database().admin().await;
+            for key in ["messages#g", "conversations#a", "conversations#b"] {
+                let left: i64 = redis::cmd("EXISTS")
+                    .arg(key)
+                    .query_async(&mut admin)
+                    .await
+                    .expect("EXISTS");
+                assert_eq!(left, 0, "ReadCache valkey: {key} was not invalidated");
+            }
+        }
         log.reset();
         invoke(vec![message]).await;
         assert_eq!(
@@ -778,6 +867,18 @@ async fn the_execution_role_equals_the_calls_made_in_each_read_cache_choice() {
         assert_eq!(
             performed, granted,
             "ReadCache {choice}: calls made vs the role"
+        );
+        let connect_grants: BTreeSet<String> = role_for(&choice)
+            .values()
+            .flat_map(|document| statements(document).clone())
+            .filter(|s| strings(s.get("Action")).contains(&"elasticache:Connect".to_owned()))
+            .flat_map(|s| strings(s.get("Resource")))
+            .map(|r| with_defaults(&r))
+            .collect();
+        let connects: BTreeSet<String> = connects.iter().map(|r| with_defaults(r)).collect();
+        assert_eq!(
+            connect_grants, connects,
+            "ReadCache {choice}: elasticache:Connect"
         );
         // Each call's partition key is within its grant's dynamodb:LeadingKeys.
         for use_ in &used {
