@@ -185,3 +185,27 @@ async fn the_users_are_limited_to_the_caches_keys() {
         "HMGET outside the cache's keys: {outside:?}"
     );
 }
+
+/// A reader in another language (docs/CACHE.md) sends the lease script with `EVAL`: the readers' user may.
+#[tokio::test]
+async fn the_readers_user_may_eval_the_lease_script_as_docs_cache_gives_it() {
+    let _scripts = SCRIPTS.lock().await;
+    user_like("CacheReaderUser", "reader-in-python", &[]).await;
+    let mut connection = valkey::ddb_database()
+        .endpoint()
+        .connect("reader-in-python", PASSWORD)
+        .await
+        .expect("connect as the reader");
+    let key = key();
+    let taken: i64 = redis::cmd("EVAL")
+        .arg(messaging_stream::cache::valkey::LEASE_SCRIPT)
+        .arg(1)
+        .arg(key.id())
+        .arg(uuid::Uuid::new_v4().to_string())
+        .arg(10_000)
+        .query_async(&mut connection)
+        .await
+        .expect("EVAL of the lease script");
+    assert_eq!(taken, 1);
+    assert!(exists(&key).await);
+}

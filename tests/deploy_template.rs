@@ -389,6 +389,7 @@ fn read_cache_valkey_makes_the_cache_in_the_function_subnets_and_names_it_to_the
             "CacheReaderUser",
             &[
                 "del",
+                "eval",
                 "evalsha",
                 "exists",
                 "hget",
