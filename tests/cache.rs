@@ -9,8 +9,9 @@ use testkit::{items, local, valkey};
 
 use ddb::commands::schema;
 use ddb::reads::{load_conversations, read_through, Entry, Reader, Served};
-use messaging_stream::cache::dynamo::{DynamoCache, CACHED_VALUE, EXPIRES_AT, ID};
+use messaging_stream::cache::dynamo::{DynamoCache, EXPIRES_AT, ID};
 use messaging_stream::cache::valkey::{Endpoint, Password, ValkeyCache};
+use messaging_stream::cache::CACHED_VALUE;
 use messaging_stream::cache::{
     Cache, CacheError, CacheFuture, CacheKey, Cached, Clock as _, Filled, Lease, ManualClock,
     DEFAULT_TTL,

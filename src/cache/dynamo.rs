@@ -11,7 +11,7 @@
 
 use super::{
     expires_at, is_live, Cache, CacheError, CacheFuture, CacheKey, Cached, Clock, Filled, Lease,
-    SystemClock, LEASE_SECONDS, MAX_BATCH_WRITE,
+    SystemClock, CACHED_VALUE, COVERS_LIMIT, LEASE, LEASE_SECONDS, MAX_BATCH_WRITE,
 };
 use crate::backoff::backoff;
 use crate::plan::Item;
@@ -25,14 +25,8 @@ use std::time::Duration;
 
 /// The key attribute of the cache table.
 pub const ID: &str = "id";
-/// The rendered JSON.
-pub const CACHED_VALUE: &str = "cached_value";
 /// Epoch seconds; the table's TTL attribute.
 pub const EXPIRES_AT: &str = "expires_at";
-/// How many entries the value answers for (absent: the whole list).
-pub const COVERS_LIMIT: &str = "covers_limit";
-/// A fill lease's token.
-pub const LEASE: &str = "lease";
 
 /// Stay under DynamoDB's 400 KB item limit with room for the other attributes.
 pub const MAX_VALUE_BYTES: usize = 390 * 1024;

@@ -42,6 +42,14 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(600);
 /// How long a fill lease holds other readers off. Only liveness depends on it, never correctness.
 pub const LEASE_SECONDS: i64 = 10;
 
+/// An entry's fields, named the same in every backend (DynamoDB attributes, Valkey hash fields, and
+/// the Lua scripts of src/cache/valkey.rs, which spell them): the rendered JSON.
+pub const CACHED_VALUE: &str = "cached_value";
+/// How many entries the value answers for (absent: the whole list).
+pub const COVERS_LIMIT: &str = "covers_limit";
+/// A fill lease's token.
+pub const LEASE: &str = "lease";
+
 /// Most delete requests in one BatchWriteItem.
 pub const MAX_BATCH_WRITE: usize = 25;
 

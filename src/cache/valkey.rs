@@ -18,7 +18,10 @@
 //! timeout is a logged miss, no lease, a dropped fill); a failed `invalidate` is a [`CacheError`], so
 //! the consumer fails the group as with DynamoDB.
 
-use super::{Cache, CacheError, CacheFuture, CacheKey, Cached, Filled, Lease, LEASE_SECONDS};
+use super::{
+    Cache, CacheError, CacheFuture, CacheKey, Cached, Filled, Lease, CACHED_VALUE, COVERS_LIMIT,
+    LEASE_SECONDS,
+};
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, IntoConnectionInfo, RedisError, Script};
 use std::fmt;
@@ -26,13 +29,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
-
-/// The hash field of the rendered JSON (DynamoDB's attribute name).
-pub const CACHED_VALUE: &str = "cached_value";
-/// The hash field of how many entries the value answers for (absent: the whole list).
-pub const COVERS_LIMIT: &str = "covers_limit";
-/// The hash field of a fill lease's token.
-pub const LEASE: &str = "lease";
 
 /// Takes the lease of `KEYS[1]` if it holds nothing live (an expired hash no longer exists):
 /// `ARGV[1]` the token, `ARGV[2]` the lease's time to live in ms. 1: taken; 0: held elsewhere.
@@ -526,6 +522,21 @@ fn milliseconds(duration: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cache::LEASE;
+
+    #[test]
+    fn the_scripts_spell_the_entrys_fields_as_the_contract_names_them() {
+        assert!(
+            LEASE_SCRIPT.contains(&format!("'{LEASE}'")),
+            "{LEASE_SCRIPT}"
+        );
+        for field in [LEASE, CACHED_VALUE, COVERS_LIMIT] {
+            assert!(
+                FILL_SCRIPT.contains(&format!("'{field}'")),
+                "{field}: {FILL_SCRIPT}"
+            );
+        }
+    }
 
     #[test]
     fn durations_are_sent_in_milliseconds() {
