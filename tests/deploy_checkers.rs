@@ -150,6 +150,32 @@ fn real_files_pass_every_checker() {
     }
 }
 
+/// The template with `ReadCache`'s default set to `choice`: what a deploy with that choice checks as (checkov
+/// evaluates conditions with the parameters' defaults).
+fn with_read_cache(choice: &str) -> String {
+    let from = "    Default: none\n    AllowedValues: [none, dynamodb, valkey]\n";
+    let to = format!("    Default: {choice}\n    AllowedValues: [none, dynamodb, valkey]\n");
+    broken(from, &to)
+}
+
+#[test]
+fn real_files_pass_every_checker_in_each_read_cache_choice() {
+    let policies = real_policies();
+    let choices = read_cache_choices();
+    assert_eq!(choices, ["none", "dynamodb", "valkey"]);
+    for choice in &choices {
+        let template = with_read_cache(choice);
+        for target in ["deploy-cfn-lint", "deploy-checkov", "deploy-guard"] {
+            let outcome = check(target, &template, &policies_ref(&policies));
+            assert!(
+                outcome.ok,
+                "ReadCache {choice}, {target}:\n{}",
+                outcome.output
+            );
+        }
+    }
+}
+
 // ---- cfn-lint, on the template and on its SAM expansion ----
 
 #[test]
@@ -351,11 +377,17 @@ fn guard_rejects_x86_or_no_vpc() {
         &broken("Architectures: [arm64]", "Architectures: [x86_64]"),
         "functions_arm64_in_vpc",
     );
+    let text = template_text();
+    let start = text.find("      VpcConfig:\n").unwrap();
+    let end = text
+        .find("      Environment:\n        Variables:\n")
+        .unwrap();
+    assert!(
+        start < end,
+        "VpcConfig no longer right before Environment: update this test"
+    );
     guard_rejects(
-        &broken(
-            "      VpcConfig:\n        SubnetIds: !Ref SubnetIds\n        SecurityGroupIds: !Ref SecurityGroupIds\n",
-            "",
-        ),
+        &format!("{}{}", &text[..start], &text[end..]),
         "functions_arm64_in_vpc",
     );
 }
@@ -369,6 +401,39 @@ fn guard_rejects_unencrypted_table_or_queue() {
     guard_rejects(
         &broken("      SqsManagedSseEnabled: true\n", ""),
         "queue_sse",
+    );
+}
+
+#[test]
+fn guard_rejects_a_cache_user_with_a_password_or_an_open_default_user() {
+    guard_rejects(
+        &broken(
+            "      AuthenticationMode:\n        Type: iam\n",
+            "      AuthenticationMode:\n        Type: password\n        Passwords: [not-a-secret-at-all]\n",
+        ),
+        "elasticache_users_iam_or_off",
+    );
+    guard_rejects(
+        &broken(
+            "      AccessString: off -@all\n",
+            "      AccessString: on ~* +@all\n",
+        ),
+        "elasticache_users_iam_or_off",
+    );
+}
+
+#[test]
+fn guard_rejects_a_cache_without_users_or_open_to_an_address_range() {
+    guard_rejects(
+        &broken("      UserGroupId: !Ref CacheUserGroup\n", ""),
+        "serverless_cache_access_controlled",
+    );
+    guard_rejects(
+        &broken(
+            "      SourceSecurityGroupId: !Ref CacheClientSecurityGroup\n",
+            "      CidrIp: 10.0.0.0/8\n",
+        ),
+        "security_group_ingress_from_groups_only",
     );
 }
 

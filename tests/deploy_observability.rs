@@ -235,19 +235,30 @@ fn the_emf_alarms_name_what_the_function_writes() {
     }
 }
 
-#[test]
-fn the_dashboard_shows_what_on_call_looks_at_first() {
-    let template = template();
-    let dashboard = props(&template, "Dashboard");
-    let body = at(dashboard, &["DashboardBody"]);
-    assert!(
-        matches!(body, Yaml::Tagged(t) if t.tag == "Sub"),
-        "DashboardBody is a !Sub string"
+/// The dashboard's body as deployed with `ReadCache` = `choice`: `!Sub [body, {ValkeyWidgets: ...}]` with
+/// every placeholder replaced as !Sub would (a resource, a parameter or a pseudo parameter), as JSON.
+fn dashboard_for(choice: &str) -> Json {
+    let template = template_with(&[("ReadCache", choice)]);
+    let body = at(props(&template, "Dashboard"), &["DashboardBody"]);
+    let Yaml::Tagged(sub) = body else {
+        panic!("DashboardBody is a !Sub")
+    };
+    assert_eq!(sub.tag, "Sub", "DashboardBody is a !Sub");
+    let parts = sub.value.as_sequence().expect("!Sub [body, variables]");
+    let text = parts[0].as_str().expect("the body is a string");
+    let widgets = match at(&parts[1], &["ValkeyWidgets"]) {
+        Yaml::String(empty) => empty.clone(),
+        Yaml::Tagged(t) if t.tag == "Sub" => t.value.as_str().expect("a !Sub string").to_owned(),
+        other => panic!("ValkeyWidgets: {other:?}"),
+    };
+    let variables: Vec<&Yaml> = parts[1].as_mapping().unwrap().keys().collect();
+    assert_eq!(
+        variables,
+        [&Yaml::from("ValkeyWidgets")],
+        "the body's variables"
     );
-    let body = j(body);
-    let body = body.as_str().unwrap();
-    // What !Sub would put in: every placeholder is a resource, a parameter or a pseudo parameter.
-    let substituted = body
+    let substituted = text
+        .replace("${ValkeyWidgets}", &widgets)
         .replace("${AWS::Region}", "us-east-1")
         .replace(
             "${MessagingStreamFunction}",
@@ -257,31 +268,89 @@ fn the_dashboard_shows_what_on_call_looks_at_first() {
             "${MessagingStreamFunctionTableStream}",
             "9c1b4a7e-0000-4000-8000-000000000000",
         )
-        .replace("${IteratorAgeAlarmSeconds}", "60");
+        .replace("${IteratorAgeAlarmSeconds}", "60")
+        .replace("${Cache}", "cruddur-cache-prod");
     assert!(
         !substituted.contains("${"),
         "a placeholder left: {substituted}"
     );
-    let body: Json = serde_json::from_str(&substituted).expect("the dashboard body is JSON");
-    let widgets = body["widgets"].as_array().unwrap();
-    let namespace = env_var(&template, "METRICS_NAMESPACE");
-    let mut shown = BTreeSet::new();
-    for widget in widgets {
+    serde_json::from_str(&substituted)
+        .unwrap_or_else(|e| panic!("ReadCache {choice}: the dashboard body is not JSON: {e}"))
+}
+
+/// (namespace, metric, dimensions) of every metric the dashboard shows (expressions left out).
+fn dashboard_metrics(body: &Json) -> Vec<(String, String, Vec<String>)> {
+    let mut metrics = Vec::new();
+    for widget in body["widgets"].as_array().unwrap() {
         for metric in widget["properties"]["metrics"].as_array().unwrap() {
             let parts = metric.as_array().unwrap();
             let Some(ns) = parts[0].as_str() else {
                 continue; // an expression
             };
-            let name = parts[1].as_str().unwrap().to_owned();
-            if ns == namespace {
-                assert!(metric_names().contains(&name), "{name}");
-                assert_eq!(parts[2], DIMENSIONS[0]);
-                assert_eq!(parts[3], env_var(&template, "POWERTOOLS_SERVICE_NAME"));
-                assert_eq!(parts[4], DIMENSIONS[1]);
-            }
-            shown.insert(name);
+            let dimensions = parts[2..]
+                .iter()
+                .filter_map(|p| p.as_str().map(str::to_owned))
+                .collect();
+            metrics.push((
+                ns.to_owned(),
+                parts[1].as_str().unwrap().to_owned(),
+                dimensions,
+            ));
         }
     }
+    metrics
+}
+
+/// With ReadCache valkey, and only then, the cache's own metrics: hits, misses, the ECPUs and the bytes it is
+/// billed for, and its latency, by the serverless cache's name (the `clusterId` dimension).
+#[test]
+fn the_dashboard_shows_the_valkey_cache_only_with_valkey() {
+    for choice in read_cache_choices() {
+        let shown: BTreeSet<(String, Vec<String>)> = dashboard_metrics(&dashboard_for(&choice))
+            .into_iter()
+            .filter(|(ns, _, _)| ns == "AWS/ElastiCache")
+            .map(|(_, name, dimensions)| (name, dimensions))
+            .collect();
+        if choice != "valkey" {
+            assert!(shown.is_empty(), "ReadCache {choice}: {shown:?}");
+            continue;
+        }
+        let by_cache = vec!["clusterId".to_owned(), "cruddur-cache-prod".to_owned()];
+        let expected: BTreeSet<(String, Vec<String>)> = [
+            "CacheHits",
+            "CacheMisses",
+            "ElastiCacheProcessingUnits",
+            "BytesUsedForCache",
+            "SuccessfulReadRequestLatency",
+            "SuccessfulWriteRequestLatency",
+        ]
+        .into_iter()
+        .map(|name| (name.to_owned(), by_cache.clone()))
+        .collect();
+        assert_eq!(shown, expected);
+    }
+}
+
+#[test]
+fn the_dashboard_shows_what_on_call_looks_at_first() {
+    let template = template();
+    let namespace = env_var(&template, "METRICS_NAMESPACE");
+    for choice in read_cache_choices() {
+        for (ns, name, dimensions) in dashboard_metrics(&dashboard_for(&choice)) {
+            if ns == namespace {
+                assert!(metric_names().contains(&name), "{name}");
+                assert_eq!(dimensions[0], DIMENSIONS[0]);
+                assert_eq!(dimensions[1], env_var(&template, "POWERTOOLS_SERVICE_NAME"));
+                assert_eq!(dimensions[2], DIMENSIONS[1]);
+            }
+        }
+    }
+    let body = dashboard_for("none");
+    let widgets = body["widgets"].as_array().unwrap();
+    let shown: BTreeSet<String> = dashboard_metrics(&body)
+        .into_iter()
+        .map(|(_, name, _)| name)
+        .collect();
     for wanted in [
         "IteratorAge",
         "RecordsReceived",

@@ -7,8 +7,9 @@
 //! `policies/endpoint-cache-<choice>.json` the statements it gains when the `ReadCache` parameter is `<choice>`;
 //! `policies/operator-<name>.json` is for people (`ddb redrive`), never in the template. Any other file is an error.
 //!
-//! One test needs DynamoDB Local: for each `ReadCache` choice it runs the handler as the template configures
-//! it and proves the execution role grants exactly the calls it makes.
+//! One test needs DynamoDB Local and the local TLS redis-server (testkit::valkey): for each `ReadCache` choice
+//! it runs the handler as the template configures it and proves the execution role grants exactly the calls
+//! it makes (with `valkey`, its `elasticache:Connect` too).
 
 mod deploy_support;
 
@@ -164,8 +165,8 @@ fn the_role_gets_exactly_what_the_chosen_failure_destination_needs() {
     );
 }
 
-/// The operator's redrive runs the function's handler: the same table grants and the same cache invalidation,
-/// plus DescribeTable (is a range from the table's current stream?), reading the failed ranges back from this
+/// The operator's redrive runs the function's handler: the same table grants and the same cache invalidation
+/// (on the DynamoDB cache, or connecting to the Valkey cache as the function's user), plus DescribeTable (is a range from the table's current stream?), reading the failed ranges back from this
 /// stream and the failed batches from the failure bucket. Nothing else.
 #[test]
 fn operator_redrive_policy_is_the_handler_plus_reading_failures() {
@@ -193,6 +194,22 @@ fn operator_redrive_policy_is_the_handler_plus_reading_failures() {
         cache,
         "operator-redrive.json must invalidate the cache exactly as execution-cache-dynamodb.json does"
     );
+    let pairs = |document: &Json| -> BTreeSet<(String, String)> {
+        statements(document)
+            .iter()
+            .flat_map(|s| {
+                let resources = strings(s.get("Resource"));
+                strings(s.get("Action"))
+                    .into_iter()
+                    .flat_map(move |a| resources.clone().into_iter().map(move |r| (a.clone(), r)))
+            })
+            .collect()
+    };
+    let valkey = pairs(&policy_file("execution-cache-valkey"));
+    assert!(
+        pairs(&operator).is_superset(&valkey),
+        "operator-redrive.json must connect to the Valkey cache exactly as execution-cache-valkey.json does"
+    );
     let rest: BTreeSet<(String, String)> = statements(&operator)
         .iter()
         .flat_map(|s| {
@@ -214,6 +231,7 @@ fn operator_redrive_policy_is_the_handler_plus_reading_failures() {
     ]
     .into_iter()
     .map(|(a, r)| (a.to_owned(), r.to_owned()))
+    .chain(valkey)
     .collect();
     assert_eq!(rest, expected);
 }
@@ -364,7 +382,11 @@ const CACHE_TABLE_ARN: &str =
 #[test]
 fn the_endpoint_policy_is_its_files_for_each_read_cache_choice() {
     let choices = read_cache_choices();
-    assert_eq!(choices, ["none", "dynamodb"], "ReadCache's choices");
+    assert_eq!(
+        choices,
+        ["none", "dynamodb", "valkey"],
+        "ReadCache's choices"
+    );
     for choice in &choices {
         let template = template_with(&[("ReadCache", choice)]);
         let deployed = to_policy_json(at(
@@ -375,8 +397,9 @@ fn the_endpoint_policy_is_its_files_for_each_read_cache_choice() {
     }
 }
 
-/// With ReadCache none the role and the endpoint grant nothing on a cache table; with dynamodb exactly the
-/// invalidation, under the condition that creates the table.
+/// With ReadCache none the role and the endpoint grant nothing on a cache; with dynamodb exactly the
+/// invalidation, under the condition that creates the table; with valkey exactly the connection to that cache
+/// (and nothing on a cache table), under the condition that creates the cache.
 #[test]
 fn the_role_gets_exactly_what_the_chosen_read_cache_needs() {
     let on_cache =
@@ -406,13 +429,31 @@ fn the_role_gets_exactly_what_the_chosen_read_cache_needs() {
         on_cache(&role_grants_for("dynamodb")),
         dynamodb_grants(&policy_file("execution-cache-dynamodb"))
     );
-    // Everything else is the same in both.
+    let valkey = role_for("valkey");
+    assert_eq!(
+        valkey
+            .keys()
+            .filter(|name| name.contains("cache"))
+            .collect::<Vec<_>>(),
+        ["execution-cache-valkey"]
+    );
+    assert_eq!(
+        valkey["execution-cache-valkey"],
+        policy_file("execution-cache-valkey")
+    );
+    assert!(
+        on_cache(&role_grants_for("valkey")).is_empty(),
+        "valkey: a grant on a cache table"
+    );
+    // Everything else is the same in all three.
     let without_cache = |mut role: BTreeMap<String, Json>| {
         role.remove("execution-cache-dynamodb");
+        role.remove("execution-cache-valkey");
         role
     };
     assert_eq!(without_cache(dynamodb), none);
-    // The policy is attached exactly when the table exists.
+    assert_eq!(without_cache(valkey), none);
+    // Each policy is attached exactly when its cache exists.
     let template = template();
     let policies = at(
         resource(&template, "ExecutionRole"),
@@ -420,16 +461,92 @@ fn the_role_gets_exactly_what_the_chosen_read_cache_needs() {
     )
     .as_sequence()
     .unwrap();
-    let condition = policies
+    for (policy, cache) in [
+        ("execution-cache-dynamodb", "CacheTable"),
+        ("execution-cache-valkey", "Cache"),
+    ] {
+        let condition = policies
+            .iter()
+            .map(conditional)
+            .find(|(_, p)| at(p, &["PolicyName"]).as_str() == Some(policy))
+            .unwrap_or_else(|| panic!("ExecutionRole has {policy}"))
+            .0;
+        assert!(condition.is_some(), "{policy} is conditional");
+        assert_eq!(
+            condition.as_deref(),
+            at(resource(&template, cache), &["Condition"]).as_str(),
+            "{policy} vs {cache}"
+        );
+    }
+}
+
+/// The Valkey cache: only `elasticache:Connect`, on exactly the cache the template creates and the user the
+/// function connects as (the names the template gives them, which the function's environment names too).
+#[test]
+fn execution_cache_valkey_policy_connects_to_exactly_that_cache_as_the_function_user() {
+    let document = policy_file("execution-cache-valkey");
+    let grants: BTreeSet<(String, String)> = statements(&document)
         .iter()
-        .map(conditional)
-        .find(|(_, p)| at(p, &["PolicyName"]).as_str() == Some("execution-cache-dynamodb"))
-        .expect("ExecutionRole has execution-cache-dynamodb")
-        .0;
+        .flat_map(|s| {
+            assert_eq!(s["Effect"], "Allow");
+            assert!(s.get("Condition").is_none());
+            let resources = strings(s.get("Resource"));
+            strings(s.get("Action"))
+                .into_iter()
+                .flat_map(move |a| resources.clone().into_iter().map(move |r| (a.clone(), r)))
+        })
+        .collect();
+    let template = template();
+    let sub = |id: &str, path: &[&str]| -> String {
+        match at(resource(&template, id), path) {
+            serde_norway::Value::Tagged(t) if t.tag == "Sub" => {
+                t.value.as_str().expect("!Sub of a string").to_owned()
+            }
+            other => panic!("{id} {path:?}: {other:?} is not a !Sub string"),
+        }
+    };
+    let arn = "arn:${AWS::Partition}:elasticache:${AWS::Region}:${AWS::AccountId}";
+    let cache = sub("Cache", &["Properties", "ServerlessCacheName"]);
+    let user = sub("CacheUser", &["Properties", "UserId"]);
     assert_eq!(
-        condition.as_deref(),
-        at(resource(&template, "CacheTable"), &["Condition"]).as_str()
+        user,
+        sub("CacheUser", &["Properties", "UserName"]),
+        "IAM users: UserName = UserId"
     );
+    assert_eq!(
+        grants,
+        BTreeSet::from([
+            (
+                "elasticache:Connect".to_owned(),
+                format!("{arn}:serverlesscache:{cache}")
+            ),
+            (
+                "elasticache:Connect".to_owned(),
+                format!("{arn}:user:{user}")
+            ),
+        ])
+    );
+    // The function connects as that user, to that cache: the names its IAM token is signed for.
+    let deployed = template_with(&[("ReadCache", "valkey")]);
+    let variables = at(
+        resource(&deployed, "MessagingStreamFunction"),
+        &["Properties", "Environment", "Variables"],
+    );
+    let reference = |text: &str| serde_norway::from_str::<serde_norway::Value>(text).unwrap();
+    assert_eq!(
+        at(variables, &["VALKEY_USER"]),
+        &reference("!Ref CacheUser")
+    );
+    assert_eq!(
+        at(variables, &["VALKEY_CACHE_NAME"]),
+        &reference("!Ref Cache")
+    );
+    // The readers' user is not the function's: the role cannot connect as it.
+    let reader = sub("CacheReaderUser", &["Properties", "UserId"]);
+    assert_ne!(reader, user);
+    assert!(!grants
+        .iter()
+        .any(|(_, r)| r.ends_with(&format!(":user:{reader}"))));
 }
 
 /// The gateway endpoint lets through the same (action, resource) pairs as the role, for the role only, in
@@ -486,9 +603,36 @@ fn execution_cache_policy_grants_only_invalidation_on_the_cache_table() {
     );
 }
 
+/// `text` of a `!Sub` with the parameters at their defaults (`${AppName}-cache-${Env}`: `cruddur-cache-prod`).
+fn with_defaults(text: &str) -> String {
+    let template = template();
+    parameters(&template, &[])
+        .iter()
+        .fold(text.to_owned(), |text, (name, value)| {
+            text.replace(&format!("${{{name}}}"), value)
+        })
+}
+
+/// The `!Sub` string of `path` in resource `id` of `template`, with the parameters at their defaults.
+fn sub_of(template: &serde_norway::Value, id: &str, path: &[&str]) -> String {
+    match at(resource(template, id), path) {
+        serde_norway::Value::Tagged(t) if t.tag == "Sub" => {
+            with_defaults(t.value.as_str().expect("!Sub of a string"))
+        }
+        other => panic!("{id} {path:?}: {other:?} is not a !Sub string"),
+    }
+}
+
 /// The function's environment as the template sets it with `ReadCache` = `choice`, on a test table (and a
-/// cache table, where the template names one) of DynamoDB Local: (name, value), the `!Ref`s replaced.
-fn environment_for(choice: &str, table: &str, cache_table: &str) -> BTreeMap<String, String> {
+/// cache table, where the template names one) of DynamoDB Local: (name, value), the `!Ref`s replaced. The Valkey
+/// cache's endpoint is `valkey_endpoint` (the local server's); its name and user are the names the template gives
+/// them with the default parameters.
+fn environment_for(
+    choice: &str,
+    table: &str,
+    cache_table: &str,
+    valkey_endpoint: &str,
+) -> BTreeMap<String, String> {
     let template = template_with(&[("ReadCache", choice)]);
     let variables = at(
         resource(&template, "MessagingStreamFunction"),
@@ -505,8 +649,20 @@ fn environment_for(choice: &str, table: &str, cache_table: &str) -> BTreeMap<Str
                 serde_norway::Value::Tagged(t) if t.tag == "Ref" => match t.value.as_str() {
                     Some("TableName") => table.to_owned(),
                     Some("CacheTable") => cache_table.to_owned(),
+                    // ElastiCache's Ref of each: the cache's name, the user's id.
+                    Some("Cache") => {
+                        sub_of(&template, "Cache", &["Properties", "ServerlessCacheName"])
+                    }
+                    Some("CacheUser") => sub_of(&template, "CacheUser", &["Properties", "UserId"]),
                     other => panic!("{name}: !Ref {other:?}: which test resource is that?"),
                 },
+                serde_norway::Value::Tagged(t)
+                    if t.tag == "Sub"
+                        && t.value.as_str()
+                            == Some("${Cache.Endpoint.Address}:${Cache.Endpoint.Port}") =>
+                {
+                    valkey_endpoint.to_owned()
+                }
                 other => panic!("{name}: {other:?} is neither a string nor a !Ref"),
             };
             (name, value)
@@ -519,7 +675,11 @@ fn environment_for(choice: &str, table: &str, cache_table: &str) -> BTreeMap<Str
 /// every path (a move, a replay, an edit, a fallback after a REMOVE, a same-instant nudge); the DynamoDB calls
 /// it makes, as IAM authorises them, are exactly what the role deployed with that choice grants. It also
 /// counts one message to a 2-row group: Query 1 + TransactWriteItems 1 with no cache, + BatchWriteItem 1
-/// with the DynamoDB cache; a replay of it, Query 1 (+ BatchWriteItem 1).
+/// with the DynamoDB cache; a replay of it, Query 1 (+ BatchWriteItem 1). With the Valkey cache the DynamoDB
+/// calls are those of no cache (its invalidation is one Valkey round trip, not a DynamoDB call): the Valkey cache
+/// is the local TLS redis-server, as the user `VALKEY_USER` names, with `CacheUser`'s access string and a password
+/// standing in for the IAM token (`App::from_config` builds it with IAM in AWS); the group's lists are gone
+/// afterwards, and the role's `elasticache:Connect` is exactly on the `VALKEY_CACHE_NAME` cache and that user.
 #[tokio::test]
 async fn the_execution_role_equals_the_calls_made_in_each_read_cache_choice() {
     use testkit::request_log::RequestLog;
@@ -529,7 +689,26 @@ async fn the_execution_role_equals_the_calls_made_in_each_read_cache_choice() {
     for choice in read_cache_choices() {
         let table = local::unique_table();
         let cache_table = format!("cache-{}", uuid::Uuid::new_v4().simple());
-        let mut environment = environment_for(&choice, &table, &cache_table);
+        let local_valkey = testkit::valkey::ddb_environment()
+            .into_iter()
+            .find(|(name, _)| *name == "VALKEY_ENDPOINT")
+            .expect("the local server's endpoint")
+            .1;
+        let mut environment = environment_for(&choice, &table, &cache_table, &local_valkey);
+        let valkey: Vec<String> = environment
+            .keys()
+            .filter(|name| name.starts_with("VALKEY_"))
+            .cloned()
+            .collect();
+        assert_eq!(
+            valkey,
+            if choice == "valkey" {
+                vec!["VALKEY_CACHE_NAME", "VALKEY_ENDPOINT", "VALKEY_USER"]
+            } else {
+                vec![]
+            },
+            "ReadCache {choice}: the Valkey variables"
+        );
         environment.insert(
             "AWS_ENDPOINT_URL_DYNAMODB".into(),
             local::endpoint().to_owned(),
@@ -546,7 +725,48 @@ async fn the_execution_role_equals_the_calls_made_in_each_read_cache_choice() {
                 .await
                 .expect("create the cache table");
         }
-        let app = messaging_stream::App::on_client(client.clone(), config.clone());
+        let mut app = messaging_stream::App::on_client(client.clone(), config.clone());
+        // The Valkey connection as the function makes it: elasticache:Connect to VALKEY_CACHE_NAME as VALKEY_USER.
+        let mut connects = BTreeSet::new();
+        if let Some(settings) = &config.valkey {
+            assert_eq!(
+                settings.user,
+                sub_of(&template(), "CacheUser", &["Properties", "UserId"])
+            );
+            let arn = "arn:${AWS::Partition}:elasticache:${AWS::Region}:${AWS::AccountId}";
+            connects.insert(format!("{arn}:serverlesscache:{}", settings.cache_name));
+            connects.insert(format!("{arn}:user:{}", settings.user));
+            let mut rules = vec![
+                "reset".to_owned(),
+                ">local-stand-in-for-the-token".to_owned(),
+            ];
+            let deployed = template_with(&[("ReadCache", "valkey")]);
+            rules.extend(
+                at(
+                    resource(&deployed, "CacheUser"),
+                    &["Properties", "AccessString"],
+                )
+                .as_str()
+                .expect("an access string")
+                .split_whitespace()
+                .map(str::to_owned),
+            );
+            let rules: Vec<&str> = rules.iter().map(String::as_str).collect();
+            testkit::valkey::set_user(&settings.user, &rules).await;
+            let cache = testkit::valkey::ddb_database()
+                .cache_as(&settings.user, "local-stand-in-for-the-token");
+            app = app.with_cache(std::sync::Arc::new(cache));
+            let mut admin = testkit::valkey::ddb_database().admin().await;
+            for key in ["messages#g", "conversations#a", "conversations#b"] {
+                redis::cmd("HSET")
+                    .arg(key)
+                    .arg("cached_value")
+                    .arg("[]")
+                    .query_async::<()>(&mut admin)
+                    .await
+                    .expect("a cached list");
+            }
+        }
         for item in [
             items::group_row("a", "g", T0, "x"),
             items::group_row("b", "g", T0, "x"),
@@ -577,8 +797,8 @@ async fn the_execution_role_equals_the_calls_made_in_each_read_cache_choice() {
                 .iter()
                 .map(|(op, n)| ((*op).to_owned(), *n))
                 .collect();
-            // The cache's one invalidation per group, exactly when the choice has a cache.
-            if choice != "none" {
+            // The DynamoDB cache's one invalidation per group, exactly when the choice is that cache.
+            if choice == "dynamodb" {
                 counts.insert("BatchWriteItem".into(), 1);
             }
             counts
@@ -592,6 +812,17 @@ async fn the_execution_role_equals_the_calls_made_in_each_read_cache_choice() {
             "ReadCache {choice}: one message to a 2-row group"
         );
         let moved = log.iam_uses();
+        if config.valkey.is_some() {
+            let mut admin = testkit::valkey::ddb_database().admin().await;
+            for key in ["messages#g", "conversations#a", "conversations#b"] {
+                let left: i64 = redis::cmd("EXISTS")
+                    .arg(key)
+                    .query_async(&mut admin)
+                    .await
+                    .expect("EXISTS");
+                assert_eq!(left, 0, "ReadCache valkey: {key} was not invalidated");
+            }
+        }
         log.reset();
         invoke(vec![message]).await;
         assert_eq!(
@@ -636,6 +867,18 @@ async fn the_execution_role_equals_the_calls_made_in_each_read_cache_choice() {
         assert_eq!(
             performed, granted,
             "ReadCache {choice}: calls made vs the role"
+        );
+        let connect_grants: BTreeSet<String> = role_for(&choice)
+            .values()
+            .flat_map(|document| statements(document).clone())
+            .filter(|s| strings(s.get("Action")).contains(&"elasticache:Connect".to_owned()))
+            .flat_map(|s| strings(s.get("Resource")))
+            .map(|r| with_defaults(&r))
+            .collect();
+        let connects: BTreeSet<String> = connects.iter().map(|r| with_defaults(r)).collect();
+        assert_eq!(
+            connect_grants, connects,
+            "ReadCache {choice}: elasticache:Connect"
         );
         // Each call's partition key is within its grant's dynamodb:LeadingKeys.
         for use_ in &used {

@@ -5,6 +5,7 @@ mod deploy_support;
 
 use deploy_support::*;
 use serde_norway::Value as Yaml;
+use std::collections::BTreeSet;
 
 /// `name = "..."` of every `[[bin]]` table of Cargo.toml (a line-based reading: enough for this Cargo.toml,
 /// whose bins are all declared explicitly).
@@ -165,7 +166,7 @@ fn the_default_parameters_make_no_read_cache() {
     assert_eq!(at(read_cache, &["Default"]).as_str(), Some("none"));
     assert_eq!(
         at(read_cache, &["AllowedValues"]),
-        &serde_norway::from_str::<Yaml>("[none, dynamodb]").unwrap()
+        &serde_norway::from_str::<Yaml>("[none, dynamodb, valkey]").unwrap()
     );
     let deployed = template_with(&[]);
     assert!(
@@ -192,7 +193,16 @@ fn the_default_parameters_make_no_read_cache() {
     let text = ["Resources", "Outputs"]
         .map(|section| serde_norway::to_string(at(&deployed, &[section])).unwrap())
         .join("\n");
-    for needle in ["CacheTable", "-cache-", "BatchWriteItem"] {
+    assert_no_valkey(&deployed);
+    for needle in [
+        "CacheTable",
+        "-cache-",
+        "BatchWriteItem",
+        "VALKEY_",
+        "ElastiCache",
+        "elasticache",
+        "CacheClientSecurityGroup",
+    ] {
         assert!(
             !text.contains(needle),
             "the default deployment still has {needle:?}"
@@ -217,6 +227,245 @@ fn read_cache_dynamodb_makes_the_cache_table_and_names_it_to_the_function() {
         .get("Outputs")
         .and_then(|o| o.get("CacheTableName"))
         .is_some());
+    // One cache at a time: nothing of the Valkey cache.
+    assert_no_valkey(&deployed);
+}
+
+fn yaml(text: &str) -> Yaml {
+    serde_norway::from_str(text).unwrap()
+}
+
+fn assert_no_valkey(deployed: &Yaml) {
+    let resources = at(deployed, &["Resources"]);
+    for id in [
+        "Cache",
+        "CacheUser",
+        "CacheReaderUser",
+        "CacheDefaultUser",
+        "CacheUserGroup",
+        "CacheSecurityGroup",
+        "CacheClientSecurityGroup",
+        "CacheSecurityGroupIngress",
+    ] {
+        assert!(resources.get(id).is_none(), "{id} without ReadCache valkey");
+    }
+    let variables = at(
+        function(deployed),
+        &["Properties", "Environment", "Variables"],
+    );
+    for name in ["VALKEY_ENDPOINT", "VALKEY_USER", "VALKEY_CACHE_NAME"] {
+        assert!(
+            variables.get(name).is_none(),
+            "{name} without ReadCache valkey"
+        );
+    }
+    assert_eq!(
+        at(
+            function(deployed),
+            &["Properties", "VpcConfig", "SecurityGroupIds"]
+        ),
+        &yaml("!Ref SecurityGroupIds")
+    );
+}
+
+/// An access string's (keys, commands): `~pattern`s and `+command`s; panics on anything else but `on`/`off`
+/// and `-@all` (every grant is named, nothing by category).
+fn access(text: &str) -> (bool, BTreeSet<String>, BTreeSet<String>) {
+    let mut on = None;
+    let (mut keys, mut commands) = (BTreeSet::new(), BTreeSet::new());
+    for word in text.split_whitespace() {
+        match word {
+            "on" => on = Some(true),
+            "off" => on = Some(false),
+            "-@all" => {}
+            _ if word.starts_with('~') => {
+                keys.insert(word[1..].to_owned());
+            }
+            _ if word.starts_with('+') && !word.starts_with("+@") => {
+                commands.insert(word[1..].to_owned());
+            }
+            other => panic!("access string {text:?}: {other:?} is not a named key or command"),
+        }
+    }
+    (on.expect("on or off, said explicitly"), keys, commands)
+}
+
+/// ReadCache valkey: ElastiCache Serverless for Valkey in the function's subnets, reachable only from the
+/// function's own group on 6379, IAM users only (the function's may only DEL), a default user that can never
+/// log in, and the function told where the cache is and whom to connect as. No cache table.
+#[test]
+fn read_cache_valkey_makes_the_cache_in_the_function_subnets_and_names_it_to_the_function() {
+    let deployed = template_with(&[("ReadCache", "valkey")]);
+    assert!(
+        at(&deployed, &["Resources"]).get("CacheTable").is_none(),
+        "one cache at a time"
+    );
+    let cache = resource(&deployed, "Cache");
+    assert_eq!(
+        at(cache, &["Type"]).as_str(),
+        Some("AWS::ElastiCache::ServerlessCache")
+    );
+    let props = at(cache, &["Properties"]);
+    assert_eq!(at(props, &["Engine"]).as_str(), Some("valkey"));
+    assert!(matches!(
+        at(props, &["MajorEngineVersion"]).as_str(),
+        Some("7" | "8")
+    ));
+    assert_eq!(at(props, &["SubnetIds"]), &yaml("!Ref SubnetIds"));
+    assert_eq!(
+        at(props, &["SecurityGroupIds"]),
+        &yaml("[!Ref CacheSecurityGroup]")
+    );
+    assert_eq!(at(props, &["UserGroupId"]), &yaml("!Ref CacheUserGroup"));
+
+    // The network: into the cache only 6379, only from the client group, which the function carries.
+    let groups = at(&deployed, &["Resources"]).as_mapping().unwrap();
+    let ingress: Vec<&Yaml> = groups
+        .values()
+        .filter(|r| at(r, &["Type"]).as_str() == Some("AWS::EC2::SecurityGroupIngress"))
+        .map(|r| at(r, &["Properties"]))
+        .collect();
+    assert_eq!(ingress.len(), 1, "{ingress:?}");
+    assert_eq!(
+        at(ingress[0], &["GroupId"]),
+        &yaml("!Ref CacheSecurityGroup")
+    );
+    assert_eq!(
+        at(ingress[0], &["SourceSecurityGroupId"]),
+        &yaml("!Ref CacheClientSecurityGroup")
+    );
+    assert_eq!(at(ingress[0], &["IpProtocol"]).as_str(), Some("tcp"));
+    assert_eq!(at(ingress[0], &["FromPort"]).as_u64(), Some(6379));
+    assert_eq!(at(ingress[0], &["ToPort"]).as_u64(), Some(6379));
+    let cache_group = at(resource(&deployed, "CacheSecurityGroup"), &["Properties"]);
+    assert!(cache_group.get("SecurityGroupIngress").is_none());
+    let client_egress = at(
+        resource(&deployed, "CacheClientSecurityGroup"),
+        &["Properties", "SecurityGroupEgress"],
+    )
+    .as_sequence()
+    .unwrap();
+    assert_eq!(client_egress.len(), 1);
+    assert_eq!(
+        at(&client_egress[0], &["DestinationSecurityGroupId"]),
+        &yaml("!Ref CacheSecurityGroup")
+    );
+    assert_eq!(at(&client_egress[0], &["FromPort"]).as_u64(), Some(6379));
+    assert_eq!(at(&client_egress[0], &["ToPort"]).as_u64(), Some(6379));
+    let function_groups = serde_norway::to_string(at(
+        function(&deployed),
+        &["Properties", "VpcConfig", "SecurityGroupIds"],
+    ))
+    .unwrap();
+    for wanted in ["!Ref SecurityGroupIds", "!Ref CacheClientSecurityGroup"] {
+        assert!(function_groups.contains(wanted), "{function_groups}");
+    }
+
+    // The users: IAM (UserName = UserId), named keys and commands; the default user off and granted nothing.
+    let user = |id: &str| at(resource(&deployed, id), &["Properties"]);
+    let group = at(resource(&deployed, "CacheUserGroup"), &["Properties"]);
+    assert_eq!(
+        at(group, &["UserIds"]),
+        &yaml("[!Ref CacheDefaultUser, !Ref CacheUser, !Ref CacheReaderUser]")
+    );
+    for id in ["CacheDefaultUser", "CacheUser", "CacheReaderUser"] {
+        assert_eq!(
+            at(user(id), &["Engine"]),
+            at(group, &["Engine"]),
+            "{id}: the group's engine"
+        );
+    }
+    let default = user("CacheDefaultUser");
+    assert_eq!(at(default, &["UserName"]).as_str(), Some("default"));
+    let (on, keys, commands) = access(at(default, &["AccessString"]).as_str().unwrap());
+    assert!(
+        !on && keys.is_empty() && commands.is_empty(),
+        "the default user can do nothing"
+    );
+    let cache_keys = BTreeSet::from(["conversations#*".to_owned(), "messages#*".to_owned()]);
+    for (id, wanted) in [
+        ("CacheUser", &["del"][..]),
+        (
+            "CacheReaderUser",
+            &[
+                "del",
+                "eval",
+                "evalsha",
+                "exists",
+                "hget",
+                "hmget",
+                "hset",
+                "pexpire",
+                "script|load",
+            ][..],
+        ),
+    ] {
+        let props = user(id);
+        assert_eq!(
+            at(props, &["AuthenticationMode", "Type"]).as_str(),
+            Some("iam"),
+            "{id}"
+        );
+        assert_eq!(
+            at(props, &["UserName"]),
+            at(props, &["UserId"]),
+            "{id}: IAM needs UserName = UserId"
+        );
+        assert!(
+            props.get("Passwords").is_none(),
+            "{id}: no password in the stack"
+        );
+        let (on, keys, commands) = access(at(props, &["AccessString"]).as_str().unwrap());
+        assert!(on, "{id} is enabled");
+        assert_eq!(keys, cache_keys, "{id}: only the cache's keys");
+        assert_eq!(
+            commands,
+            wanted
+                .iter()
+                .map(|c| (*c).to_owned())
+                .collect::<BTreeSet<_>>(),
+            "{id}'s commands"
+        );
+    }
+
+    // The function is told where and as whom; no cache table.
+    let variables = at(
+        function(&deployed),
+        &["Properties", "Environment", "Variables"],
+    );
+    assert!(
+        variables.get("CACHE_TABLE_NAME").is_none(),
+        "one cache at a time"
+    );
+    assert_eq!(
+        at(variables, &["VALKEY_ENDPOINT"]),
+        &yaml(r#"!Sub "${Cache.Endpoint.Address}:${Cache.Endpoint.Port}""#)
+    );
+    assert_eq!(at(variables, &["VALKEY_USER"]), &yaml("!Ref CacheUser"));
+    assert_eq!(at(variables, &["VALKEY_CACHE_NAME"]), &yaml("!Ref Cache"));
+    let outputs = at(&deployed, &["Outputs"]);
+    for output in [
+        "ValkeyEndpoint",
+        "ValkeyCacheName",
+        "ValkeyUser",
+        "ValkeyReaderUser",
+    ] {
+        assert!(outputs.get(output).is_some(), "output {output}");
+    }
+    assert!(outputs.get("CacheTableName").is_none());
+}
+
+#[test]
+fn access_reads_keys_and_commands_and_refuses_categories() {
+    let (on, keys, commands) = access("on ~a#* -@all +del +script|load");
+    assert!(on);
+    assert_eq!(keys, BTreeSet::from(["a#*".to_owned()]));
+    assert_eq!(
+        commands,
+        BTreeSet::from(["del".to_owned(), "script|load".to_owned()])
+    );
+    assert!(std::panic::catch_unwind(|| access("on ~* +@all")).is_err());
+    assert!(std::panic::catch_unwind(|| access("~* +get")).is_err());
 }
 
 /// The evaluator the two tests above rely on resolves what CloudFormation resolves.
