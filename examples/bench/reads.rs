@@ -7,9 +7,15 @@
 //! through the delay proxy at each RTT. "direct" is the read the app makes today (an eventually
 //! consistent Query, `ddb::reads::List::Conversations.rows`); the cached reader's miss path reads the table
 //! strongly consistently, as the lease protocol needs (docs/CACHE.md).
+//!
+//! The Valkey backend is read through the same [`Reader`], on testkit's TLS `redis-server`, behind a
+//! plain TCP relay that adds the same RTT ([`crate::tcp_delay`]; the fault proxy speaks only HTTP);
+//! its round trips are the client's writes the relay forwarded. It costs no capacity units: only the
+//! miss's Query reads the table.
 
 use crate::latency;
 use crate::report::{self, Calibration, Stats};
+use crate::tcp_delay::TcpDelay;
 use anyhow::ensure;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
@@ -28,7 +34,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use testkit::fault_proxy::{FaultPlan, Proxy};
 use testkit::request_log::RequestLog;
-use testkit::{items, local};
+use testkit::{items, local, valkey};
 
 const TABLE: &str = "bench-reads";
 const CACHE_TABLE: &str = "bench-reads-cache";
@@ -46,16 +52,38 @@ pub enum Mode {
     Hit,
     /// A miss: GetItem, lease (UpdateItem), consistent Query, fill (PutItem).
     Miss,
+    /// A Valkey hit: one HMGET.
+    ValkeyHit,
+    /// A Valkey miss: HMGET, the lease script, consistent Query, the fill script.
+    ValkeyMiss,
 }
 
 impl Mode {
     fn title(self) -> &'static str {
         match self {
             Mode::Direct => "direct (no cache)",
-            Mode::Hit => "cached: hit",
-            Mode::Miss => "cached: miss + fill",
+            Mode::Hit => "DynamoDB cache: hit",
+            Mode::Miss => "DynamoDB cache: miss + fill",
+            Mode::ValkeyHit => "Valkey: hit",
+            Mode::ValkeyMiss => "Valkey: miss + fill",
         }
     }
+
+    fn valkey(self) -> bool {
+        matches!(self, Mode::ValkeyHit | Mode::ValkeyMiss)
+    }
+
+    fn hit(self) -> bool {
+        matches!(self, Mode::Hit | Mode::ValkeyHit)
+    }
+}
+
+/// Which cache a soak used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    Dynamo,
+    Valkey,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -67,11 +95,14 @@ pub struct ReadCell {
     pub requests: BTreeMap<String, u64>,
     pub read_units: f64,
     pub write_units: f64,
+    /// Valkey round trips of one read (client writes through the relay); `None` for DynamoDB.
+    pub valkey_round_trips: Option<u64>,
     pub runs_s: Vec<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Soak {
+    pub backend: Backend,
     pub users: usize,
     pub reads_per_message: usize,
     pub operations: usize,
@@ -82,11 +113,22 @@ pub struct Soak {
     pub stale: usize,
     /// Requests of the whole soak on each table.
     pub requests: BTreeMap<String, u64>,
+    /// DynamoDB requests of the consumer per message (handler calls only).
+    pub message_requests: f64,
+    /// Valkey round trips of the consumer per message (handler calls only; `None` for DynamoDB).
+    pub message_valkey_round_trips: Option<f64>,
+    /// Valkey round trips of the whole soak (`None` for DynamoDB).
+    pub valkey_round_trips: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Reads {
     pub calibration: Vec<Calibration>,
+    /// The Valkey relay's, as `calibration` is the proxy's.
+    pub valkey_calibration: Vec<Calibration>,
+    /// At each RTT: a new Valkey cache's first read (TCP, TLS, AUTH, SELECT, then HMGET) and the median of
+    /// its next 10, in ms.
+    pub valkey_first_read_ms: Vec<(u64, f64, f64)>,
     pub cells: Vec<ReadCell>,
     pub soaks: Vec<Soak>,
     pub value_bytes: BTreeMap<usize, usize>,
@@ -207,7 +249,15 @@ pub async fn measure(
     let mut value_bytes = BTreeMap::new();
     put_all(&direct, TABLE, rows.clone()).await?;
 
+    let valkey_db = valkey::database();
+    let valkey_server: SocketAddr = (
+        valkey_db.endpoint().host.parse::<std::net::IpAddr>()?,
+        valkey_db.endpoint().port,
+    )
+        .into();
     let mut calibration = Vec::new();
+    let mut valkey_calibration = Vec::new();
+    let mut valkey_first_read_ms = Vec::new();
     let mut cells = Vec::new();
     for &latency_ms in latencies_ms {
         let proxy = Proxy::start(
@@ -226,6 +276,31 @@ pub async fn measure(
             local::client_for(&local::config_for(&proxy.endpoint_url(), TABLE), &log).await;
         let cache = Arc::new(DynamoCache::new(client.clone(), CACHE_TABLE));
         let reader = Reader::new(client.clone(), TABLE).with_cache(cache.clone(), DEFAULT_TTL);
+        let relay = TcpDelay::start(valkey_server, Duration::from_millis(latency_ms)).await?;
+        let mut relayed = valkey_db.endpoint();
+        relayed.port = relay.port();
+        let vcache = Arc::new(valkey_db.cache().with_endpoint(relayed));
+        let vreader = Reader::new(client.clone(), TABLE).with_cache(vcache.clone(), DEFAULT_TTL);
+        let vcal = latency::tune_relay(&valkey_db.cache(), &vcache, &relay, latency_ms).await;
+        println!(
+            "   Valkey through the TCP relay (it adds {:.2} ms, measured)",
+            vcal.added_ms
+        );
+        valkey_calibration.push(vcal);
+        let fresh = valkey_db.cache().with_endpoint(vcache.endpoint().clone());
+        let probe = CacheKey::Conversations("first-connection".into());
+        let mut times = Vec::new();
+        for _ in 0..11 {
+            let started = Instant::now();
+            fresh.get(&probe).await;
+            times.push(started.elapsed().as_secs_f64() * 1e3);
+        }
+        let first = times.remove(0);
+        let next = report::stats(&times).expect("ten reads").median;
+        println!(
+            "   Valkey: a new connection's first read {first:.2} ms, the next 10 {next:.2} ms (median)"
+        );
+        valkey_first_read_ms.push((latency_ms, first, next));
         for &(n, limit) in &[(20usize, None), (200, None), (200, Some(20u32))] {
             let user = format!("u{n}");
             let key = CacheKey::Conversations(user.clone());
@@ -235,18 +310,31 @@ pub async fn measure(
             } else {
                 bytes_of(n) * listed / n
             };
-            for mode in [Mode::Direct, Mode::Miss, Mode::Hit] {
+            for mode in [
+                Mode::Direct,
+                Mode::Miss,
+                Mode::Hit,
+                Mode::ValkeyMiss,
+                Mode::ValkeyHit,
+            ] {
+                let (cache, reader): (&dyn Cache, &Reader) = if mode.valkey() {
+                    (vcache.as_ref(), &vreader)
+                } else {
+                    (cache.as_ref(), &reader)
+                };
                 let mut runs = Vec::new();
                 let mut requests = BTreeMap::new();
+                let mut round_trips = 0;
                 let mut value_len = 0;
                 for run in 0..=repeats {
-                    if mode == Mode::Miss || (mode == Mode::Hit && run == 0) {
+                    if mode != Mode::Direct && (!mode.hit() || run == 0) {
                         cache.invalidate(std::slice::from_ref(&key)).await?;
                     }
-                    if mode == Mode::Hit && run == 0 {
+                    if mode.hit() && run == 0 {
                         reader.conversations(&user, limit).await?; // fills
                     }
                     log.reset();
+                    relay.reset();
                     let started = Instant::now();
                     let count = match mode {
                         Mode::Direct => List::Conversations
@@ -259,13 +347,14 @@ pub async fn measure(
                             )
                             .await?
                             .len(),
-                        Mode::Hit | Mode::Miss => {
+                        _ => {
                             let read = reader.conversations(&user, limit).await?;
-                            let expected = match mode {
-                                Mode::Hit => Served::Hit,
-                                _ => Served::Miss {
+                            let expected = if mode.hit() {
+                                Served::Hit
+                            } else {
+                                Served::Miss {
                                     fill: Some(Filled::Stored),
-                                },
+                                }
                             };
                             ensure!(
                                 read.served == expected,
@@ -284,6 +373,7 @@ pub async fn measure(
                     if run > 0 {
                         runs.push(elapsed);
                         requests = log.counts();
+                        round_trips = relay.writes();
                     }
                 }
                 // The cache item: id + value + expires_at (+ covers_limit).
@@ -301,16 +391,20 @@ pub async fn measure(
                         1.0 + read_units(query_bytes, true),
                         1.0 + write_units(cache_item),
                     ),
+                    // Valkey costs no units: the miss's Query is the only table read.
+                    Mode::ValkeyHit => (0.0, 0.0),
+                    Mode::ValkeyMiss => (read_units(query_bytes, true), 0.0),
                 };
+                let valkey_round_trips = mode.valkey().then_some(round_trips);
                 let stats = report::stats(&runs).expect("runs");
                 println!(
-                    "  {n:>3} conversations{:<10} {:<22} {:>8}  {:>5.1} RCU {:>4.0} WCU  {}",
+                    "  {n:>3} conversations{:<10} {:<27} {:>8}  {:>5.1} RCU {:>4.0} WCU  {}",
                     limit.map_or(String::new(), |l| format!(", limit {l}")),
                     mode.title(),
                     report::time(stats.median),
                     read_units,
                     write_units,
-                    report::requests(&requests)
+                    requests_text(&requests, valkey_round_trips)
                 );
                 cells.push(ReadCell {
                     conversations: n,
@@ -320,6 +414,7 @@ pub async fn measure(
                     requests,
                     read_units,
                     write_units,
+                    valkey_round_trips,
                     runs_s: runs,
                 });
             }
@@ -328,21 +423,40 @@ pub async fn measure(
 
     let mut soaks = Vec::new();
     for reads_per_message in [10usize, 3] {
-        soaks.push(soak(endpoint, reads_per_message, soak_operations).await?);
+        for backend in [Backend::Dynamo, Backend::Valkey] {
+            soaks.push(soak(endpoint, reads_per_message, soak_operations, backend).await?);
+        }
     }
     Ok(Reads {
         calibration,
+        valkey_calibration,
+        valkey_first_read_ms,
         cells,
         soaks,
         value_bytes,
     })
 }
 
+/// The DynamoDB requests, and the Valkey round trips when there are any.
+fn requests_text(requests: &BTreeMap<String, u64>, valkey_round_trips: Option<u64>) -> String {
+    let dynamo = report::requests(requests);
+    match valkey_round_trips {
+        None => dynamo,
+        Some(trips) if requests.is_empty() => format!("{trips} Valkey"),
+        Some(trips) => format!("{trips} Valkey + {dynamo}"),
+    }
+}
+
 /// 40 users with 20 conversations each (every list cached once first); each operation is a message
 /// to a random conversation, through the handler with the cache (1 in `reads_per_message + 1`), or
 /// a random user's list through the cached reader, checked against the table read strongly
 /// consistently right after. Uniform choice: no hot users, so this is a low hit ratio.
-async fn soak(endpoint: &str, reads_per_message: usize, operations: usize) -> anyhow::Result<Soak> {
+async fn soak(
+    endpoint: &str,
+    reads_per_message: usize,
+    operations: usize,
+    backend: Backend,
+) -> anyhow::Result<Soak> {
     const USERS: usize = 40;
     const PER_USER: usize = 20;
     let setup = local::client_for(&local::config_for(endpoint, TABLE), &RequestLog::new()).await;
@@ -365,7 +479,27 @@ async fn soak(endpoint: &str, reads_per_message: usize, operations: usize) -> an
     let mut config = local::config_for(endpoint, TABLE);
     config.cache_table_name = Some(CACHE_TABLE.to_owned());
     let client = local::client_for(&config, &log).await;
-    let cache = Arc::new(DynamoCache::new(client.clone(), CACHE_TABLE));
+    // Valkey: a fresh database, through the relay with no delay (to count round trips).
+    let db = valkey::database();
+    let relay = match backend {
+        Backend::Dynamo => None,
+        Backend::Valkey => {
+            let address: SocketAddr = (
+                db.endpoint().host.parse::<std::net::IpAddr>()?,
+                db.endpoint().port,
+            )
+                .into();
+            Some(TcpDelay::start(address, Duration::ZERO).await?)
+        }
+    };
+    let cache: Arc<dyn Cache> = match &relay {
+        None => Arc::new(DynamoCache::new(client.clone(), CACHE_TABLE)),
+        Some(relay) => {
+            let mut relayed = db.endpoint();
+            relayed.port = relay.port();
+            Arc::new(db.cache().with_endpoint(relayed))
+        }
+    };
     let app =
         App::new(Store::new(client.clone(), &config), config.clone()).with_cache(cache.clone());
     let reader = Reader::new(client.clone(), TABLE).with_cache(cache, DEFAULT_TTL);
@@ -375,6 +509,9 @@ async fn soak(endpoint: &str, reads_per_message: usize, operations: usize) -> an
         reader.conversations(&format!("s{i}"), None).await?;
     }
     log.reset();
+    let round_trips = || relay.as_ref().map_or(0, |r| r.writes());
+    let start_trips = round_trips();
+    let (mut message_requests, mut message_trips) = (0u64, 0u64);
     let mut rng = fastrand::Rng::with_seed(12);
     let (mut reads, mut messages, mut hits, mut stale) = (0, 0, 0, 0);
     let mut clock = groups.len() + 10;
@@ -383,8 +520,12 @@ async fn soak(endpoint: &str, reads_per_message: usize, operations: usize) -> an
             let group = &groups[rng.usize(0..groups.len())];
             clock += 1;
             let record = items::message_record(group, &timestamp(clock), "soak", &op.to_string());
+            let (requests_before, trips_before) =
+                (log.counts().values().sum::<u64>(), round_trips());
             let (response, _) =
                 crate::cells::handle_batch(&app, &items::event(vec![record])).await?;
+            message_requests += log.counts().values().sum::<u64>() - requests_before;
+            message_trips += round_trips() - trips_before;
             ensure!(
                 response.batch_item_failures.is_empty(),
                 "a failed group in the soak"
@@ -401,10 +542,15 @@ async fn soak(endpoint: &str, reads_per_message: usize, operations: usize) -> an
         }
     }
     println!(
-        "  soak, {reads_per_message} reads per message: {reads} reads, {messages} messages, hit ratio {:.1} %, stale reads {stale}",
+        "  soak ({backend:?}), {reads_per_message} reads per message: {reads} reads, {messages} messages, hit ratio {:.1} %, stale reads {stale}",
         100.0 * hits as f64 / reads.max(1) as f64
     );
+    let per_message = |n: u64| n as f64 / messages.max(1) as f64;
     Ok(Soak {
+        backend,
+        message_requests: per_message(message_requests),
+        message_valkey_round_trips: relay.as_ref().map(|_| per_message(message_trips)),
+        valkey_round_trips: relay.as_ref().map(|_| round_trips() - start_trips),
         users: USERS,
         reads_per_message,
         operations,
@@ -423,7 +569,7 @@ impl Reads {
             md,
             "### Reads: a conversation list through the cache, and directly\n"
         );
-        let _ = writeln!(md, "Command: `{command}`. Capacity units are computed from item sizes by DynamoDB's rules (DynamoDB Local reports none); requests are HTTP attempts counted by the SDK interceptor; time is the median of the measured runs.\n");
+        let _ = writeln!(md, "Command: `{command}`. Capacity units are computed from item sizes by DynamoDB's rules (DynamoDB Local reports none); requests are HTTP attempts counted by the SDK interceptor, and Valkey's round trips the client writes the TCP relay forwarded (a pipeline is one); Valkey costs no capacity units; time is the median of the measured runs.\n");
         let _ = writeln!(md, "| conversations | RTT | read | requests | RCU | WCU | median | min-max |\n|---|---|---|---|---|---|---|---|");
         for c in &self.cells {
             let stats: Stats = report::stats(&c.runs_s).expect("runs");
@@ -434,7 +580,7 @@ impl Reads {
                 c.limit.map_or(String::new(), |l| format!(" (limit {l})")),
                 c.latency_ms,
                 c.mode.title(),
-                report::requests(&c.requests),
+                requests_text(&c.requests, c.valkey_round_trips),
                 c.read_units,
                 c.write_units,
                 report::time(stats.median),
@@ -450,18 +596,44 @@ impl Reads {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        let _ = writeln!(md, "| soak | reads | messages | hit ratio | stale reads | requests |\n|---|---|---|---|---|---|");
+        let _ = writeln!(
+            md,
+            "RTT added, measured (median of 60 paired reads, proxied minus direct): {}.",
+            self.calibration
+                .iter()
+                .zip(&self.valkey_calibration)
+                .map(|(d, v)| format!(
+                    "{} ms: DynamoDB {:.2} ms, Valkey {:.2} ms",
+                    d.latency_ms, d.added_ms, v.added_ms
+                ))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+        let _ = writeln!(
+            md,
+            "A new Valkey connection's first read (TCP, TLS handshake, AUTH, SELECT, HMGET) and the median of the next 10 reads on it: {}.",
+            self.valkey_first_read_ms
+                .iter()
+                .map(|(rtt, first, next)| format!("{rtt} ms RTT: {first:.2} ms, then {next:.2} ms"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+        let _ = writeln!(md, "\n| soak | cache | reads | messages | hit ratio | stale reads | requests | per message: DynamoDB requests, Valkey round trips |\n|---|---|---|---|---|---|---|---|");
         for s in &self.soaks {
             let _ = writeln!(
                 md,
-                "| {} users x 20 conversations, {} reads per message | {} | {} | {:.1} % | {} | {} |",
+                "| {} users x 20 conversations, {} reads per message | {:?} | {} | {} | {:.1} % | {} | {} | {:.2}, {} |",
                 s.users,
                 s.reads_per_message,
+                s.backend,
                 s.reads,
                 s.messages,
                 100.0 * s.hits as f64 / s.reads.max(1) as f64,
                 s.stale,
-                report::requests(&s.requests)
+                requests_text(&s.requests, s.valkey_round_trips),
+                s.message_requests,
+                s.message_valkey_round_trips
+                    .map_or("-".to_owned(), |t| format!("{t:.2}")),
             );
         }
         md

@@ -1,0 +1,155 @@
+//! A plain TCP relay on 127.0.0.1 that adds a round-trip time to a byte stream: the Valkey side of the
+//! read table's RTT (testkit's fault proxy speaks HTTP and cannot sit in front of TLS Valkey).
+//!
+//! Bytes from the client reach the server `rtt` after they were read (the whole round trip on the way
+//! in, none on the way back), in order, without serialising: a second write sent while the first is
+//! in flight is delayed by `rtt` from its own arrival, as on a real link. TLS passes through untouched.
+//! It also counts the client's writes it forwarded (a pipelined batch is one write: a round trip).
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+/// The relay; dropping it stops it and every connection.
+pub struct TcpDelay {
+    addr: SocketAddr,
+    writes: Arc<AtomicU64>,
+    /// The added time, in microseconds (tuned while running: see `latency::tune_relay`).
+    rtt_us: Arc<AtomicU64>,
+    _tasks: JoinSet<()>,
+}
+
+impl TcpDelay {
+    /// Listens on a free 127.0.0.1 port and relays each connection to `target` with `rtt` added.
+    pub async fn start(target: SocketAddr, rtt: Duration) -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let writes = Arc::new(AtomicU64::new(0));
+        let rtt_us = Arc::new(AtomicU64::new(rtt.as_micros() as u64));
+        let mut tasks = JoinSet::new();
+        let counted = writes.clone();
+        let rtt = rtt_us.clone();
+        tasks.spawn(async move {
+            let mut connections = JoinSet::new();
+            while let Ok((client, _)) = listener.accept().await {
+                let (counted, rtt) = (counted.clone(), rtt.clone());
+                connections.spawn(async move {
+                    if let Ok(server) = TcpStream::connect(target).await {
+                        relay(client, server, rtt, counted).await;
+                    }
+                });
+            }
+        });
+        Ok(Self {
+            addr,
+            writes,
+            rtt_us,
+            _tasks: tasks,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// Client writes forwarded since the last reset.
+    pub fn writes(&self) -> u64 {
+        self.writes.load(Ordering::Relaxed)
+    }
+
+    /// Changes the added time, for connections open and new.
+    pub fn set_rtt(&self, rtt: Duration) {
+        self.rtt_us.store(rtt.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    pub fn reset(&self) {
+        self.writes.store(0, Ordering::Relaxed);
+    }
+}
+
+async fn relay(
+    client: TcpStream,
+    server: TcpStream,
+    rtt_us: Arc<AtomicU64>,
+    writes: Arc<AtomicU64>,
+) {
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
+    let (mut client_read, mut client_write) = client.into_split();
+    let (mut server_read, mut server_write) = server.into_split();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
+    let inbound = async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        while let Ok(n) = client_read.read(&mut buf).await {
+            let rtt = Duration::from_micros(rtt_us.load(Ordering::Relaxed));
+            if n == 0 || tx.send((Instant::now() + rtt, buf[..n].to_vec())).is_err() {
+                break;
+            }
+        }
+    };
+    let delayed = async move {
+        while let Some((due, bytes)) = rx.recv().await {
+            if due > Instant::now() {
+                tokio::time::sleep_until(due).await;
+            }
+            writes.fetch_add(1, Ordering::Relaxed);
+            if server_write.write_all(&bytes).await.is_err() {
+                break;
+            }
+        }
+        let _ = server_write.shutdown().await;
+    };
+    let outbound = async move {
+        let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+        let _ = client_write.shutdown().await;
+    };
+    tokio::join!(inbound, delayed, outbound);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An echo server on 127.0.0.1.
+    async fn echo() -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let (mut r, mut w) = socket.split();
+                    let _ = tokio::io::copy(&mut r, &mut w).await;
+                });
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn each_write_arrives_in_order_one_rtt_later_and_is_counted() {
+        let relay = TcpDelay::start(echo().await, Duration::from_millis(30))
+            .await
+            .expect("relay");
+        let mut client = TcpStream::connect(("127.0.0.1", relay.port()))
+            .await
+            .expect("connect");
+        let started = std::time::Instant::now();
+        client.write_all(b"first").await.expect("write");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        client.write_all(b"second").await.expect("write");
+        let mut answer = [0u8; 11];
+        client.read_exact(&mut answer).await.expect("echo");
+        let elapsed = started.elapsed();
+        assert_eq!(&answer, b"firstsecond");
+        // The second write, sent 20 ms after the first, arrives 30 ms after it was sent.
+        assert!(elapsed >= Duration::from_millis(50), "{elapsed:?}");
+        assert_eq!(relay.writes(), 2);
+        relay.reset();
+        assert_eq!(relay.writes(), 0);
+    }
+}
