@@ -13,7 +13,8 @@
 #   cargo install cfn-guard 128 s (niced, sharing the cores with another build); all three venvs again with a warm
 #   pip cache: 58 s. deploy-tools when everything is in place: < 0.1 s.
 #   deploy-check: 7 s (checkov ~3-5 s of it, cfn-lint ~2 s with the SAM expansion, parliament and cfn-guard < 1 s).
-#   cargo test --test 'deploy_*': 18 s, nearly all of it the broken copies run through the checkers.
+#   cargo test --test 'deploy_*': 18 s before ReadCache had three choices, nearly all of it the broken copies run
+#   through the checkers; 2026-12-07, with every choice checked, deploy_checkers alone took 48-73 s under load.
 #   package: see the target below.
 
 SHELL := /bin/bash
