@@ -9,6 +9,9 @@
 #                              that testkit starts); no Python; prints it, writes target/bench/reads.json, leaves
 #                              docs/PERFORMANCE.md alone; BENCH_ARGS as above, e.g. '--latencies-ms 0,2'
 #   make bench BENCH_ARGS='--only cost'   the cost table alone (capacity per message; ~2 min, no timing)
+#   make bench-cold-start      only the Lambda binary's start and first invocations with the cache off, the
+#                              DynamoDB cache and Valkey (testkit's TLS redis-server); prints them, writes
+#                              target/bench/cold-start.json; BENCH_ARGS='--baseline-binary PATH' adds an older build
 #
 # Builds (release, LTO; first time ~5 min each on 2 cores): the Lambda binary alone, as it ships, whose
 # initialisation and memory are measured, then the bench program (examples/bench/). Writes
@@ -26,7 +29,7 @@ BENCH_PLOT ?= docs/perf-wall-time.png
 
 BENCH_VENV_STAMP := $(BENCH_VENV)/.installed
 
-.PHONY: bench bench-venv bench-build bench-reads
+.PHONY: bench bench-venv bench-build bench-reads bench-cold-start
 
 bench-venv: $(BENCH_VENV_STAMP) ## Python venv of the bench: boto3 (the seed) and matplotlib (the plot)
 
@@ -54,3 +57,8 @@ bench-reads: dynamodb-local-fetch redis-server ## Only the read table of the cac
 	cargo build --release --example bench
 	$(BENCH_BIN) --part reads --out-dir $(BENCH_OUT) \
 	  --command "make bench-reads$(if $(BENCH_ARGS), BENCH_ARGS='$(BENCH_ARGS)')" $(BENCH_ARGS)
+
+# The release Lambda binary as it ships, started with each read cache (no Python; the doc is left alone).
+bench-cold-start: dynamodb-local-fetch redis-server bench-build ## The Lambda's cold start and first invocations with each read cache; prints them
+	$(BENCH_BIN) --part cold-start --out-dir $(BENCH_OUT) \
+	  --command "make bench-cold-start$(if $(BENCH_ARGS), BENCH_ARGS='$(BENCH_ARGS)')" $(BENCH_ARGS)

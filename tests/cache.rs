@@ -1446,6 +1446,67 @@ async fn a_group_chat_of_60_invalidates_its_61_keys_on_valkey() {
     }
 }
 
+/// ElastiCache Serverless runs in cluster mode only (all hash slots shown on one virtual node; no
+/// `SELECT`, database 0 only). On a cluster-mode server the backend's whole protocol works: one
+/// connection, every command and script on one key, a group's keys in many slots deleted in one
+/// round trip. The same server refuses a connection that selects another database, which is what
+/// the plain client would do there if it ever asked for one.
+#[tokio::test]
+async fn the_valkey_protocol_works_on_a_cluster_mode_server_as_elasticache_serverless_runs() {
+    let database = valkey::cluster_database();
+    let mut admin = database.admin().await;
+    let info: String = redis::cmd("CLUSTER")
+        .arg("INFO")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert!(info.contains("cluster_state:ok"), "{info}");
+    let cache = valkey_cache(database.cache());
+    let key = key();
+    let lease = cache.lease(&key).await.expect("the lease script runs");
+    assert!(cache.lease(&key).await.is_none());
+    assert_eq!(
+        cache.set(&key, &lease, &value("v"), DEFAULT_TTL).await,
+        Filled::Stored
+    );
+    assert_eq!(cache.get(&key).await, Some(value("v")));
+
+    // 61 keys of one group chat, spread over many hash slots.
+    let group = uuid::Uuid::new_v4().to_string();
+    let mut keys: Vec<CacheKey> = (0..60)
+        .map(|i| CacheKey::Conversations(format!("{group}-o{i:02}")))
+        .collect();
+    keys.push(CacheKey::Messages(group));
+    let mut slots = std::collections::BTreeSet::new();
+    for k in &keys {
+        let lease = cache.lease(k).await.unwrap();
+        cache.set(k, &lease, &value("x"), DEFAULT_TTL).await;
+        let slot: i64 = redis::cmd("CLUSTER")
+            .arg("KEYSLOT")
+            .arg(k.id())
+            .query_async(&mut admin)
+            .await
+            .unwrap();
+        slots.insert(slot);
+    }
+    assert!(slots.len() > 50, "the keys are in {} slots", slots.len());
+    cache.invalidate(&keys).await.expect("one pipeline of single-key DELs");
+    for k in &keys {
+        assert_eq!(cache.get(k).await, None, "{} is still cached", k.id());
+    }
+
+    let selecting = valkey_cache(
+        database
+            .cache()
+            .with_endpoint(database.endpoint().with_database(1)),
+    );
+    assert!(
+        selecting.invalidate(std::slice::from_ref(&key)).await.is_err(),
+        "a cluster-mode server refuses SELECT"
+    );
+    assert_eq!(cache.get(&key).await, None);
+}
+
 /// policies/execution-cache-dynamodb.json allows exactly the calls the function makes on the cache table.
 #[tokio::test]
 async fn the_execution_policy_allows_exactly_what_the_handler_does_on_the_cache_table() {

@@ -28,7 +28,7 @@ pub async fn figures(
         figures.rust_binary_bytes = Some(std::fs::metadata(&args.binary)?.len());
         let mut init_rss = Vec::new();
         for _ in 0..args.init_runs {
-            let (init, rss) = process::init_time(&args.binary, endpoint).await?;
+            let (init, rss) = process::init_time(&args.binary, endpoint, &[]).await?;
             figures.rust_init_s.push(init.as_secs_f64());
             init_rss.push(rss as f64);
         }
@@ -42,6 +42,7 @@ pub async fn figures(
         let run = process::serve_batches(
             &args.binary,
             endpoint,
+            &[],
             served.iter().map(|w| w.event.clone()).collect(),
         )
         .await

@@ -14,10 +14,12 @@
 
 mod baseline;
 mod cells;
+mod cold_start;
 mod cost;
 mod footprint;
 mod latency;
 mod machine;
+mod prices;
 mod process;
 mod reads;
 mod report;
@@ -66,7 +68,8 @@ struct Args {
     #[arg(long, default_value_t = 60.0)]
     warm_up_s: f64,
     /// Which part: `all` (the write path against the seed, process figures, then the read table),
-    /// or `reads` alone (the cache's read table: no Python, and the doc is left alone).
+    /// `reads` alone (the cache's read table: no Python, and the doc is left alone), or
+    /// `cold-start` alone (the Lambda binary's start and first invocations with each read cache).
     #[arg(long, value_enum, default_value = "all")]
     part: Part,
     /// Operations of each read soak (messages and reads mixed).
@@ -79,6 +82,13 @@ struct Args {
     /// Times the Lambda binary and the Python interpreter are started to measure initialisation.
     #[arg(long, default_value_t = 20)]
     init_runs: usize,
+    /// `cold-start`: processes of each variant that serve three batches.
+    #[arg(long, default_value_t = 10)]
+    cold_start_processes: usize,
+    /// `cold-start`: another Lambda binary to start with the cache off beside the others (e.g. one
+    /// built from a commit before the cache).
+    #[arg(long)]
+    baseline_binary: Option<PathBuf>,
     /// The Lambda binary (release) to measure.
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/target/release/messaging-stream"))]
     binary: PathBuf,
@@ -114,6 +124,7 @@ struct Args {
 enum Part {
     All,
     Reads,
+    ColdStart,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -174,6 +185,26 @@ async fn run(
         &RequestLog::new(),
     )
     .await;
+    if args.part == Part::ColdStart {
+        let measured = cold_start::measure(
+            &direct,
+            &endpoint,
+            &args.binary,
+            args.baseline_binary.as_deref(),
+            args.init_runs,
+            args.cold_start_processes,
+            &args.out_dir,
+        )
+        .await?;
+        let json = args.out_dir.join("cold-start.json");
+        std::fs::write(&json, serde_json::to_string_pretty(&measured)?)?;
+        println!("\n{}", measured.markdown(&args.command));
+        println!(
+            "results: {} (docs/PERFORMANCE.md left alone)",
+            json.display()
+        );
+        return Ok(());
+    }
     let python = Python {
         interpreter: args.python.clone(),
         script: PathBuf::from(MANIFEST).join("bench/seed_baseline.py"),

@@ -11,8 +11,17 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 use testkit::runtime_api::{RuntimeStub, Seen};
 
-/// The Lambda binary with the environment Lambda gives it, pointed at the stub and `endpoint`.
-pub fn lambda_command(binary: &Path, runtime_api: &str, endpoint: &str) -> tokio::process::Command {
+/// Settings added to the function's environment (a cache's, for the cold-start part).
+pub type Environment = [(String, String)];
+
+/// The Lambda binary with the environment Lambda gives it, pointed at the stub and `endpoint`,
+/// plus `extra`.
+pub fn lambda_command(
+    binary: &Path,
+    runtime_api: &str,
+    endpoint: &str,
+    extra: &Environment,
+) -> tokio::process::Command {
     let mut command = tokio::process::Command::new(binary);
     command
         .env_clear()
@@ -30,6 +39,7 @@ pub fn lambda_command(binary: &Path, runtime_api: &str, endpoint: &str) -> tokio
         .env("AWS_SESSION_TOKEN", "local")
         .env("AWS_ENDPOINT_URL_DYNAMODB", endpoint)
         .env("TABLE_NAME", crate::table::TABLE)
+        .envs(extra.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -66,10 +76,14 @@ pub fn resident(pid: u32) -> anyhow::Result<u64> {
 }
 
 /// Spawns the binary; returns the time to its first `/next` and its peak RSS then; stops it.
-pub async fn init_time(binary: &Path, endpoint: &str) -> anyhow::Result<(Duration, u64)> {
+pub async fn init_time(
+    binary: &Path,
+    endpoint: &str,
+    extra: &Environment,
+) -> anyhow::Result<(Duration, u64)> {
     let mut stub = RuntimeStub::start(Vec::new()).await?;
     let started = Instant::now();
-    let mut child = lambda_command(binary, &stub.address, endpoint).spawn()?;
+    let mut child = lambda_command(binary, &stub.address, endpoint, extra).spawn()?;
     let pid = child.id().expect("a running child has a PID");
     let seen = stub.next_seen(Duration::from_secs(10)).await;
     let rss = peak_rss(pid);
@@ -94,11 +108,12 @@ pub struct Served {
 pub async fn serve_batches(
     binary: &Path,
     endpoint: &str,
+    extra: &Environment,
     events: Vec<Value>,
 ) -> anyhow::Result<Served> {
     let count = events.len();
     let mut stub = RuntimeStub::start(events).await?;
-    let mut child = lambda_command(binary, &stub.address, endpoint).spawn()?;
+    let mut child = lambda_command(binary, &stub.address, endpoint, extra).spawn()?;
     let pid = child.id().expect("a running child has a PID");
     let mut handed_out = None;
     let mut served = Served {

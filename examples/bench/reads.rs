@@ -14,6 +14,7 @@
 //! miss's Query reads the table.
 
 use crate::latency;
+use crate::prices;
 use crate::report::{self, Calibration, Stats};
 use crate::tcp_delay::TcpDelay;
 use anyhow::ensure;
@@ -97,6 +98,8 @@ pub struct ReadCell {
     pub write_units: f64,
     /// Valkey round trips of one read (client writes through the relay); `None` for DynamoDB.
     pub valkey_round_trips: Option<u64>,
+    /// Bytes of one read through the relay, both ways (TLS records); `None` for DynamoDB.
+    pub valkey_bytes: Option<u64>,
     pub runs_s: Vec<f64>,
 }
 
@@ -117,6 +120,8 @@ pub struct Soak {
     pub message_requests: f64,
     /// Valkey round trips of the consumer per message (handler calls only; `None` for DynamoDB).
     pub message_valkey_round_trips: Option<f64>,
+    /// Bytes the consumer's invalidations carried per message, both ways (`None` for DynamoDB).
+    pub message_valkey_bytes: Option<f64>,
     /// Valkey round trips of the whole soak (`None` for DynamoDB).
     pub valkey_round_trips: Option<u64>,
 }
@@ -324,7 +329,7 @@ pub async fn measure(
                 };
                 let mut runs = Vec::new();
                 let mut requests = BTreeMap::new();
-                let mut round_trips = 0;
+                let (mut round_trips, mut bytes) = (0, 0);
                 let mut value_len = 0;
                 for run in 0..=repeats {
                     if mode != Mode::Direct && (!mode.hit() || run == 0) {
@@ -374,6 +379,7 @@ pub async fn measure(
                         runs.push(elapsed);
                         requests = log.counts();
                         round_trips = relay.writes();
+                        bytes = relay.bytes();
                     }
                 }
                 // The cache item: id + value + expires_at (+ covers_limit).
@@ -396,6 +402,7 @@ pub async fn measure(
                     Mode::ValkeyMiss => (read_units(query_bytes, true), 0.0),
                 };
                 let valkey_round_trips = mode.valkey().then_some(round_trips);
+                let valkey_bytes = mode.valkey().then_some(bytes);
                 let stats = report::stats(&runs).expect("runs");
                 println!(
                     "  {n:>3} conversations{:<10} {:<27} {:>8}  {:>5.1} RCU {:>4.0} WCU  {}",
@@ -415,6 +422,7 @@ pub async fn measure(
                     read_units,
                     write_units,
                     valkey_round_trips,
+                    valkey_bytes,
                     runs_s: runs,
                 });
             }
@@ -510,8 +518,9 @@ async fn soak(
     }
     log.reset();
     let round_trips = || relay.as_ref().map_or(0, |r| r.writes());
+    let relayed_bytes = || relay.as_ref().map_or(0, |r| r.bytes());
     let start_trips = round_trips();
-    let (mut message_requests, mut message_trips) = (0u64, 0u64);
+    let (mut message_requests, mut message_trips, mut message_bytes) = (0u64, 0u64, 0u64);
     let mut rng = fastrand::Rng::with_seed(12);
     let (mut reads, mut messages, mut hits, mut stale) = (0, 0, 0, 0);
     let mut clock = groups.len() + 10;
@@ -520,12 +529,16 @@ async fn soak(
             let group = &groups[rng.usize(0..groups.len())];
             clock += 1;
             let record = items::message_record(group, &timestamp(clock), "soak", &op.to_string());
-            let (requests_before, trips_before) =
-                (log.counts().values().sum::<u64>(), round_trips());
+            let (requests_before, trips_before, bytes_before) = (
+                log.counts().values().sum::<u64>(),
+                round_trips(),
+                relayed_bytes(),
+            );
             let (response, _) =
                 crate::cells::handle_batch(&app, &items::event(vec![record])).await?;
             message_requests += log.counts().values().sum::<u64>() - requests_before;
             message_trips += round_trips() - trips_before;
+            message_bytes += relayed_bytes() - bytes_before;
             ensure!(
                 response.batch_item_failures.is_empty(),
                 "a failed group in the soak"
@@ -550,6 +563,7 @@ async fn soak(
         backend,
         message_requests: per_message(message_requests),
         message_valkey_round_trips: relay.as_ref().map(|_| per_message(message_trips)),
+        message_valkey_bytes: relay.as_ref().map(|_| per_message(message_bytes)),
         valkey_round_trips: relay.as_ref().map(|_| round_trips() - start_trips),
         users: USERS,
         reads_per_message,
@@ -636,6 +650,136 @@ impl Reads {
                     .map_or("-".to_owned(), |t| format!("{t:.2}")),
             );
         }
+        md.push_str(&self.prices());
+        md
+    }
+
+    /// What a read costs in dollars, from this run's counts: each read of the table at the lowest
+    /// RTT (counts do not depend on it), then mixes of hits and misses at the soaks' hit ratios.
+    fn prices(&self) -> String {
+        let mut md = String::new();
+        let Some(rtt) = self.cells.iter().map(|c| c.latency_ms).min() else {
+            return md;
+        };
+        let cells: Vec<&ReadCell> = self.cells.iter().filter(|c| c.latency_ms == rtt).collect();
+        let ecpus = |c: &ReadCell| {
+            c.valkey_round_trips.map_or(0.0, |trips| {
+                prices::ecpus(trips as f64, c.valkey_bytes.unwrap_or(0) as f64)
+            })
+        };
+        let price = |c: &ReadCell| prices::per_million(c.read_units, c.write_units, ecpus(c));
+        let _ = writeln!(
+            md,
+            "\n#### Price per million reads ({})\n\nDynamoDB on-demand ${:.3} per million read units and ${:.3} per million write units; ElastiCache Serverless for Valkey ${:.4} per million ECPUs, counted here as one per KB the relay carried both ways (TLS records, so a little more than the data) and at least one per command (its scripts may cost more: ECPUs also meter CPU time), plus ${:.3} per GB-hour for at least {:.1} GB stored: a floor of ${:.2} a month whatever the traffic, not in the figures per read.\n",
+            prices::AS_OF,
+            prices::READ_UNIT * 1e6,
+            prices::WRITE_UNIT * 1e6,
+            prices::ECPU * 1e6,
+            prices::VALKEY_GB_HOUR,
+            prices::VALKEY_MINIMUM_GB,
+            prices::valkey_floor_per_month(),
+        );
+        let _ = writeln!(
+            md,
+            "| conversations | read | RCU | WCU | Valkey round trips, bytes | ECPUs | $ per million reads |\n|---|---|---|---|---|---|---|"
+        );
+        for c in &cells {
+            let _ = writeln!(
+                md,
+                "| {}{} | {} | {:.1} | {:.0} | {} | {:.1} | {:.4} |",
+                c.conversations,
+                c.limit.map_or(String::new(), |l| format!(" (limit {l})")),
+                c.mode.title(),
+                c.read_units,
+                c.write_units,
+                c.valkey_round_trips.map_or("-".to_owned(), |trips| format!(
+                    "{trips}, {}",
+                    c.valkey_bytes.unwrap_or(0)
+                )),
+                ecpus(c),
+                price(c),
+            );
+        }
+        let _ = writeln!(
+            md,
+            "\nMixed at the soaks' hit ratios (measured on lists of 20; for 200 the same ratio is assumed). A cache pays in reads when its mix costs less than the direct read; the break-even is the hit ratio where they cost the same. The consumer's invalidations are per message, not per read: below the table.\n"
+        );
+        let _ = writeln!(
+            md,
+            "| conversations | soak: hit ratio DynamoDB / Valkey | direct | DynamoDB cache | Valkey | Valkey's break-even hit ratio | reads a month that pay Valkey's floor |\n|---|---|---|---|---|---|---|"
+        );
+        let find = |n: usize, limit: Option<u32>, mode: Mode| {
+            cells
+                .iter()
+                .find(|c| c.conversations == n && c.limit == limit && c.mode == mode)
+                .map(|c| price(c))
+        };
+        // Each cache mixed at its own soak's hit ratio (the same sequence for both), per soak.
+        let ratio = |backend: Backend, reads_per_message: usize| {
+            self.soaks
+                .iter()
+                .find(|s| s.backend == backend && s.reads_per_message == reads_per_message)
+                .map(|s| s.hits as f64 / s.reads.max(1) as f64)
+        };
+        let mut per_message: Vec<usize> = self.soaks.iter().map(|s| s.reads_per_message).collect();
+        per_message.dedup();
+        for &(n, limit) in &[(20usize, None), (200, None), (200, Some(20u32))] {
+            let (Some(direct), Some(hit), Some(miss), Some(vhit), Some(vmiss)) = (
+                find(n, limit, Mode::Direct),
+                find(n, limit, Mode::Hit),
+                find(n, limit, Mode::Miss),
+                find(n, limit, Mode::ValkeyHit),
+                find(n, limit, Mode::ValkeyMiss),
+            ) else {
+                continue;
+            };
+            for &reads in &per_message {
+                let (Some(hd), Some(hv)) = (ratio(Backend::Dynamo, reads), ratio(Backend::Valkey, reads))
+                else {
+                    continue;
+                };
+                let dynamo = hd * hit + (1.0 - hd) * miss;
+                let valkey = hv * vhit + (1.0 - hv) * vmiss;
+                let break_even = if vmiss <= direct {
+                    "any".to_owned()
+                } else if vhit >= direct {
+                    "never".to_owned()
+                } else {
+                    format!("{:.1} %", 100.0 * (vmiss - direct) / (vmiss - vhit))
+                };
+                let floor_paid = if valkey < direct {
+                    format!(
+                        "{:.0} million",
+                        prices::valkey_floor_per_month() / (direct - valkey)
+                    )
+                } else {
+                    "never".to_owned()
+                };
+                let _ = writeln!(
+                    md,
+                    "| {n}{} | {reads} reads per message: {:.1} % / {:.1} % | ${direct:.4} | ${dynamo:.4} | ${valkey:.4} | {break_even} | {floor_paid} |",
+                    limit.map_or(String::new(), |l| format!(" (limit {l})")),
+                    100.0 * hd,
+                    100.0 * hv,
+                );
+            }
+        }
+        for s in self.soaks.iter().filter(|s| s.backend == Backend::Valkey) {
+            if let (Some(trips), Some(bytes)) = (s.message_valkey_round_trips, s.message_valkey_bytes)
+            {
+                let e = prices::ecpus(trips, bytes);
+                let _ = writeln!(
+                    md,
+                    "\nThe consumer's Valkey invalidation ({} reads per message soak): {trips:.2} round trips and {bytes:.0} bytes per message, {e:.1} ECPUs: ${:.4} per million messages.",
+                    s.reads_per_message,
+                    prices::per_million(0.0, 0.0, e),
+                );
+            }
+        }
+        let _ = writeln!(
+            md,
+            "The DynamoDB cache's invalidation is a BatchWriteItem of deletes: at least 1 write unit per key (an absent item too), a cached key its size in KB ($0.625 per million write units; the cost table prices them per workload)."
+        );
         md
     }
 }

@@ -4,7 +4,9 @@
 //! Bytes from the client reach the server `rtt` after they were read (the whole round trip on the way
 //! in, none on the way back), in order, without serialising: a second write sent while the first is
 //! in flight is delayed by `rtt` from its own arrival, as on a real link. TLS passes through untouched.
-//! It also counts the client's writes it forwarded (a pipelined batch is one write: a round trip).
+//! It also counts the client's writes it forwarded (a pipelined batch is one write: a round trip) and
+//! the bytes it carried each way (TLS records: what ElastiCache Serverless bills ECPUs by, plus TLS's
+//! own few bytes a record).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,10 +17,18 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+/// Bytes carried since the last reset: client to server, server to client.
+#[derive(Default)]
+struct Bytes {
+    sent: AtomicU64,
+    received: AtomicU64,
+}
+
 /// The relay; dropping it stops it and every connection.
 pub struct TcpDelay {
     addr: SocketAddr,
     writes: Arc<AtomicU64>,
+    bytes: Arc<Bytes>,
     /// The added time, in microseconds (tuned while running: see `latency::tune_relay`).
     rtt_us: Arc<AtomicU64>,
     _tasks: JoinSet<()>,
@@ -30,17 +40,18 @@ impl TcpDelay {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let writes = Arc::new(AtomicU64::new(0));
+        let bytes = Arc::new(Bytes::default());
         let rtt_us = Arc::new(AtomicU64::new(rtt.as_micros() as u64));
         let mut tasks = JoinSet::new();
-        let counted = writes.clone();
+        let (counted, carried) = (writes.clone(), bytes.clone());
         let rtt = rtt_us.clone();
         tasks.spawn(async move {
             let mut connections = JoinSet::new();
             while let Ok((client, _)) = listener.accept().await {
-                let (counted, rtt) = (counted.clone(), rtt.clone());
+                let (counted, carried, rtt) = (counted.clone(), carried.clone(), rtt.clone());
                 connections.spawn(async move {
                     if let Ok(server) = TcpStream::connect(target).await {
-                        relay(client, server, rtt, counted).await;
+                        relay(client, server, rtt, counted, carried).await;
                     }
                 });
             }
@@ -48,6 +59,7 @@ impl TcpDelay {
         Ok(Self {
             addr,
             writes,
+            bytes,
             rtt_us,
             _tasks: tasks,
         })
@@ -62,6 +74,11 @@ impl TcpDelay {
         self.writes.load(Ordering::Relaxed)
     }
 
+    /// Bytes carried both ways since the last reset (client to server plus server to client).
+    pub fn bytes(&self) -> u64 {
+        self.bytes.sent.load(Ordering::Relaxed) + self.bytes.received.load(Ordering::Relaxed)
+    }
+
     /// Changes the added time, for connections open and new.
     pub fn set_rtt(&self, rtt: Duration) {
         self.rtt_us.store(rtt.as_micros() as u64, Ordering::Relaxed);
@@ -69,6 +86,8 @@ impl TcpDelay {
 
     pub fn reset(&self) {
         self.writes.store(0, Ordering::Relaxed);
+        self.bytes.sent.store(0, Ordering::Relaxed);
+        self.bytes.received.store(0, Ordering::Relaxed);
     }
 }
 
@@ -77,12 +96,14 @@ async fn relay(
     server: TcpStream,
     rtt_us: Arc<AtomicU64>,
     writes: Arc<AtomicU64>,
+    bytes: Arc<Bytes>,
 ) {
     let _ = client.set_nodelay(true);
     let _ = server.set_nodelay(true);
     let (mut client_read, mut client_write) = client.into_split();
     let (mut server_read, mut server_write) = server.into_split();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
+    let sent = bytes.clone();
     let inbound = async move {
         let mut buf = vec![0u8; 64 * 1024];
         while let Ok(n) = client_read.read(&mut buf).await {
@@ -93,19 +114,26 @@ async fn relay(
         }
     };
     let delayed = async move {
-        while let Some((due, bytes)) = rx.recv().await {
+        while let Some((due, chunk)) = rx.recv().await {
             if due > Instant::now() {
                 tokio::time::sleep_until(due).await;
             }
             writes.fetch_add(1, Ordering::Relaxed);
-            if server_write.write_all(&bytes).await.is_err() {
+            sent.sent.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            if server_write.write_all(&chunk).await.is_err() {
                 break;
             }
         }
         let _ = server_write.shutdown().await;
     };
     let outbound = async move {
-        let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+        let mut buf = vec![0u8; 64 * 1024];
+        while let Ok(n) = server_read.read(&mut buf).await {
+            bytes.received.fetch_add(n as u64, Ordering::Relaxed);
+            if n == 0 || client_write.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
         let _ = client_write.shutdown().await;
     };
     tokio::join!(inbound, delayed, outbound);
@@ -131,7 +159,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn each_write_arrives_in_order_one_rtt_later_and_is_counted() {
+    async fn each_write_arrives_in_order_one_rtt_later_and_is_counted_with_its_bytes() {
         let relay = TcpDelay::start(echo().await, Duration::from_millis(30))
             .await
             .expect("relay");
@@ -149,7 +177,9 @@ mod tests {
         // The second write, sent 20 ms after the first, arrives 30 ms after it was sent.
         assert!(elapsed >= Duration::from_millis(50), "{elapsed:?}");
         assert_eq!(relay.writes(), 2);
+        // "firstsecond" there and back.
+        assert_eq!(relay.bytes(), 22);
         relay.reset();
-        assert_eq!(relay.writes(), 0);
+        assert_eq!((relay.writes(), relay.bytes()), (0, 0));
     }
 }

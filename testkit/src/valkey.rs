@@ -33,8 +33,11 @@ struct Server {
 }
 
 static SERVER: OnceLock<Server> = OnceLock::new();
+static CLUSTER: OnceLock<Server> = OnceLock::new();
 
-fn start_server() -> Server {
+/// Starts the server; `cluster`: in cluster mode, one node holding every hash slot, as
+/// ElastiCache Serverless shows itself to clients (it refuses `SELECT`, has database 0 only).
+fn start_server(cluster: bool) -> Server {
     for (tool, version, fix) in [
         (
             "redis-server",
@@ -55,10 +58,28 @@ fn start_server() -> Server {
             "{fix}"
         );
     }
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port on 127.0.0.1")
-        .port();
+    let free_port = || {
+        TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port on 127.0.0.1")
+            .port()
+    };
+    let port = free_port();
+    // The cluster bus gets its own port (by default the port + 10000, which may not exist).
+    let cluster_args: Vec<String> = if cluster {
+        [
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+            "--cluster-port",
+            &free_port().to_string(),
+        ]
+        .map(String::from)
+        .to_vec()
+    } else {
+        Vec::new()
+    };
     let dir = tempfile::Builder::new()
         .prefix("valkey-test-")
         .tempdir()
@@ -84,8 +105,20 @@ redis-server --bind 127.0.0.1 --port 0 --tls-port "$1" \
   --save '' --appendonly no --dir "$2" --databases "$5" \
   --user default off \
   --user cache on ">$3" '~conversations#*' '~messages#*' '+@all' '-@dangerous' \
-  --user admin on ">$4" '~*' '&*' '+@all' >server.log 2>&1 &
-pid=$!; echo "$pid"; cat >/dev/null; kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; cd /; rm -rf "$2"; exit 0"#;
+  --user admin on ">$4" '~*' '&*' '+@all' "${@:6}" >server.log 2>&1 &
+pid=$!
+if [ $# -gt 5 ]; then
+  # Cluster mode: this one node takes every slot; then wait until the cluster says it is ok.
+  port=$1 admin=$4
+  cli() { REDISCLI_AUTH="$admin" redis-cli --tls --cacert ca.crt -h 127.0.0.1 -p "$port" --user admin "$@"; }
+  for _ in $(seq 400); do
+    [ "$(cli CLUSTER ADDSLOTSRANGE 0 16383 2>/dev/null)" = OK ] && break; sleep 0.05
+  done
+  for _ in $(seq 400); do
+    cli CLUSTER INFO 2>/dev/null | grep -q cluster_state:ok && break; sleep 0.05
+  done
+fi
+echo "$pid"; cat >/dev/null; kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; cd /; rm -rf "$2"; exit 0"#;
     let mut child = Command::new("bash")
         .args([
             "-c",
@@ -97,6 +130,7 @@ pid=$!; echo "$pid"; cat >/dev/null; kill "$pid" 2>/dev/null; wait "$pid" 2>/dev
             &admin_password,
             &DATABASES.to_string(),
         ])
+        .args(&cluster_args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -135,7 +169,7 @@ pid=$!; echo "$pid"; cat >/dev/null; kill "$pid" 2>/dev/null; wait "$pid" 2>/dev
 }
 
 fn server() -> &'static Server {
-    SERVER.get_or_init(start_server)
+    SERVER.get_or_init(|| start_server(false))
 }
 
 /// Logical databases of the server: each [`Database`] its own, so tests running at once never share keys.
@@ -145,9 +179,18 @@ const DATABASES: i64 = 1000;
 static NEXT_DATABASE: AtomicI64 = AtomicI64::new(1);
 
 /// One logical database of this test binary's server (TLS, 127.0.0.1, the test CA as the only root).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Database {
+    server: &'static Server,
     endpoint: Endpoint,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("endpoint", &self.endpoint)
+            .finish()
+    }
 }
 
 /// A database no other test of this binary uses. Starts the server on first use.
@@ -155,6 +198,7 @@ pub fn database() -> Database {
     let n = NEXT_DATABASE.fetch_add(1, Ordering::Relaxed);
     assert!(n < DATABASES, "more than {DATABASES} Valkey test databases");
     Database {
+        server: server(),
         endpoint: server().endpoint.clone().with_database(n),
     }
 }
@@ -166,7 +210,7 @@ impl Database {
 
     /// The cache as the function would use it, as the `cache` user with its password.
     pub fn cache(&self) -> ValkeyCache {
-        self.cache_as(CACHE_USER, &server().password)
+        self.cache_as(CACHE_USER, &self.server.password)
     }
 
     /// A cache connecting as another user of this server (made with [`set_user`]).
@@ -181,7 +225,7 @@ impl Database {
     /// A connection to this database as `admin`, to look at keys behind the cache's back.
     pub async fn admin(&self) -> redis::aio::MultiplexedConnection {
         self.endpoint
-            .connect(ADMIN_USER, &server().admin_password)
+            .connect(ADMIN_USER, &self.server.admin_password)
             .await
             .expect("connect to the test redis-server as admin")
     }
@@ -203,9 +247,21 @@ pub fn ddb_environment() -> Vec<(&'static str, String)> {
     ]
 }
 
+/// Database 0 of a second server of this test binary, in cluster mode: one node that holds every
+/// hash slot, which is how ElastiCache Serverless presents itself (it is cluster-mode only and
+/// refuses `SELECT`). Tests on it share its keys: give them keys of their own.
+pub fn cluster_database() -> Database {
+    let server = CLUSTER.get_or_init(|| start_server(true));
+    Database {
+        server,
+        endpoint: server.endpoint.clone(),
+    }
+}
+
 /// `ddb`'s database ([`ddb_environment`]), to look at what it left there.
 pub fn ddb_database() -> Database {
     Database {
+        server: server(),
         endpoint: server().endpoint.clone(),
     }
 }
