@@ -140,7 +140,11 @@ async fn variants(
         },
     ];
     if let Some(baseline) = baseline {
-        ensure!(baseline.is_file(), "--baseline-binary {} is not a file", baseline.display());
+        ensure!(
+            baseline.is_file(),
+            "--baseline-binary {} is not a file",
+            baseline.display()
+        );
         all.insert(
             1,
             Variant {

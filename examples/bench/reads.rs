@@ -734,7 +734,8 @@ impl Reads {
                 continue;
             };
             for &reads in &per_message {
-                let (Some(hd), Some(hv)) = (ratio(Backend::Dynamo, reads), ratio(Backend::Valkey, reads))
+                let (Some(hd), Some(hv)) =
+                    (ratio(Backend::Dynamo, reads), ratio(Backend::Valkey, reads))
                 else {
                     continue;
                 };
@@ -765,7 +766,8 @@ impl Reads {
             }
         }
         for s in self.soaks.iter().filter(|s| s.backend == Backend::Valkey) {
-            if let (Some(trips), Some(bytes)) = (s.message_valkey_round_trips, s.message_valkey_bytes)
+            if let (Some(trips), Some(bytes)) =
+                (s.message_valkey_round_trips, s.message_valkey_bytes)
             {
                 let e = prices::ecpus(trips, bytes);
                 let _ = writeln!(
