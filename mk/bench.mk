@@ -38,9 +38,11 @@ $(BENCH_VENV_STAMP): bench/requirements.txt
 	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
 	touch $@
 
+# With the package's build settings ($(LAMBDA_BUILD_ENV)): the binary timed is built as the one that ships, and
+# the bench program, which shares its release dependencies, with the same (else each build rebuilds aws-lc-sys).
 bench-build:
-	cargo build --release --bin messaging-stream
-	cargo build --release --example bench
+	$(LAMBDA_BUILD_ENV) cargo build --release --bin messaging-stream
+	$(LAMBDA_BUILD_ENV) cargo build --release --example bench
 
 # The bench program, wherever cargo builds (CARGO_TARGET_DIR honoured); asked of cargo only when a target runs.
 BENCH_BIN = $(shell scripts/target-dir.sh)/release/examples/bench
@@ -54,7 +56,7 @@ bench: dynamodb-local-fetch redis-server bench-venv bench-build ## Rust vs the s
 # Like every bench, it starts its own DynamoDB Local (in memory, on a free port) and stops it: the shared one is
 # left alone.
 bench-reads: dynamodb-local-fetch redis-server ## Only the read table of the cache (cached vs direct reads, hit ratio); prints it
-	cargo build --release --example bench
+	$(LAMBDA_BUILD_ENV) cargo build --release --example bench
 	$(BENCH_BIN) --part reads --out-dir $(BENCH_OUT) \
 	  --command "make bench-reads$(if $(BENCH_ARGS), BENCH_ARGS='$(BENCH_ARGS)')" $(BENCH_ARGS)
 

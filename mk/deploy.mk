@@ -138,9 +138,8 @@ deploy-parliament: $(PARLIAMENT_STAMP)
 deploy-guard: $(CFN_GUARD_STAMP)
 	$(CFN_GUARD) validate --data $(DEPLOY_TEMPLATE) --rules $(DEPLOY_GUARD_RULES) --show-summary fail
 
-# Release build for Lambda (arm64, zip) with cargo-lambda from PyPI, which brings zig as the cross linker.
-# AWS_LC_SYS_NO_JITTER_ENTROPY=1: aws-lc's CPU-jitter entropy source can add ~1 s to the first TLS handshake on a
-# 128 MB function; the OS RNG (getrandom) remains its entropy source.
+# Release build for Lambda (arm64, zip) with cargo-lambda from PyPI, which brings zig as the cross linker, with
+# $(LAMBDA_BUILD_ENV) (the Makefile says why).
 # Measured here on 2026-11-22 with `make package`, when the package still held the tools (2 cores, shared with
 # another build, niced): cargo-lambda venv 7 s; rust-std for aarch64 a few s; cold release build: dependencies
 # 2 min 50 s, then the crate with LTO 1 min 15 s (~4 min in all); after a source change 1-5 min, depending on what
@@ -160,7 +159,7 @@ $(CARGO_LAMBDA_STAMP):
 # (GNU make 4.3's $(shell) does not see a variable set on make's command line).
 package: $(CARGO_LAMBDA_STAMP) ## Build the arm64 Lambda zip (release, LTO: several minutes)
 	rustup target add $(PACKAGE_TARGET)
-	PATH="$(abspath $(PACKAGE_VENV))/bin:$$PATH" AWS_LC_SYS_NO_JITTER_ENTROPY=1 \
+	PATH="$(abspath $(PACKAGE_VENV))/bin:$$PATH" $(LAMBDA_BUILD_ENV) \
 	  cargo lambda build --release --arm64 --output-format zip --bin $(PACKAGE_BIN)
 	@zip="$$(scripts/target-dir.sh)/lambda/$(PACKAGE_BIN)/bootstrap.zip"; \
 	  echo "$$zip: $$(stat -c %s "$$zip") bytes ($$(du -h "$$zip" | cut -f1))"

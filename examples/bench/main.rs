@@ -193,6 +193,7 @@ async fn run(
             args.baseline_binary.as_deref(),
             args.init_runs,
             args.cold_start_processes,
+            args.warm_up_s,
             &args.out_dir,
         )
         .await?;
