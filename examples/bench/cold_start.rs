@@ -167,18 +167,19 @@ async fn variants(
     Ok(all)
 }
 
-/// Starts each variant `runs` times for its initialisation, then `processes` times to serve three
-/// batches, round-robin.
+/// After `--warm-up-s` of untimed processes, starts each variant `--init-runs` times for its
+/// initialisation, then `--cold-start-processes` times to serve three batches, round-robin.
 pub async fn measure(
     direct: &Client,
     endpoint: &str,
-    binary: &Path,
-    baseline: Option<&Path>,
-    runs: usize,
-    processes: usize,
-    warm_up_s: f64,
-    out_dir: &Path,
+    args: &crate::Args,
 ) -> anyhow::Result<ColdStart> {
+    let (binary, baseline, out_dir) = (
+        args.binary.as_path(),
+        args.baseline_binary.as_deref(),
+        args.out_dir.as_path(),
+    );
+    let (runs, processes, warm_up_s) = (args.init_runs, args.cold_start_processes, args.warm_up_s);
     ensure!(
         binary.is_file(),
         "{} is missing: `make bench-cold-start` builds it",

@@ -186,17 +186,7 @@ async fn run(
     )
     .await;
     if args.part == Part::ColdStart {
-        let measured = cold_start::measure(
-            &direct,
-            &endpoint,
-            &args.binary,
-            args.baseline_binary.as_deref(),
-            args.init_runs,
-            args.cold_start_processes,
-            args.warm_up_s,
-            &args.out_dir,
-        )
-        .await?;
+        let measured = cold_start::measure(&direct, &endpoint, &args).await?;
         let json = args.out_dir.join("cold-start.json");
         std::fs::write(&json, serde_json::to_string_pretty(&measured)?)?;
         println!("\n{}", measured.markdown(&args.command));
