@@ -122,6 +122,8 @@ pub struct Soak {
     pub message_valkey_round_trips: Option<f64>,
     /// Bytes the consumer's invalidations carried per message, both ways (`None` for DynamoDB).
     pub message_valkey_bytes: Option<f64>,
+    /// Keys a message invalidates: each member's conversation list and the group's messages.
+    pub keys_per_message: usize,
     /// Valkey round trips of the whole soak (`None` for DynamoDB).
     pub valkey_round_trips: Option<u64>,
 }
@@ -467,6 +469,8 @@ async fn soak(
 ) -> anyhow::Result<Soak> {
     const USERS: usize = 40;
     const PER_USER: usize = 20;
+    /// Every conversation of the soak is between two users.
+    const MEMBERS: usize = 2;
     let setup = local::client_for(&local::config_for(endpoint, TABLE), &RequestLog::new()).await;
     fresh_tables(&setup).await?;
     let mut rows = Vec::new();
@@ -564,6 +568,7 @@ async fn soak(
         message_requests: per_message(message_requests),
         message_valkey_round_trips: relay.as_ref().map(|_| per_message(message_trips)),
         message_valkey_bytes: relay.as_ref().map(|_| per_message(message_bytes)),
+        keys_per_message: MEMBERS + 1,
         valkey_round_trips: relay.as_ref().map(|_| round_trips() - start_trips),
         users: USERS,
         reads_per_message,
@@ -765,23 +770,28 @@ impl Reads {
                 );
             }
         }
-        for s in self.soaks.iter().filter(|s| s.backend == Backend::Valkey) {
-            if let (Some(trips), Some(bytes)) =
-                (s.message_valkey_round_trips, s.message_valkey_bytes)
-            {
-                let e = prices::ecpus(trips, bytes);
-                let _ = writeln!(
-                    md,
-                    "\nThe consumer's Valkey invalidation ({} reads per message soak): {trips:.2} round trips and {bytes:.0} bytes per message, {e:.1} ECPUs: ${:.4} per million messages.",
-                    s.reads_per_message,
-                    prices::per_million(0.0, 0.0, e),
-                );
-            }
+        md.push('\n');
+        for s in &self.soaks {
+            let keys = s.keys_per_message as f64;
+            let (what, price) = match (s.message_valkey_round_trips, s.message_valkey_bytes) {
+                // One DEL a key (ECPUs are billed per command, a pipeline is several).
+                (Some(trips), Some(bytes)) => (
+                    format!("Valkey: {trips:.2} round trip(s), {keys:.0} DELs, {bytes:.0} bytes, {:.1} ECPUs", prices::ecpus(keys, bytes)),
+                    prices::per_million(0.0, 0.0, prices::ecpus(keys, bytes)),
+                ),
+                // A delete costs at least 1 write unit, absent items too; a cached item its size.
+                _ => (
+                    format!("DynamoDB cache: a BatchWriteItem of {keys:.0} deletes, at least {keys:.0} write units (a cached item's delete costs its size in KB)"),
+                    prices::per_million(0.0, keys, 0.0),
+                ),
+            };
+            let _ = writeln!(
+                md,
+                "- The consumer's invalidation per message ({} reads per message soak), {what}: {}${price:.4} per million messages.",
+                s.reads_per_message,
+                if s.backend == Backend::Dynamo { "at least " } else { "" },
+            );
         }
-        let _ = writeln!(
-            md,
-            "The DynamoDB cache's invalidation is a BatchWriteItem of deletes: at least 1 write unit per key (an absent item too), a cached key its size in KB ($0.625 per million write units; the cost table prices them per workload)."
-        );
         md
     }
 }
