@@ -418,7 +418,7 @@ impl Results {
         let _ = writeln!(md, "\n### The delay proxy, measured\n");
         let _ = writeln!(
             md,
-            "The fault proxy (`src/fault_proxy.rs`) sleeps on tokio's millisecond timer, which overshoots; \
+            "The fault proxy (`testkit/src/fault_proxy.rs`) sleeps on tokio's millisecond timer, which overshoots; \
              the bench lowers its sleep until the measured extra time of a GetItem through it, over a \
              direct one (median of 60 pairs), is the RTT asked for.\n"
         );
