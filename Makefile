@@ -24,9 +24,9 @@ java: ## Install Java 17 if there is none (DynamoDB Local runs on it)
 	@command -v java >/dev/null || { apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless; }
 
 .PHONY: redis-server
-redis-server: ## Install Debian's redis-server (and openssl) if absent: the Valkey cache's tests run it, TLS only
-	@command -v redis-server >/dev/null && command -v openssl >/dev/null \
-	  || { apt-get update -qq && apt-get install -y -qq redis-server openssl; }
+redis-server: ## Install Debian's redis-server, redis-cli and openssl if absent: the Valkey cache's tests run them, TLS only
+	@command -v redis-server >/dev/null && command -v redis-cli >/dev/null && command -v openssl >/dev/null \
+	  || { apt-get update -qq && apt-get install -y -qq redis-server redis-tools openssl; }
 
 .PHONY: dynamodb-local-fetch
 dynamodb-local-fetch: java $(DDB_LOCAL_JAR) ## Fetch the official DynamoDB Local (once) into .cache/

@@ -58,6 +58,14 @@ fn start_server(cluster: bool) -> Server {
             "{fix}"
         );
     }
+    assert!(
+        !cluster
+            || Command::new("redis-cli")
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success()),
+        "redis-cli is not installed: run `make redis-server` (Debian's redis-server brings redis-tools)"
+    );
     let free_port = || {
         TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
