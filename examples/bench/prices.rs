@@ -1,11 +1,14 @@
 //! AWS's published on-demand rates the bench turns its counts into dollars with, in one place.
 //!
-//! us-east-1, as AWS's pricing pages gave them in June 2026 (read from third-party copies: this
-//! machine cannot reach aws.amazon.com/pricing; ../shared/notes/toolchain.md has the same figures).
+//! us-east-1, read from third-party copies of AWS's pricing pages (this machine cannot reach
+//! aws.amazon.com/pricing): ElastiCache Serverless for Valkey's as a copy dated June 2026 gives them,
+//! DynamoDB on-demand's as they stand since AWS halved them in November 2024
+//! (../shared/notes/toolchain.md has the same figures).
 //! Check them before relying on a figure priced here: rates change.
 
 /// When the rates below were read, for the tables that quote them.
-pub const AS_OF: &str = "us-east-1, AWS's published rates as of June 2026";
+pub const AS_OF: &str =
+    "us-east-1, AWS's published rates: ElastiCache's as of June 2026, DynamoDB's since November 2024";
 
 /// DynamoDB on-demand: dollars per read request unit ($0.125 per million).
 pub const READ_UNIT: f64 = 0.125e-6;
