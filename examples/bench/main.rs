@@ -124,7 +124,7 @@ struct Args {
 const READS_MARKDOWN: &str = "reads.md";
 
 /// The read part run by a new process of this program (`--part reads`), on its own DynamoDB Local:
-/// after the write cells, this one answered every Query in ~180 ms (GetItem stayed ~1 ms), which a
+/// after the write cells, this one answered every Query in ~180 ms (GetItem stayed at 1-5 ms), which a
 /// fresh instance does in 2-10 ms (2026-12-07).
 fn reads_in_a_fresh_process(args: &Args) -> anyhow::Result<String> {
     let latencies: Vec<String> = args.latencies_ms.iter().map(u64::to_string).collect();

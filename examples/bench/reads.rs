@@ -447,6 +447,14 @@ pub async fn measure(
     })
 }
 
+/// A list as the tables name it: `200`, or `200 (limit 20)` for its first page.
+fn list(conversations: usize, limit: Option<u32>) -> String {
+    match limit {
+        None => conversations.to_string(),
+        Some(l) => format!("{conversations} (limit {l})"),
+    }
+}
+
 /// The DynamoDB requests, and the Valkey round trips when there are any.
 fn requests_text(requests: &BTreeMap<String, u64>, valkey_round_trips: Option<u64>) -> String {
     let dynamo = report::requests(requests);
@@ -594,9 +602,8 @@ impl Reads {
             let stats: Stats = report::stats(&c.runs_s).expect("runs");
             let _ = writeln!(
                 md,
-                "| {}{} | {} ms | {} | {} | {:.1} | {:.0} | {} | {} |",
-                c.conversations,
-                c.limit.map_or(String::new(), |l| format!(" (limit {l})")),
+                "| {} | {} ms | {} | {} | {:.1} | {:.0} | {} | {} |",
+                list(c.conversations, c.limit),
                 c.latency_ms,
                 c.mode.title(),
                 requests_text(&c.requests, c.valkey_round_trips),
@@ -667,6 +674,7 @@ impl Reads {
             return md;
         };
         let cells: Vec<&ReadCell> = self.cells.iter().filter(|c| c.latency_ms == rtt).collect();
+        // A read sends one command a round trip (HMGET; the lease and fill scripts on a miss).
         let ecpus = |c: &ReadCell| {
             c.valkey_round_trips.map_or(0.0, |trips| {
                 prices::ecpus(trips as f64, c.valkey_bytes.unwrap_or(0) as f64)
@@ -691,9 +699,8 @@ impl Reads {
         for c in &cells {
             let _ = writeln!(
                 md,
-                "| {}{} | {} | {:.1} | {:.0} | {} | {:.1} | {:.4} |",
-                c.conversations,
-                c.limit.map_or(String::new(), |l| format!(" (limit {l})")),
+                "| {} | {} | {:.1} | {:.0} | {} | {:.1} | {:.4} |",
+                list(c.conversations, c.limit),
                 c.mode.title(),
                 c.read_units,
                 c.write_units,
@@ -763,8 +770,8 @@ impl Reads {
                 };
                 let _ = writeln!(
                     md,
-                    "| {n}{} | {reads} reads per message: {:.1} % / {:.1} % | ${direct:.4} | ${dynamo:.4} | ${valkey:.4} | {break_even} | {floor_paid} |",
-                    limit.map_or(String::new(), |l| format!(" (limit {l})")),
+                    "| {} | {reads} reads per message: {:.1} % / {:.1} % | ${direct:.4} | ${dynamo:.4} | ${valkey:.4} | {break_even} | {floor_paid} |",
+                    list(n, limit),
                     100.0 * hd,
                     100.0 * hv,
                 );
