@@ -14,6 +14,11 @@ pub enum StreamError {
     NoStream { table: String },
     #[error("the shard iterator expired")]
     ExpiredIterator,
+    /// The position is older than the shard's oldest record. In AWS, records older than 24 hours
+    /// were trimmed. DynamoDB Local also says this when a shard was empty at the position and
+    /// other tables' writes moved its sequence numbers (they are global there) past it.
+    #[error("the shard's records at that position were trimmed")]
+    Trimmed,
     #[error("{operation} failed {detail}")]
     Request {
         operation: &'static str,
@@ -154,7 +159,16 @@ pub async fn iterator(
         .set_sequence_number(sequence_number)
         .send()
         .await
-        .map_err(|e| StreamError::request("GetShardIterator", e))?;
+        .map_err(|error| {
+            if error
+                .as_service_error()
+                .is_some_and(|e| e.is_trimmed_data_access_exception())
+            {
+                StreamError::Trimmed
+            } else {
+                StreamError::request("GetShardIterator", error)
+            }
+        })?;
     Ok(output.shard_iterator().map(str::to_owned))
 }
 
@@ -166,15 +180,10 @@ pub async fn records(client: &Client, iterator: &str) -> Result<Page, StreamErro
         .limit(1000)
         .send()
         .await
-        .map_err(|error| {
-            if error
-                .as_service_error()
-                .is_some_and(|e| e.is_expired_iterator_exception())
-            {
-                StreamError::ExpiredIterator
-            } else {
-                StreamError::request("GetRecords", error)
-            }
+        .map_err(|error| match error.as_service_error() {
+            Some(e) if e.is_expired_iterator_exception() => StreamError::ExpiredIterator,
+            Some(e) if e.is_trimmed_data_access_exception() => StreamError::Trimmed,
+            _ => StreamError::request("GetRecords", error),
         })?;
     Ok(Page {
         records: output.records().to_vec(),

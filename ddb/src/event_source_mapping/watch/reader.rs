@@ -148,29 +148,59 @@ impl ShardReader {
         streams: &Client,
         shard_id: &str,
     ) -> Result<Option<Page>, WatchError> {
-        let arn = &self.stream_arn;
         let iterator = match self.iterator.take() {
             Some(iterator) => iterator,
-            None => match stream::iterator(streams, arn, shard_id, &self.position).await? {
+            None => match self.open_iterator(streams, shard_id).await? {
                 Some(iterator) => iterator,
                 None => return Ok(None),
             },
         };
         match stream::records(streams, &iterator).await {
-            Ok(page) => Ok(Some(page)),
-            Err(StreamError::ExpiredIterator) => {
-                // A fresh iterator from where we are: nothing is skipped or read twice.
-                let fresh = stream::iterator(streams, arn, shard_id, &self.position).await?;
-                let Some(fresh) = fresh else {
-                    return Ok(None);
-                };
-                Ok(Some(stream::records(streams, &fresh).await?))
-            }
+            Ok(page) => return Ok(Some(page)),
+            // A fresh iterator from where we are: nothing is skipped or read twice.
+            Err(StreamError::ExpiredIterator) => {}
+            Err(StreamError::Trimmed) => self.skip_to_trim_horizon(shard_id),
             Err(error) => {
                 self.iterator = Some(iterator);
-                Err(error.into())
+                return Err(error.into());
             }
         }
+        let Some(fresh) = self.open_iterator(streams, shard_id).await? else {
+            return Ok(None);
+        };
+        Ok(Some(stream::records(streams, &fresh).await?))
+    }
+
+    /// An iterator at where reading is, or at the trim horizon if that position was trimmed.
+    async fn open_iterator(
+        &mut self,
+        streams: &Client,
+        shard_id: &str,
+    ) -> Result<Option<String>, StreamError> {
+        let arn = &self.stream_arn;
+        match stream::iterator(streams, arn, shard_id, &self.position).await {
+            Err(StreamError::Trimmed) => {
+                self.skip_to_trim_horizon(shard_id);
+                stream::iterator(streams, &self.stream_arn, shard_id, &self.position).await
+            }
+            opened => opened,
+        }
+    }
+
+    /// The stream no longer has the records at our position: reading goes on from the oldest
+    /// record it has. Retrying the same iterator would fail for ever and read nothing more.
+    fn skip_to_trim_horizon(&mut self, shard_id: &str) {
+        match &self.position {
+            // Nothing was read from the shard yet (and a LATEST iterator only trims when the shard
+            // was empty at the first look), so nothing is skipped: DynamoDB Local's case.
+            Position::TrimHorizon | Position::Latest => {
+                tracing::debug!(shard = %shard_id, "the iterator was before the shard's oldest record; reading from the trim horizon");
+            }
+            Position::At(sequence_number) | Position::After(sequence_number) => {
+                tracing::warn!(shard = %shard_id, after = %sequence_number, "records after this sequence number were trimmed from the stream before they were read; reading on from the trim horizon");
+            }
+        }
+        self.position = Position::TrimHorizon;
     }
 
     /// Counts the page's records and queues those the filter passes, each in its key's lane.
