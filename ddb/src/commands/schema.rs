@@ -37,6 +37,23 @@ fn string_attribute(name: &str) -> AttributeDefinition {
         .expect("name and type are set")
 }
 
+/// The table's keys, as created and as checked.
+fn table_keys() -> Vec<KeySchemaElement> {
+    vec![key(PK_ATTR, KeyType::Hash), key(SK_ATTR, KeyType::Range)]
+}
+
+/// The GSI's keys (a group's rows, by last message) and projection: created with the table, added
+/// to a table without it, and checked.
+fn group_index_keys() -> Vec<KeySchemaElement> {
+    vec![key(GROUP_ATTR, KeyType::Hash), key(SK_ATTR, KeyType::Range)]
+}
+
+fn all_attributes() -> Projection {
+    Projection::builder()
+        .projection_type(ProjectionType::All)
+        .build()
+}
+
 /// Creates the table with its GSI and stream (on-demand billing); an existing table is fine.
 pub async fn create_table(
     client: &Client,
@@ -45,13 +62,8 @@ pub async fn create_table(
 ) -> Result<Created, LocalError> {
     let gsi = GlobalSecondaryIndex::builder()
         .index_name(index)
-        .key_schema(key(GROUP_ATTR, KeyType::Hash))
-        .key_schema(key(SK_ATTR, KeyType::Range))
-        .projection(
-            Projection::builder()
-                .projection_type(ProjectionType::All)
-                .build(),
-        )
+        .set_key_schema(Some(group_index_keys()))
+        .projection(all_attributes())
         .build()
         .expect("name and key schema are set");
     let result = client
@@ -60,8 +72,7 @@ pub async fn create_table(
         .attribute_definitions(string_attribute(PK_ATTR))
         .attribute_definitions(string_attribute(SK_ATTR))
         .attribute_definitions(string_attribute(GROUP_ATTR))
-        .key_schema(key(PK_ATTR, KeyType::Hash))
-        .key_schema(key(SK_ATTR, KeyType::Range))
+        .set_key_schema(Some(table_keys()))
         .global_secondary_indexes(gsi)
         .billing_mode(BillingMode::PayPerRequest)
         .stream_specification(
@@ -131,15 +142,18 @@ impl std::fmt::Display for Difference {
         match self {
             Self::Keys { found } => write!(
                 f,
-                "key schema is {found}; the function needs {PK_ATTR} (HASH, S) and {SK_ATTR} (RANGE, S)"
+                "key schema is {found}; the function needs {}",
+                describe_string_keys(&table_keys())
             ),
             Self::NoIndex { index } => write!(
                 f,
-                "no index {index}; the function needs it: HASH {GROUP_ATTR} (S), RANGE {SK_ATTR} (S), projection ALL"
+                "no index {index}; the function needs it: {}, projection ALL",
+                describe_string_keys(&group_index_keys())
             ),
             Self::IndexShape { index, found } => write!(
                 f,
-                "index {index} is {found}; the function needs HASH {GROUP_ATTR} (S), RANGE {SK_ATTR} (S), projection ALL"
+                "index {index} is {found}; the function needs {}, projection ALL",
+                describe_string_keys(&group_index_keys())
             ),
             Self::NoStream => write!(f, "no stream; the function needs a NEW_IMAGE stream"),
             Self::StreamView { found } => write!(
@@ -163,6 +177,15 @@ fn describe_keys(keys: &[KeySchemaElement], types: &[AttributeDefinition]) -> St
         .join(" + ")
 }
 
+/// How [`describe_keys`] shows `keys` when each is a string attribute, as the function needs.
+fn describe_string_keys(keys: &[KeySchemaElement]) -> String {
+    let types: Vec<AttributeDefinition> = keys
+        .iter()
+        .map(|k| string_attribute(k.attribute_name()))
+        .collect();
+    describe_keys(keys, &types)
+}
+
 /// Compares the existing `table` with what the function needs: keys, the GSI, the stream.
 pub async fn check(
     client: &Client,
@@ -181,7 +204,7 @@ pub async fn check(
     let types = t.attribute_definitions();
     let mut differences = Vec::new();
     let keys = describe_keys(t.key_schema(), types);
-    if keys != format!("{PK_ATTR} (HASH, S) + {SK_ATTR} (RANGE, S)") {
+    if keys != describe_string_keys(&table_keys()) {
         differences.push(Difference::Keys { found: keys });
     }
     match t
@@ -198,8 +221,8 @@ pub async fn check(
                 .projection()
                 .and_then(|p| p.projection_type())
                 .map_or("no projection", |p| p.as_str());
-            if keys != format!("{GROUP_ATTR} (HASH, S) + {SK_ATTR} (RANGE, S)")
-                || projection != "ALL"
+            if keys != describe_string_keys(&group_index_keys())
+                || projection != ProjectionType::All.as_str()
             {
                 differences.push(Difference::IndexShape {
                     index: index.to_owned(),
@@ -236,13 +259,8 @@ pub async fn fix(
             Difference::NoIndex { .. } => {
                 let create = aws_sdk_dynamodb::types::CreateGlobalSecondaryIndexAction::builder()
                     .index_name(index)
-                    .key_schema(key(GROUP_ATTR, KeyType::Hash))
-                    .key_schema(key(SK_ATTR, KeyType::Range))
-                    .projection(
-                        Projection::builder()
-                            .projection_type(ProjectionType::All)
-                            .build(),
-                    )
+                    .set_key_schema(Some(group_index_keys()))
+                    .projection(all_attributes())
                     .build()
                     .expect("name, keys and projection are set");
                 client
@@ -519,6 +537,22 @@ impl std::fmt::Display for Found<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_difference_names_the_keys_the_table_is_created_with() {
+        let keys = Difference::Keys {
+            found: "id (HASH, S)".into(),
+        };
+        assert_eq!(
+            keys.to_string(),
+            "key schema is id (HASH, S); the function needs pk (HASH, S) + sk (RANGE, S)"
+        );
+        let index = Difference::NoIndex { index: "g".into() };
+        assert_eq!(
+            index.to_string(),
+            "no index g; the function needs it: message_group_uuid (HASH, S) + sk (RANGE, S), projection ALL"
+        );
+    }
 
     #[test]
     fn the_status_says_whether_the_table_ends_as_the_function_needs_it() {
