@@ -3,7 +3,7 @@
 //! table's TTL specification, errors and throttling as misses, the lease protocol against the
 //! stale-fill race in every interleaving, and the consumer keeping both cached lists exact.
 
-use testkit::bin::{self, Flags as _};
+use testkit::bin;
 use testkit::items::{event, group_row, message_item_with_uuid, message_record};
 use testkit::{items, local, valkey};
 
@@ -1585,9 +1585,7 @@ fn ddb(table: &str, args: &[&str]) -> std::process::Output {
 }
 
 fn ddb_command(table: &str) -> std::process::Command {
-    let mut command = bin::command(bin::ddb());
-    command.endpoint(local::endpoint()).table(table);
-    command
+    bin::ddb_on(local::endpoint(), table)
 }
 
 #[test]

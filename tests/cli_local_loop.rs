@@ -10,19 +10,13 @@ use aws_sdk_dynamodb::types::{
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::process::{Command, Output, Stdio};
-use testkit::bin::{self, json_lines, ok, stderr, stdout, Flags as _};
+use testkit::bin::{self, json_lines, ok, run_ddb as ddb, stderr, stdout};
 use testkit::local;
 
 fn ddb_command(endpoint: &str, table: &str, args: &[&str]) -> Command {
-    let mut command = bin::command(bin::ddb());
-    command.endpoint(endpoint).table(table).args(args);
+    let mut command = bin::ddb_on(endpoint, table);
+    command.args(args);
     command
-}
-
-fn ddb(endpoint: &str, table: &str, args: &[&str]) -> Output {
-    ddb_command(endpoint, table, args)
-        .output()
-        .expect("run ddb")
 }
 
 fn ddb_with_stdin(endpoint: &str, table: &str, args: &[&str], input: &[u8]) -> Output {

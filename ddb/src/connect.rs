@@ -11,12 +11,19 @@ use crate::commands::CommandError;
 use crate::output;
 use aws_config::SdkConfig;
 use messaging_stream::aws::Connection;
-use messaging_stream::cache::valkey::{Endpoint, Password, ValkeyCache};
+use messaging_stream::cache::valkey::{self, Endpoint, Password, ValkeyCache};
 use messaging_stream::config::ConfigError;
 use messaging_stream::metrics::{Metrics, MetricsConfig, Output as MetricsOutput};
 use messaging_stream::{App, Config};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// The bound of a read, lease or fill of the Valkey cache from `ddb`, connecting included. Each run
+/// is a new process whose first connection pays TLS's one-time set-up inside that bound: a debug
+/// build's first `get` took 84 ms on this 2-core machine idle and 170-210 ms beside four busy loops
+/// (a throwaway test, 2026-12-07), and a run under a parallel build once missed the 500 ms default,
+/// which is for readers that keep their connection. A timeout is still a miss, never a failure.
+pub const CLI_READ_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Where the Makefile runs DynamoDB Local.
 const LOCAL_ENDPOINT: &str = "http://127.0.0.1:8000";
@@ -185,7 +192,7 @@ impl Session {
         })
     }
 
-    /// The Valkey cache `VALKEY_ENDPOINT` names, if any: as the function connects (IAM tokens signed
+    /// The Valkey cache `VALKEY_ENDPOINT` names, if any (reads bounded by [`CLI_READ_TIMEOUT`]): as the function connects (IAM tokens signed
     /// with this session's credentials and region) or, with `VALKEY_PASSWORD` (a local server's ACL
     /// user; never the function's), with that password. `VALKEY_CA_FILE`: a CA certificate (PEM) to
     /// trust instead of the system's roots (a local server's).
@@ -204,7 +211,8 @@ impl Session {
                 self.sdk.credentials_provider(),
                 self.sdk.region().map(ToString::to_string),
             ),
-        };
+        }
+        .with_timeouts(CLI_READ_TIMEOUT, valkey::INVALIDATE_TIMEOUT);
         if let Ok(path) = std::env::var("VALKEY_CA_FILE") {
             let pem = std::fs::read(&path).map_err(|_| ConfigError {
                 variable: "VALKEY_CA_FILE",

@@ -1,17 +1,7 @@
 //! The `ddb` binary against DynamoDB Local: every subcommand, as a developer runs it.
 
-use std::process::Output;
-use testkit::bin::{self, json_lines, stderr, stdout, Flags as _};
+use testkit::bin::{json_lines, run_ddb as ddb, seeded_table, stderr, stdout};
 use testkit::local;
-
-fn ddb(endpoint: &str, table: &str, args: &[&str]) -> Output {
-    bin::command(env!("CARGO_BIN_EXE_ddb"))
-        .endpoint(endpoint)
-        .table(table)
-        .args(args)
-        .output()
-        .expect("run ddb")
-}
 
 #[test]
 fn schema_load_is_idempotent_and_replay_prints_one_response_per_file() {
@@ -68,17 +58,6 @@ fn replay_of_unreadable_input_fails_with_a_clear_message() {
             "{stderr}"
         );
     }
-}
-
-/// A seeded table of its own on this binary's DynamoDB Local.
-fn seeded_table() -> (&'static str, String) {
-    let endpoint = local::endpoint();
-    let table = local::unique_table();
-    for step in ["schema-load", "seed"] {
-        let output = ddb(endpoint, &table, &[step]);
-        assert!(output.status.success(), "{step}: {output:?}");
-    }
-    (endpoint, table)
 }
 
 const ANDREW_LONDO: &str = "8f1a3c5e-7b9d-4e2f-a6c8-0d4e6f8a1c05";

@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::{
 };
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
-use testkit::bin::{self, ok, stderr, stdout, Flags as _};
+use testkit::bin::{self, ok, seeded_table, stderr, stdout};
 use testkit::fault_proxy::{Fault, FaultPlan, Proxy};
 use testkit::{items, local};
 
@@ -23,9 +23,8 @@ fn ddb_command(args: &[&str]) -> Command {
 }
 
 fn ddb(endpoint: &str, table: &str, args: &[&str]) -> Output {
-    ddb_command(&[])
-        .endpoint(endpoint)
-        .table(table)
+    bin::ddb_on(endpoint, table)
+        .env("COLUMNS", "120")
         .args(args)
         .output()
         .expect("run ddb")
@@ -34,14 +33,6 @@ fn ddb(endpoint: &str, table: &str, args: &[&str]) -> Output {
 fn closed_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().port()
-}
-
-fn seeded_table() -> (&'static str, String) {
-    let endpoint = local::endpoint();
-    let table = local::unique_table();
-    ok(ddb(endpoint, &table, &["schema-load"]));
-    ok(ddb(endpoint, &table, &["seed"]));
-    (endpoint, table)
 }
 
 #[test]

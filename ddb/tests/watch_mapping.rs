@@ -13,17 +13,8 @@ use std::collections::HashMap;
 use std::process::Output;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use testkit::bin::{self, stderr, Flags as _};
+use testkit::bin::{run_ddb as ddb, stderr};
 use testkit::{items, local};
-
-fn ddb(endpoint: &str, table: &str, args: &[&str]) -> Output {
-    bin::command(env!("CARGO_BIN_EXE_ddb"))
-        .endpoint(endpoint)
-        .table(table)
-        .args(args)
-        .output()
-        .expect("run ddb")
-}
 
 fn stats(output: &Output) -> Value {
     let text = String::from_utf8_lossy(&output.stdout);

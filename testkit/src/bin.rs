@@ -99,6 +99,33 @@ pub fn ok(output: std::process::Output) -> std::process::Output {
     output
 }
 
+/// The workspace's `ddb` ([`ddb()`], settings cleared) on `table` at `endpoint`: add its arguments.
+pub fn ddb_on(endpoint: &str, table: &str) -> Command {
+    let mut ddb = command(ddb());
+    ddb.endpoint(endpoint).table(table);
+    ddb
+}
+
+/// `ddb args` on `table` at `endpoint`, run to its end.
+pub fn run_ddb(endpoint: &str, table: &str, args: &[&str]) -> std::process::Output {
+    ddb_on(endpoint, table)
+        .args(args)
+        .output()
+        .expect("run ddb")
+}
+
+/// A table of its own on this test binary's DynamoDB Local, made and seeded by `ddb schema-load`
+/// and `ddb seed`: (endpoint, table).
+pub fn seeded_table() -> (&'static str, String) {
+    let endpoint = crate::local::endpoint();
+    let table = crate::local::unique_table();
+    for step in ["schema-load", "seed"] {
+        let output = run_ddb(endpoint, &table, &[step]);
+        assert!(output.status.success(), "ddb {step}: {output:?}");
+    }
+    (endpoint, table)
+}
+
 /// The path of the workspace's `ddb` binary, built from the current sources.
 pub fn ddb() -> PathBuf {
     let exe = std::env::current_exe().expect("the test executable's path");
