@@ -568,7 +568,7 @@ async fn a_shard_empty_at_the_first_look_is_read_after_other_tables_writes() {
     // DynamoDB Local numbers stream records across all its tables. An iterator taken on an empty
     // shard stays at the shard's start; once other tables' writes have moved the numbers on, this
     // table's first record is past it and GetRecords answers TrimmedDataAccessException, for ever
-    // with the same iterator (a CI run read nothing for 30 s that way).
+    // with the same iterator: the one way we found to read nothing at all, as a CI run did for 30 s.
     let table = TestTable::new().await;
     let other = TestTable::new().await;
     let (trigger, invocations) = trigger(&table, table.app.clone(), options(None)).await;

@@ -192,10 +192,11 @@ impl Session {
         })
     }
 
-    /// The Valkey cache `VALKEY_ENDPOINT` names, if any (reads bounded by [`CLI_READ_TIMEOUT`]): as the function connects (IAM tokens signed
-    /// with this session's credentials and region) or, with `VALKEY_PASSWORD` (a local server's ACL
-    /// user; never the function's), with that password. `VALKEY_CA_FILE`: a CA certificate (PEM) to
-    /// trust instead of the system's roots (a local server's).
+    /// The Valkey cache `VALKEY_ENDPOINT` names, if any, its reads bounded by [`CLI_READ_TIMEOUT`]:
+    /// as the function connects (IAM tokens signed with this session's credentials and region) or,
+    /// with `VALKEY_PASSWORD` (a local server's ACL user; never the function's), with that password.
+    /// `VALKEY_CA_FILE`: a CA certificate (PEM) to trust instead of the system's roots (a local
+    /// server's).
     pub fn valkey_cache(&self) -> Result<Option<ValkeyCache>, CommandError> {
         let Some(settings) = &self.config.valkey else {
             return Ok(None);

@@ -42,12 +42,13 @@ fn table_keys() -> Vec<KeySchemaElement> {
     vec![key(PK_ATTR, KeyType::Hash), key(SK_ATTR, KeyType::Range)]
 }
 
-/// The GSI's keys (a group's rows, by last message) and projection: created with the table, added
-/// to a table without it, and checked.
+/// The GSI's keys (a group's rows, by last message): created with the table, added to a table
+/// without it, and checked.
 fn group_index_keys() -> Vec<KeySchemaElement> {
     vec![key(GROUP_ATTR, KeyType::Hash), key(SK_ATTR, KeyType::Range)]
 }
 
+/// The GSI's projection: every attribute.
 fn all_attributes() -> Projection {
     Projection::builder()
         .projection_type(ProjectionType::All)
