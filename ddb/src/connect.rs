@@ -20,9 +20,10 @@ use std::time::Duration;
 
 /// The bound of a read, lease or fill of the Valkey cache from `ddb`, connecting included. Each run
 /// is a new process whose first connection pays TLS's one-time set-up inside that bound: a debug
-/// build's first `get` took 84 ms on this 2-core machine idle and 170-210 ms beside four busy loops
-/// (a throwaway test, 2026-12-07), and a run under a parallel build once missed the 500 ms default,
-/// which is for readers that keep their connection. A timeout is still a miss, never a failure.
+/// build's first `get` took 84 ms on this 2-core machine idle and 168-213 ms beside four busy loops
+/// (a throwaway test, 2026-12-07), and a test of `ddb` beside a parallel build once got a miss where
+/// it expected a fill, most likely the 500 ms default (meant for readers that keep their connection).
+/// A timeout is still a miss, never a failure.
 pub const CLI_READ_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Where the Makefile runs DynamoDB Local.

@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::{
 };
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
-use testkit::bin::{self, ok, seeded_table, stderr, stdout};
+use testkit::bin::{self, ok, seeded_table, stderr, stdout, Flags as _};
 use testkit::fault_proxy::{Fault, FaultPlan, Proxy};
 use testkit::{items, local};
 
@@ -23,8 +23,9 @@ fn ddb_command(args: &[&str]) -> Command {
 }
 
 fn ddb(endpoint: &str, table: &str, args: &[&str]) -> Output {
-    bin::ddb_on(endpoint, table)
-        .env("COLUMNS", "120")
+    ddb_command(&[])
+        .endpoint(endpoint)
+        .table(table)
         .args(args)
         .output()
         .expect("run ddb")
